@@ -1,0 +1,244 @@
+package core
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"mime"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// maxResponseBytes bounds every read of a token endpoint answer, as
+// golang.org/x/oauth2 does.
+const maxResponseBytes = 1 << 20
+
+// maxExpiresIn is the longest access-token lifetime accepted (400 days);
+// anything longer is treated as a broken answer.
+const maxExpiresIn = 400 * 24 * 60 * 60
+
+// requestToken sends one refresh_token grant to the token endpoint and
+// returns the server's answer. It sends the refresh token exactly once: it
+// never retries and never tries another authentication method.
+func (r *Refresher) requestToken(ctx context.Context, refreshToken string) (*Token, error) {
+	form := url.Values{
+		"grant_type":    {"refresh_token"},
+		"refresh_token": {refreshToken},
+		"client_id":     {r.cfg.ClientID},
+	}
+	if r.cfg.AuthMethod == ClientSecretPost {
+		form.Set("client_secret", r.cfg.ClientSecret)
+	}
+	if r.cfg.Scope != "" {
+		form.Set("scope", r.cfg.Scope)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, r.cfg.TokenURL, strings.NewReader(form.Encode()))
+	if err != nil {
+		return nil, fmt.Errorf("%w: TokenURL: %v", ErrMisconfigured, err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Accept", "application/json")
+	if r.cfg.AuthMethod == ClientSecretBasic {
+		// RFC 6749 section 2.3.1: both parts are form-encoded first.
+		req.SetBasicAuth(url.QueryEscape(r.cfg.ClientID), url.QueryEscape(r.cfg.ClientSecret))
+	}
+	resp, err := r.cfg.HTTPClient.Do(req)
+	if err != nil {
+		return nil, &transientError{err: scrubURLError(err)}
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes+1))
+	if err != nil {
+		return nil, &transientError{err: fmt.Errorf("reading answer: %w", err)}
+	}
+	if len(body) > maxResponseBytes {
+		return nil, &ResponseError{StatusCode: resp.StatusCode, ContentType: resp.Header.Get("Content-Type"),
+			Reason: "answer larger than 1 MiB"}
+	}
+	tok, err := ParseTokenResponse(resp.StatusCode, resp.Header, body, r.cfg.Now())
+	if err != nil {
+		return nil, r.scrub(err)
+	}
+	return tok, nil
+}
+
+// scrubURLError keeps the cause of a transport error but drops the
+// *url.Error wrapper, whose message repeats the URL.
+func scrubURLError(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return fmt.Errorf("%s: %w", ue.Op, ue.Err)
+	}
+	return err
+}
+
+// scrub removes the client's secrets from the server-controlled text of an
+// error answer, in case a server echoes what it received.
+func (r *Refresher) scrub(err error) error {
+	var te *TokenError
+	if errors.As(err, &te) && r.cfg.ClientSecret != "" {
+		te.Description = strings.ReplaceAll(te.Description, r.cfg.ClientSecret, redacted)
+	}
+	return err
+}
+
+// ParseTokenResponse decodes a token endpoint answer (RFC 6749 section 5,
+// SMART App Launch) received at now. A 2xx answer must be a JSON object with
+// a non-empty access_token and a token_type of Bearer (in any case; a
+// missing token_type is taken as Bearer). expires_in may be a number or a
+// numeric string, or missing (then Expiry is zero). Every field other than
+// the ones Token names goes into Extra.
+//
+// Other answers become a *TokenError; unusable 2xx answers a *ResponseError.
+func ParseTokenResponse(status int, header http.Header, body []byte, now time.Time) (*Token, error) {
+	ctype := header.Get("Content-Type")
+	if status < 200 || status > 299 {
+		return nil, parseErrorResponse(status, header, body)
+	}
+	bad := func(reason string) error {
+		return &ResponseError{StatusCode: status, ContentType: ctype, Reason: reason}
+	}
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(body, &fields); err != nil || fields == nil {
+		return nil, bad("not a JSON object")
+	}
+	t := &Token{}
+	str := func(name string, dst *string) error {
+		raw, ok := fields[name]
+		if !ok {
+			return nil
+		}
+		delete(fields, name)
+		if string(raw) == "null" {
+			return nil
+		}
+		if err := json.Unmarshal(raw, dst); err != nil {
+			return bad(name + " is not a string")
+		}
+		return nil
+	}
+	for name, dst := range map[string]*string{
+		"access_token": &t.AccessToken, "token_type": &t.TokenType,
+		"refresh_token": &t.RefreshToken, "scope": &t.Scope,
+		"id_token": &t.IDToken, "patient": &t.Patient, "encounter": &t.Encounter,
+	} {
+		if err := str(name, dst); err != nil {
+			return nil, err
+		}
+	}
+	if t.AccessToken == "" {
+		return nil, bad("access_token is missing or empty")
+	}
+	if t.TokenType == "" {
+		t.TokenType = "Bearer"
+	} else if !strings.EqualFold(t.TokenType, "bearer") {
+		return nil, bad("token_type " + strconv.Quote(t.TokenType) + " is not Bearer")
+	}
+	if raw, ok := fields["expires_in"]; ok {
+		delete(fields, "expires_in")
+		secs, err := parseExpiresIn(raw)
+		if err != nil {
+			return nil, bad(err.Error())
+		}
+		if secs > 0 {
+			t.Expiry = now.Add(time.Duration(secs) * time.Second)
+		}
+	}
+	if len(fields) > 0 {
+		t.Extra = make(map[string]any, len(fields))
+		for k, raw := range fields {
+			var v any
+			if err := json.Unmarshal(raw, &v); err != nil {
+				return nil, bad(k + " is not valid JSON")
+			}
+			t.Extra[k] = v
+		}
+	}
+	return t, nil
+}
+
+// parseExpiresIn accepts a JSON number or numeric string of seconds, or null.
+// It returns 0 for null.
+func parseExpiresIn(raw json.RawMessage) (int64, error) {
+	raw = bytes.TrimSpace(raw)
+	if string(raw) == "null" {
+		return 0, nil
+	}
+	if len(raw) > 0 && raw[0] == '"' {
+		var s string
+		if err := json.Unmarshal(raw, &s); err != nil {
+			return 0, errorString("expires_in is not a number")
+		}
+		raw = []byte(strings.TrimSpace(s))
+	}
+	f, err := strconv.ParseFloat(string(raw), 64)
+	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
+		return 0, errorString("expires_in is not a number")
+	}
+	if f <= 0 || f > maxExpiresIn {
+		return 0, errorString("expires_in " + strconv.FormatFloat(f, 'f', -1, 64) + " is out of range")
+	}
+	return int64(f), nil
+}
+
+// parseErrorResponse turns a non-2xx answer into a *TokenError.
+func parseErrorResponse(status int, header http.Header, body []byte) error {
+	te := &TokenError{StatusCode: status, RetryAfter: parseRetryAfter(header.Get("Retry-After"), time.Now())}
+	var e struct {
+		Code        string `json:"error"`
+		Description string `json:"error_description"`
+		URI         string `json:"error_uri"`
+	}
+	mt, _, _ := mime.ParseMediaType(header.Get("Content-Type"))
+	if err := json.Unmarshal(body, &e); err == nil && e.Code != "" {
+		te.Code = limit(e.Code, 64)
+		te.Description = limit(e.Description, 256)
+		te.URI = limit(e.URI, 256)
+		return te
+	}
+	if mt == "" {
+		mt = "none"
+	}
+	te.ContentType = limit(mt, 64)
+	return te
+}
+
+// parseRetryAfter reads a Retry-After header: seconds or an HTTP date.
+func parseRetryAfter(v string, now time.Time) time.Duration {
+	if v == "" {
+		return 0
+	}
+	if s, err := strconv.Atoi(strings.TrimSpace(v)); err == nil {
+		if s > 0 && s < 24*60*60 {
+			return time.Duration(s) * time.Second
+		}
+		return 0
+	}
+	if t, err := http.ParseTime(v); err == nil && t.After(now) && t.Sub(now) < 24*time.Hour {
+		return t.Sub(now)
+	}
+	return 0
+}
+
+// limit cuts s to at most n bytes of printable text.
+func limit(s string, n int) string {
+	s = strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return -1
+		}
+		return r
+	}, s)
+	if len(s) > n {
+		s = strings.ToValidUTF8(s[:n], "") + "…"
+	}
+	return s
+}
+
+func jsonMarshal(v any) ([]byte, error) { return json.Marshal(v) }

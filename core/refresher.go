@@ -1,0 +1,241 @@
+package core
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"golang.org/x/sync/singleflight"
+)
+
+// A Refresher hands out a valid access token for the session of a request,
+// refreshing it when it is about to expire or when the FHIR server rejected
+// it, and persisting the rotated token in the session.
+//
+// Its one promise: a refresh token is never sent to the token endpoint
+// twice by this process. Concurrent requests share one refresh; a request
+// holding a stale copy of the session gets the grant's newest token instead
+// of redeeming its old refresh token again. See the package documentation.
+//
+// A Refresher is safe for concurrent use; create one per token endpoint and
+// client, and share it.
+type Refresher struct {
+	cfg     Config
+	flights singleflight.Group // keyed by refresh-token fingerprint
+	ledger  *ledger
+}
+
+// maxChain bounds how many ledger steps a refresh follows; a chain is
+// normally one or two steps long.
+const maxChain = 8
+
+// New returns a Refresher for cfg, or a *ConfigError naming the first field
+// that is wrong.
+func New(cfg Config) (*Refresher, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	ttl := cfg.Sessions.Lifetime
+	if ttl <= 0 {
+		ttl = 24 * time.Hour
+	}
+	return &Refresher{cfg: cfg, ledger: newLedger(ttl)}, nil
+}
+
+// Save stores tok in the session of ctx and commits the session, after the
+// app obtained tok (typically by exchanging an authorization code). It
+// first renews the session token, as a login should, to prevent session
+// fixation.
+func (r *Refresher) Save(ctx context.Context, tok *Token) error {
+	if tok == nil || tok.AccessToken == "" {
+		return ErrInvalidToken
+	}
+	if _, ok := r.get(ctx); !ok {
+		return ErrNoSession
+	}
+	if err := r.cfg.Sessions.RenewToken(ctx); err != nil {
+		return err
+	}
+	t := *tok
+	return r.store(ctx, &record{Token: t, Obtained: r.cfg.Now()})
+}
+
+// Token returns a valid token for the session of ctx. When the stored token
+// is within Leeway of its expiry, Token refreshes it first (sharing the
+// refresh with every other request of the same grant) and stores the new
+// one in the session.
+//
+// The error matches ErrReauthRequired when the user must authorize again,
+// ErrTransient when the token endpoint failed in a way that may pass (the
+// stored token is kept), or ErrMisconfigured. A cancelled ctx stops the
+// wait, not the shared refresh.
+func (r *Refresher) Token(ctx context.Context) (*Token, error) {
+	rec, err := r.load(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if !r.due(rec) || rec.Token.RefreshToken == "" && rec.Token.Valid(r.cfg.Now()) {
+		return &rec.Token, nil
+	}
+	rec, err = r.refresh(ctx, rec)
+	if err != nil {
+		return nil, err
+	}
+	return &rec.Token, nil
+}
+
+// refreshAfter401 returns the token to retry with after the FHIR server
+// answered 401 to rejected: the session's token if another request already
+// replaced it, otherwise a refreshed one.
+func (r *Refresher) refreshAfter401(ctx context.Context, rejected *Token) (*Token, error) {
+	rec, err := r.load(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if rec.Token.AccessToken == rejected.AccessToken || r.due(rec) {
+		if rec, err = r.refresh(ctx, rec); err != nil {
+			return nil, err
+		}
+	}
+	return &rec.Token, nil
+}
+
+// due reports whether rec's access token should be refreshed now. The
+// margin before expiry is Leeway, or a quarter of the token's lifetime when
+// that is shorter, so that a token just obtained is never due.
+func (r *Refresher) due(rec *record) bool {
+	exp := rec.Token.Expiry
+	if exp.IsZero() {
+		return false
+	}
+	margin := r.cfg.Leeway
+	if life := exp.Sub(rec.Obtained); life > 0 && life/4 < margin {
+		margin = life / 4
+	}
+	return !r.cfg.Now().Before(exp.Add(-margin))
+}
+
+// refresh is the refresh algorithm; every refresh goes through it.
+//
+//  1. If cur's refresh token was already redeemed by this process (cur is a
+//     stale copy, or another request refreshed a moment ago), take the
+//     grant's newest token from the ledger. If that one is still good, use
+//     it without a token call; if it is due too, refresh it instead.
+//  2. Otherwise redeem the refresh token in a flight shared by every caller
+//     holding the same refresh token: one token call, whose result every
+//     caller stores in its own copy of the session.
+//
+// The token call runs on a context detached from any caller, so a caller
+// whose request is cancelled stops waiting without cancelling it.
+func (r *Refresher) refresh(ctx context.Context, cur *record) (*record, error) {
+	for range maxChain {
+		if cur.Token.RefreshToken == "" {
+			r.remove(ctx)
+			return nil, ErrNoRefreshToken
+		}
+		fp := fingerprintOf(cur.Token.RefreshToken)
+		if next := r.ledger.newest(fp, r.cfg.Now()); next != nil {
+			if r.due(next) {
+				cur = next
+				continue
+			}
+			r.store(ctx, next)
+			return next, nil
+		}
+		ch := r.flights.DoChan(string(fp[:]), func() (any, error) {
+			return r.redeem(ctx, fp, cur)
+		})
+		select {
+		case res := <-ch:
+			if res.Err != nil {
+				if errors.Is(res.Err, ErrReauthRequired) {
+					r.remove(ctx)
+				}
+				return nil, res.Err
+			}
+			next := res.Val.(*record)
+			if r.due(next) && next.Token.RefreshToken != cur.Token.RefreshToken {
+				// The flight found an older redemption in the ledger.
+				cur = next
+				continue
+			}
+			r.store(ctx, next)
+			return next, nil
+		case <-ctx.Done():
+			return nil, context.Cause(ctx)
+		}
+	}
+	return nil, errors.New("smartrefresh: refresh chain too long")
+}
+
+// redeem makes the one token call for the refresh token fp of cur. It runs
+// once per flight; ctx is the session of the caller that started it.
+func (r *Refresher) redeem(ctx context.Context, fp fingerprint, cur *record) (*record, error) {
+	// A flight that finished between the caller's ledger look-up and this
+	// one's start has already redeemed fp.
+	if next := r.ledger.newest(fp, r.cfg.Now()); next != nil {
+		return next, nil
+	}
+	callCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.RefreshTimeout)
+	defer cancel()
+	start := r.cfg.Now()
+	tok, err := r.requestToken(callCtx, cur.Token.RefreshToken)
+	elapsed := r.cfg.Now().Sub(start)
+	if err != nil {
+		r.logFailure(ctx, err, elapsed)
+		return nil, err
+	}
+	next := &record{Token: *merge(&cur.Token, tok), Obtained: start, Refreshes: cur.Refreshes + 1}
+	r.ledger.redeem(fp, next, start)
+	// Persist at once in the starting caller's session, whatever becomes of
+	// that caller's request.
+	r.store(context.WithoutCancel(ctx), next)
+	rotated := tok.RefreshToken != "" && tok.RefreshToken != cur.Token.RefreshToken
+	r.cfg.Logger.DebugContext(ctx, "smartrefresh: token refreshed",
+		"rotated", rotated, "duration", elapsed, "expiry", next.Token.Expiry)
+	if r.cfg.OnRefresh != nil {
+		r.cfg.OnRefresh(RefreshInfo{Rotated: rotated, Duration: elapsed, Expiry: next.Token.Expiry})
+	}
+	return next, nil
+}
+
+func (r *Refresher) logFailure(ctx context.Context, err error, elapsed time.Duration) {
+	switch {
+	case errors.Is(err, ErrReauthRequired):
+		r.cfg.Logger.InfoContext(ctx, "smartrefresh: refresh token rejected, re-authorization required", "error", err)
+	case errors.Is(err, ErrTransient):
+		r.cfg.Logger.WarnContext(ctx, "smartrefresh: refresh failed, token kept", "error", err, "duration", elapsed)
+	default:
+		r.cfg.Logger.ErrorContext(ctx, "smartrefresh: refresh failed, check the configuration", "error", err)
+	}
+}
+
+// SessionInfo is what a session's token says about itself, without its
+// secrets.
+type SessionInfo struct {
+	Expiry          time.Time
+	Scope           string
+	Patient         string
+	Encounter       string
+	HasRefreshToken bool
+	// Refreshes counts the refreshes since the token was saved.
+	Refreshes int
+}
+
+// Info describes the token in the session of ctx without refreshing it. The
+// error is ErrNoToken when there is none.
+func (r *Refresher) Info(ctx context.Context) (SessionInfo, error) {
+	rec, err := r.load(ctx)
+	if err != nil {
+		return SessionInfo{}, err
+	}
+	return SessionInfo{
+		Expiry:          rec.Token.Expiry,
+		Scope:           rec.Token.Scope,
+		Patient:         rec.Token.Patient,
+		Encounter:       rec.Token.Encounter,
+		HasRefreshToken: rec.Token.RefreshToken != "",
+		Refreshes:       rec.Refreshes,
+	}, nil
+}

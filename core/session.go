@@ -1,0 +1,82 @@
+package core
+
+import (
+	"context"
+	"encoding/gob"
+	"time"
+)
+
+// record is what the session holds under Config.SessionKey: the token and
+// when it was obtained. It is stored as a pointer, so reading it on every
+// request costs a map lookup and a type assertion, nothing more.
+//
+// Its gob name is versioned; a later format gets a new name and this one
+// stays registered so that existing sessions still decode.
+type record struct {
+	Token Token
+	// Obtained is when the access token was issued (as seen here); with
+	// Token.Expiry it gives the token's lifetime.
+	Obtained time.Time
+	// Refreshes counts the refreshes since the token was saved.
+	Refreshes int
+}
+
+func init() {
+	gob.RegisterName("smartrefresh.record.v1", &record{})
+	// Token.Extra holds decoded JSON; gob needs its composite types
+	// registered to carry them inside interface values.
+	gob.Register(map[string]any{})
+	gob.Register([]any{})
+}
+
+// get returns the session's value under the session key. ok is false when
+// ctx carries no session of the configured manager (scs would panic).
+func (r *Refresher) get(ctx context.Context) (v any, ok bool) {
+	defer func() {
+		if recover() != nil {
+			v, ok = nil, false
+		}
+	}()
+	return r.cfg.Sessions.Get(ctx, r.cfg.SessionKey), true
+}
+
+// load returns the session's token record.
+func (r *Refresher) load(ctx context.Context) (*record, error) {
+	v, ok := r.get(ctx)
+	if !ok {
+		return nil, ErrNoSession
+	}
+	switch v := v.(type) {
+	case nil:
+		return nil, ErrNoToken
+	case *record:
+		if v != nil && v.Token.AccessToken != "" {
+			return v, nil
+		}
+	}
+	r.cfg.Logger.WarnContext(ctx, "smartrefresh: removing a session value that is not a token")
+	r.remove(ctx)
+	return nil, ErrCorruptSession
+}
+
+// store puts rec into the session of ctx and commits the session at once,
+// so that the new token is persisted even when the request that carries
+// ctx is cancelled or has already answered.
+func (r *Refresher) store(ctx context.Context, rec *record) error {
+	r.cfg.Sessions.Put(ctx, r.cfg.SessionKey, rec)
+	return r.commit(ctx)
+}
+
+// remove deletes the token from the session of ctx and commits.
+func (r *Refresher) remove(ctx context.Context) error {
+	r.cfg.Sessions.Remove(ctx, r.cfg.SessionKey)
+	return r.commit(ctx)
+}
+
+func (r *Refresher) commit(ctx context.Context) error {
+	if _, _, err := r.cfg.Sessions.Commit(context.WithoutCancel(ctx)); err != nil {
+		r.cfg.Logger.ErrorContext(ctx, "smartrefresh: committing the session failed", "error", err)
+		return err
+	}
+	return nil
+}

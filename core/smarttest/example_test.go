@@ -1,0 +1,95 @@
+package smarttest_test
+
+import (
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+
+	"github.com/smartrefresh/smartrefresh/core/smarttest"
+)
+
+func ExampleNewServer() {
+	s := smarttest.NewServer(smarttest.Options{})
+	defer s.Close()
+
+	// A grant as if the user had just logged in.
+	tok := s.Grant()
+	fmt.Println(tok.Patient, tok.Extra["need_patient_banner"])
+
+	// Refreshing rotates the refresh token.
+	form := url.Values{
+		"grant_type":    {"refresh_token"},
+		"refresh_token": {tok.RefreshToken},
+		"client_id":     {"smart-client"},
+		"client_secret": {"smart-secret"},
+	}
+	res, err := http.PostForm(s.TokenURL, form)
+	if err != nil {
+		panic(err)
+	}
+	res.Body.Close()
+	fmt.Println(res.StatusCode)
+
+	// Sending the old refresh token again is a reuse: the grant is revoked.
+	res, err = http.PostForm(s.TokenURL, form)
+	if err != nil {
+		panic(err)
+	}
+	res.Body.Close()
+	fmt.Println(res.StatusCode, s.Reuses(), s.RevokedGrants())
+
+	// Its access tokens no longer work.
+	req, _ := http.NewRequest("GET", s.FHIRBaseURL+"/Patient/"+tok.Patient, nil)
+	req.Header.Set("Authorization", "Bearer "+tok.AccessToken)
+	res, err = http.DefaultClient.Do(req)
+	if err != nil {
+		panic(err)
+	}
+	res.Body.Close()
+	fmt.Println(res.StatusCode, res.Header.Get("WWW-Authenticate"))
+
+	// Output:
+	// 123 true
+	// 200
+	// 400 1 1
+	// 401 Bearer error="invalid_token"
+}
+
+func ExampleServer_SetTokenHook() {
+	s := smarttest.NewServer(smarttest.Options{})
+	defer s.Close()
+	tok := s.Grant()
+
+	// Lose the answer to the next token request after the server acted on it.
+	s.SetTokenHook(func(w http.ResponseWriter, r *http.Request, next http.Handler) {
+		next.ServeHTTP(httptest.NewRecorder(), r)
+		w.Header().Set("Retry-After", "1")
+		w.WriteHeader(http.StatusServiceUnavailable)
+	})
+	form := url.Values{
+		"grant_type":    {"refresh_token"},
+		"refresh_token": {tok.RefreshToken},
+		"client_id":     {"smart-client"},
+		"client_secret": {"smart-secret"},
+	}
+	res, err := http.PostForm(s.TokenURL, form)
+	if err != nil {
+		panic(err)
+	}
+	res.Body.Close()
+	fmt.Println(res.StatusCode, s.RefreshCalls(), s.Reuses())
+
+	// A client that retries with the same refresh token is caught reusing it.
+	s.SetTokenHook(nil)
+	res, err = http.PostForm(s.TokenURL, form)
+	if err != nil {
+		panic(err)
+	}
+	res.Body.Close()
+	fmt.Println(res.StatusCode, s.RefreshCalls(), s.Reuses())
+
+	// Output:
+	// 503 1 0
+	// 400 2 1
+}

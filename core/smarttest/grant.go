@@ -1,0 +1,135 @@
+package smarttest
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/smartrefresh/smartrefresh/core"
+)
+
+// A grant is what one authorization produced. The access and refresh tokens
+// issued from it share its fate: revoking the grant revokes them all.
+type grant struct {
+	id      int
+	scope   string // the scope granted at authorization
+	offline bool   // whether refresh tokens are issued for it
+	revoked bool
+}
+
+// An accessToken is an access token issued for a grant.
+type accessToken struct {
+	grant   *grant
+	expiry  time.Time
+	expired bool // set by ExpireAccessTokens
+}
+
+// valid reports whether a may be used at now.
+func (a *accessToken) valid(now time.Time) bool {
+	return !a.grant.revoked && !a.expired && now.Before(a.expiry)
+}
+
+// A refreshToken is a refresh token issued for a grant. Only the latest one
+// of a grant is current; the ones before it are rotated.
+type refreshToken struct {
+	grant   *grant
+	expiry  time.Time // zero means never
+	rotated bool
+}
+
+// An authCode is an authorization code waiting to be exchanged.
+type authCode struct {
+	redirectURI string
+	challenge   string
+	scope       string
+	expiry      time.Time
+	grant       *grant // the grant issued from it, once exchanged
+}
+
+// codeTTL is how long an authorization code may be exchanged.
+const codeTTL = 60 * time.Second
+
+// Grant issues a brand-new grant as if an authorization code flow had just
+// completed, for tests that skip the browser. The token carries the access
+// token, a rotating refresh token (unless NoRefreshToken or Scope lacks
+// offline_access and online_access), an Expiry of Now()+AccessTokenTTL, Scope,
+// Patient, Encounter and the SMART launch context in Extra.
+func (s *Server) Grant() *core.Token {
+	now := s.now()
+	s.mu.Lock()
+	g := s.newGrant(s.opts.Scope)
+	access := s.issueAccess(g, now)
+	refresh := ""
+	if g.offline {
+		refresh = s.issueRefresh(g, now)
+	}
+	s.mu.Unlock()
+	s.logf("grant %d issued by Grant: access %s, refresh %s", g.id, fingerprint(access), fingerprint(refresh))
+
+	return s.answer(access, refresh, g.scope, true).token(now.Add(s.opts.AccessTokenTTL))
+}
+
+// newGrant returns a new grant of scope. s.mu must be held.
+func (s *Server) newGrant(scope string) *grant {
+	s.grants++
+	return &grant{
+		id:      s.grants,
+		scope:   scope,
+		offline: !s.opts.NoRefreshToken && offline(scope),
+	}
+}
+
+// issueAccess returns a new access token for g. s.mu must be held.
+func (s *Server) issueAccess(g *grant, now time.Time) string {
+	t := newToken()
+	s.access[t] = &accessToken{grant: g, expiry: now.Add(s.opts.AccessTokenTTL)}
+	return t
+}
+
+// issueRefresh returns a new refresh token for g. s.mu must be held.
+func (s *Server) issueRefresh(g *grant, now time.Time) string {
+	t := newToken()
+	r := &refreshToken{grant: g}
+	if s.opts.RefreshTokenTTL > 0 {
+		r.expiry = now.Add(s.opts.RefreshTokenTTL)
+	}
+	s.refresh[t] = r
+	return t
+}
+
+// revoke revokes g and every token issued for it, and reports whether it
+// was not revoked already. s.mu must be held.
+func (s *Server) revoke(g *grant) bool {
+	if g.revoked {
+		return false
+	}
+	g.revoked = true
+	s.revokedGrants++
+	return true
+}
+
+// newToken returns a random, unguessable token: 32 bytes, base64url.
+func newToken() string {
+	b := make([]byte, 32)
+	rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// offline reports whether scope asks for refresh tokens.
+func offline(scope string) bool {
+	f := strings.Fields(scope)
+	return slices.Contains(f, "offline_access") || slices.Contains(f, "online_access")
+}
+
+// subset reports whether every scope in sub is in scope.
+func subset(sub, scope string) bool {
+	have := strings.Fields(scope)
+	for _, s := range strings.Fields(sub) {
+		if !slices.Contains(have, s) {
+			return false
+		}
+	}
+	return true
+}

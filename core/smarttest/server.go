@@ -1,0 +1,298 @@
+// Package smarttest provides a strict mock SMART on FHIR authorization server
+// with a tiny FHIR server, for tests and demos, in the spirit of
+// net/http/httptest.
+//
+// The server behaves like a strict real one: it enforces the configured client
+// authentication method, requires PKCE (S256), makes authorization codes
+// single-use and rotates refresh tokens with reuse detection as RFC 9700
+// describes: presenting a refresh token that has already been rotated away
+// revokes the whole grant.
+package smarttest
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"time"
+
+	"github.com/smartrefresh/smartrefresh/core"
+)
+
+// Options configures a Server. The zero value is a confidential client using
+// client_secret_post with rotating refresh tokens.
+type Options struct {
+	// ClientID is the only client the server knows. Default "smart-client".
+	ClientID string
+	// ClientSecret is the client's secret. Default "smart-secret". It is
+	// ignored when AuthMethod is core.None.
+	ClientSecret string
+	// AuthMethod is the only client authentication method the token and
+	// revocation endpoints accept. Default core.ClientSecretPost.
+	AuthMethod core.AuthMethod
+	// AccessTokenTTL is the lifetime of access tokens, sent as expires_in.
+	// Default one hour.
+	AccessTokenTTL time.Duration
+	// RefreshTokenTTL is the lifetime of each refresh token from the moment
+	// it is issued. Zero means refresh tokens never expire.
+	RefreshTokenTTL time.Duration
+	// NoRotation makes refresh answers omit refresh_token; the refresh token
+	// then stays valid.
+	NoRotation bool
+	// NoRefreshToken makes the server never issue refresh tokens.
+	NoRefreshToken bool
+	// OmitContextOnRefresh makes refresh answers omit the launch context
+	// (patient, encounter, need_patient_banner, smart_style_url, fhirContext).
+	OmitContextOnRefresh bool
+	// Patient is the id of the launch context patient, who exists in the
+	// FHIR server as Amy V. Shaw. Default "123".
+	Patient string
+	// Encounter is the id of the launch context encounter, if any.
+	Encounter string
+	// Scope is granted when an authorization request has no scope, and by
+	// Grant. Default "launch/patient patient/*.read openid fhirUser
+	// offline_access". As on SMART servers, refresh tokens are issued only
+	// for a scope with offline_access or online_access.
+	Scope string
+	// Now is the clock behind every expiry decision. Default time.Now.
+	Now func() time.Time
+	// Logf, if set, receives a line for each notable event, for example
+	// t.Logf. Tokens are never logged, only a short hash of them.
+	Logf func(format string, args ...any)
+}
+
+// DefaultScope is the scope granted when neither the request nor
+// Options.Scope name one.
+const DefaultScope = "launch/patient patient/*.read openid fhirUser offline_access"
+
+func (o Options) withDefaults() Options {
+	if o.ClientID == "" {
+		o.ClientID = "smart-client"
+	}
+	if o.AuthMethod == "" {
+		o.AuthMethod = core.ClientSecretPost
+	}
+	switch o.AuthMethod {
+	case core.ClientSecretPost, core.ClientSecretBasic:
+		if o.ClientSecret == "" {
+			o.ClientSecret = "smart-secret"
+		}
+	case core.None:
+		o.ClientSecret = ""
+	default:
+		panic(fmt.Sprintf("smarttest: unknown AuthMethod %q", o.AuthMethod))
+	}
+	if o.AccessTokenTTL <= 0 {
+		o.AccessTokenTTL = time.Hour
+	}
+	if o.Patient == "" {
+		o.Patient = "123"
+	}
+	if o.Scope == "" {
+		o.Scope = DefaultScope
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return o
+}
+
+// hook is middleware around an endpoint, for fault injection. It may answer
+// the request itself, or call next to let the server act, possibly with a
+// ResponseWriter that discards the answer.
+type hook func(w http.ResponseWriter, r *http.Request, next http.Handler)
+
+// Server is a mock SMART on FHIR authorization server and FHIR server. It
+// serves
+//
+//	GET  /authorize                          authorization code with PKCE S256
+//	POST /token                              authorization_code, refresh_token
+//	POST /revoke                             RFC 7009 token revocation
+//	GET  /.well-known/smart-configuration    also under /fhir
+//	GET  /smart-style.json                   the smart_style_url
+//	GET  /fhir/metadata                      CapabilityStatement, no token needed
+//	GET  /fhir/{type}/{id}                   read, e.g. Patient/123
+//	GET  /fhir/{type}?_id=…&name=…           search, answering a Bundle
+//	POST /fhir/{type}                        create, echoing the resource with an id
+//
+// Every FHIR request but metadata needs a valid Bearer access token.
+type Server struct {
+	URL          string // base URL, e.g. http://127.0.0.1:PORT
+	AuthorizeURL string // URL + "/authorize"
+	TokenURL     string // URL + "/token"
+	RevokeURL    string // URL + "/revoke" (RFC 7009)
+	FHIRBaseURL  string // URL + "/fhir"
+
+	opts    Options
+	handler http.Handler
+	ts      *httptest.Server
+
+	mu            sync.Mutex
+	codes         map[string]*authCode
+	access        map[string]*accessToken
+	refresh       map[string]*refreshToken
+	resources     map[string]map[string]any // "Type/id" → resource
+	grants        int
+	tokenHook     hook
+	fhirHook      hook
+	tokenCalls    int
+	refreshCalls  int
+	reuses        int
+	revokedGrants int
+	fhirCalls     int
+}
+
+// NewServer starts and returns a Server listening on a loopback address, as
+// httptest.NewServer does. The caller should call Close when finished.
+func NewServer(opts Options) *Server {
+	ts := httptest.NewUnstartedServer(nil)
+	s := New("http://"+ts.Listener.Addr().String(), opts)
+	ts.Config.Handler = s.handler
+	ts.Start()
+	s.ts = ts
+	return s
+}
+
+// New returns a Server that does not listen: it answers as if it were
+// reachable at baseURL (for example "http://localhost:9000"), and the caller
+// serves its Handler there.
+func New(baseURL string, opts Options) *Server {
+	s := &Server{
+		URL:          baseURL,
+		AuthorizeURL: baseURL + "/authorize",
+		TokenURL:     baseURL + "/token",
+		RevokeURL:    baseURL + "/revoke",
+		FHIRBaseURL:  baseURL + "/fhir",
+		opts:         opts.withDefaults(),
+		codes:        map[string]*authCode{},
+		access:       map[string]*accessToken{},
+		refresh:      map[string]*refreshToken{},
+		resources:    map[string]map[string]any{},
+	}
+	s.seedResources()
+
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /authorize", s.serveAuthorize)
+	mux.HandleFunc("POST /token", s.serveToken)
+	mux.HandleFunc("POST /revoke", s.serveRevoke)
+	mux.HandleFunc("GET /.well-known/smart-configuration", s.serveConfiguration)
+	mux.HandleFunc("GET /fhir/.well-known/smart-configuration", s.serveConfiguration)
+	mux.HandleFunc("GET /smart-style.json", s.serveStyle)
+	mux.HandleFunc("/fhir/", s.serveFHIR)
+	s.handler = mux
+	return s
+}
+
+// Handler returns the handler that serves every endpoint of s.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// Close shuts down the server started by NewServer and blocks until all
+// outstanding requests on it have completed. It does nothing for a Server
+// made by New.
+func (s *Server) Close() {
+	if s.ts != nil {
+		s.ts.Close()
+	}
+}
+
+// Client returns an HTTP client configured for making requests to s, as
+// httptest.Server.Client does. For a Server made by New it returns
+// http.DefaultClient.
+func (s *Server) Client() *http.Client {
+	if s.ts != nil {
+		return s.ts.Client()
+	}
+	return http.DefaultClient
+}
+
+// Options returns the options in effect, with defaults filled in.
+func (s *Server) Options() Options { return s.opts }
+
+// SetTokenHook installs h around the token endpoint, for fault injection;
+// nil removes it. h may answer itself (500, 503 with Retry-After, garbage, a
+// delay), or call next to let the server act, for example with an
+// httptest.ResponseRecorder to lose the answer. next reads the request body,
+// so a hook that reads it must restore it. TokenCalls and RefreshCalls count
+// requests before they reach the hook.
+func (s *Server) SetTokenHook(h func(w http.ResponseWriter, r *http.Request, next http.Handler)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.tokenHook = h
+}
+
+// SetFHIRHook installs h around the FHIR endpoints under FHIRBaseURL; nil
+// removes it. FHIRCalls counts requests before they reach the hook.
+func (s *Server) SetFHIRHook(h func(w http.ResponseWriter, r *http.Request, next http.Handler)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.fhirHook = h
+}
+
+// TokenCalls returns the number of POST requests to the token endpoint, of
+// any grant type and outcome.
+func (s *Server) TokenCalls() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.tokenCalls
+}
+
+// RefreshCalls returns the number of grant_type=refresh_token requests to the
+// token endpoint.
+func (s *Server) RefreshCalls() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.refreshCalls
+}
+
+// Reuses returns the number of times a refresh token was presented after it
+// had been rotated away. Each one revokes its grant.
+func (s *Server) Reuses() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.reuses
+}
+
+// RevokedGrants returns the number of grants revoked, whether by refresh
+// token reuse, authorization code reuse or the revocation endpoint.
+func (s *Server) RevokedGrants() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.revokedGrants
+}
+
+// FHIRCalls returns the number of requests to the FHIR endpoints, metadata
+// included.
+func (s *Server) FHIRCalls() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.fhirCalls
+}
+
+// ExpireAccessTokens makes every access token issued so far expired, so the
+// FHIR server answers 401 to them. Refresh tokens are not touched.
+func (s *Server) ExpireAccessTokens() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, a := range s.access {
+		a.expired = true
+	}
+}
+
+func (s *Server) now() time.Time { return s.opts.Now() }
+
+func (s *Server) logf(format string, args ...any) {
+	if s.opts.Logf != nil {
+		s.opts.Logf("smarttest: "+format, args...)
+	}
+}
+
+// fingerprint returns a short hash of a token, safe to log.
+func fingerprint(token string) string {
+	if token == "" {
+		return "-"
+	}
+	sum := sha256.Sum256([]byte(token))
+	return hex.EncodeToString(sum[:4])
+}

@@ -1,0 +1,210 @@
+package core
+
+import (
+	"fmt"
+	"log/slog"
+	"maps"
+	"time"
+
+	"golang.org/x/oauth2"
+)
+
+// Token is a SMART on FHIR token: the access token, the refresh token that
+// renews it, and the launch context the authorization server sent with them.
+//
+// A Token redacts its secrets (AccessToken, RefreshToken, IDToken) when it is
+// printed with the fmt verbs, logged with log/slog or encoded with
+// encoding/json, so it can be logged safely. Read the fields directly to use
+// them. Tokens handed out by a Refresher are shared between goroutines and
+// must not be modified.
+type Token struct {
+	AccessToken  string
+	TokenType    string
+	RefreshToken string
+	// Expiry is when the access token expires. The zero value means the
+	// server did not say; such a token is only refreshed after a 401.
+	Expiry    time.Time
+	Scope     string
+	IDToken   string
+	Patient   string
+	Encounter string
+	// Extra holds every other field of the token response, such as the SMART
+	// launch context fields fhirContext, need_patient_banner,
+	// smart_style_url, tenant, intent and authorization_details, as decoded
+	// by encoding/json.
+	Extra map[string]any
+}
+
+// Valid reports whether t has an access token that has not expired at now.
+func (t *Token) Valid(now time.Time) bool {
+	return t != nil && t.AccessToken != "" && (t.Expiry.IsZero() || now.Before(t.Expiry))
+}
+
+// Type returns the token type, "Bearer" when the server did not send one.
+func (t *Token) Type() string {
+	if t.TokenType == "" {
+		return "Bearer"
+	}
+	return t.TokenType
+}
+
+// merge returns the token that replaces old after a refresh answered with
+// next: fields present in next win, and what next left out (the refresh
+// token, the launch context) is kept from old.
+func merge(old, next *Token) *Token {
+	t := *next
+	if t.RefreshToken == "" {
+		t.RefreshToken = old.RefreshToken
+	}
+	if t.Scope == "" {
+		t.Scope = old.Scope
+	}
+	if t.IDToken == "" {
+		t.IDToken = old.IDToken
+	}
+	if t.Patient == "" {
+		t.Patient = old.Patient
+	}
+	if t.Encounter == "" {
+		t.Encounter = old.Encounter
+	}
+	if len(old.Extra) > 0 {
+		extra := maps.Clone(old.Extra)
+		maps.Copy(extra, next.Extra)
+		t.Extra = extra
+	}
+	return &t
+}
+
+const redacted = "[REDACTED]"
+
+func redact(s string) string {
+	if s == "" {
+		return ""
+	}
+	return redacted
+}
+
+// redactedToken is what fmt, slog and encoding/json see of a Token.
+type redactedToken struct {
+	AccessToken  string         `json:"access_token,omitempty"`
+	TokenType    string         `json:"token_type,omitempty"`
+	RefreshToken string         `json:"refresh_token,omitempty"`
+	Expiry       time.Time      `json:"expiry,omitzero"`
+	Scope        string         `json:"scope,omitempty"`
+	IDToken      string         `json:"id_token,omitempty"`
+	Patient      string         `json:"patient,omitempty"`
+	Encounter    string         `json:"encounter,omitempty"`
+	Extra        map[string]any `json:"extra,omitempty"`
+}
+
+func (t Token) redacted() redactedToken {
+	return redactedToken{
+		AccessToken:  redact(t.AccessToken),
+		TokenType:    t.TokenType,
+		RefreshToken: redact(t.RefreshToken),
+		Expiry:       t.Expiry,
+		Scope:        t.Scope,
+		IDToken:      redact(t.IDToken),
+		Patient:      t.Patient,
+		Encounter:    t.Encounter,
+		Extra:        t.Extra,
+	}
+}
+
+// Format implements fmt.Formatter so that every verb (%v, %+v, %#v, %s, …)
+// prints the token with its secrets redacted.
+func (t Token) Format(f fmt.State, verb rune) {
+	r := t.redacted()
+	switch {
+	case verb == 'v' && f.Flag('#'):
+		fmt.Fprintf(f, "core.Token%+v", r)
+	case verb == 'v' && f.Flag('+'):
+		fmt.Fprintf(f, "%+v", r)
+	default:
+		fmt.Fprintf(f, "{%s %s %s exp=%s scope=%q patient=%q}",
+			redact(t.AccessToken), t.TokenType, redact(t.RefreshToken),
+			t.Expiry.Format(time.RFC3339), t.Scope, t.Patient)
+	}
+}
+
+// String returns the token with its secrets redacted.
+func (t Token) String() string { return fmt.Sprint(t) }
+
+// LogValue implements slog.LogValuer: logs show the token's expiry, scope and
+// patient, never its secrets.
+func (t Token) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.Bool("access_token", t.AccessToken != ""),
+		slog.Bool("refresh_token", t.RefreshToken != ""),
+		slog.Time("expiry", t.Expiry),
+		slog.String("scope", t.Scope),
+		slog.String("patient", t.Patient),
+	)
+}
+
+// MarshalJSON encodes the token with its secrets replaced by "[REDACTED]",
+// so that a Token that ends up in a JSON log or API answer leaks nothing.
+func (t Token) MarshalJSON() ([]byte, error) {
+	return jsonMarshal(t.redacted())
+}
+
+// smartFields are the token-response fields that oauth2.Token keeps only in
+// its raw map; TokenFromOAuth2 copies them into Extra.
+var smartFields = []string{
+	"fhirContext", "need_patient_banner", "smart_style_url", "intent",
+	"tenant", "authorization_details",
+}
+
+// OAuth2 converts t to an *oauth2.Token, for code written against
+// golang.org/x/oauth2. The SMART fields are available through its Extra
+// method.
+func (t *Token) OAuth2() *oauth2.Token {
+	raw := map[string]any{}
+	maps.Copy(raw, t.Extra)
+	for k, v := range map[string]string{
+		"scope": t.Scope, "id_token": t.IDToken,
+		"patient": t.Patient, "encounter": t.Encounter,
+	} {
+		if v != "" {
+			raw[k] = v
+		}
+	}
+	o := &oauth2.Token{
+		AccessToken:  t.AccessToken,
+		TokenType:    t.TokenType,
+		RefreshToken: t.RefreshToken,
+		Expiry:       t.Expiry,
+	}
+	return o.WithExtra(raw)
+}
+
+// TokenFromOAuth2 converts a token obtained with golang.org/x/oauth2 (for
+// example from oauth2.Config.Exchange) into a Token. The SMART fields scope,
+// id_token, patient, encounter and the launch context fields listed on Token
+// are read from the token's Extra values.
+func TokenFromOAuth2(o *oauth2.Token) *Token {
+	if o == nil {
+		return nil
+	}
+	str := func(k string) string { s, _ := o.Extra(k).(string); return s }
+	t := &Token{
+		AccessToken:  o.AccessToken,
+		TokenType:    o.TokenType,
+		RefreshToken: o.RefreshToken,
+		Expiry:       o.Expiry,
+		Scope:        str("scope"),
+		IDToken:      str("id_token"),
+		Patient:      str("patient"),
+		Encounter:    str("encounter"),
+	}
+	for _, k := range smartFields {
+		if v := o.Extra(k); v != nil {
+			if t.Extra == nil {
+				t.Extra = map[string]any{}
+			}
+			t.Extra[k] = v
+		}
+	}
+	return t
+}

@@ -1,0 +1,125 @@
+package core
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+)
+
+var secretToken = Token{
+	AccessToken: "AT-secret-123", TokenType: "Bearer", RefreshToken: "RT-secret-456",
+	IDToken: "ID-secret-789", Expiry: t0, Scope: "patient/*.read", Patient: "123",
+	Extra: map[string]any{"tenant": "t1"},
+}
+
+func TestTokenRedactsItself(t *testing.T) {
+	tok := secretToken
+	var logs bytes.Buffer
+	slog.New(slog.NewJSONHandler(&logs, nil)).Info("x", "tok", tok, "ptr", &tok)
+	slog.New(slog.NewTextHandler(&logs, nil)).Info("x", "tok", tok, "ptr", &tok)
+	js, err := json.Marshal(tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	outputs := map[string]string{
+		"%v": fmt.Sprintf("%v", tok), "%+v": fmt.Sprintf("%+v", tok), "%#v": fmt.Sprintf("%#v", tok),
+		"%s": fmt.Sprintf("%s", tok), "%v ptr": fmt.Sprintf("%v", &tok), "%+v ptr": fmt.Sprintf("%+v", &tok),
+		"%#v ptr": fmt.Sprintf("%#v", &tok), "%q": fmt.Sprintf("%q", tok), "%x": fmt.Sprintf("%x", tok),
+		"String": tok.String(), "slog": logs.String(), "json": string(js),
+		"slice": fmt.Sprint([]*Token{&tok}), "struct": fmt.Sprintf("%+v", struct{ T Token }{tok}),
+	}
+	for name, out := range outputs {
+		for _, secret := range []string{tok.AccessToken, tok.RefreshToken, tok.IDToken} {
+			if strings.Contains(out, secret) {
+				t.Errorf("%s leaks %q: %s", name, secret, out)
+			}
+		}
+		if !strings.Contains(out, "123") && name != "%x" {
+			t.Errorf("%s hides the non-secret patient: %s", name, out)
+		}
+	}
+}
+
+func TestMerge(t *testing.T) {
+	old := &Token{AccessToken: "a1", RefreshToken: "r1", Scope: "s", Patient: "p", Encounter: "e",
+		IDToken: "id", Extra: map[string]any{"need_patient_banner": true, "tenant": "old"}}
+	tests := []struct {
+		name string
+		next Token
+		want Token
+	}{
+		{
+			name: "rotated, context omitted",
+			next: Token{AccessToken: "a2", RefreshToken: "r2"},
+			want: Token{AccessToken: "a2", RefreshToken: "r2", Scope: "s", Patient: "p", Encounter: "e", IDToken: "id",
+				Extra: map[string]any{"need_patient_banner": true, "tenant": "old"}},
+		},
+		{
+			name: "refresh token omitted keeps the old one",
+			next: Token{AccessToken: "a2"},
+			want: Token{AccessToken: "a2", RefreshToken: "r1", Scope: "s", Patient: "p", Encounter: "e", IDToken: "id",
+				Extra: map[string]any{"need_patient_banner": true, "tenant": "old"}},
+		},
+		{
+			name: "fields present win",
+			next: Token{AccessToken: "a2", RefreshToken: "r2", Scope: "s2", Patient: "p2",
+				Extra: map[string]any{"tenant": "new", "intent": "x"}},
+			want: Token{AccessToken: "a2", RefreshToken: "r2", Scope: "s2", Patient: "p2", Encounter: "e", IDToken: "id",
+				Extra: map[string]any{"need_patient_banner": true, "tenant": "new", "intent": "x"}},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := merge(old, &tt.next)
+			if !equalTokens(got, &tt.want) {
+				t.Errorf("got  %+v\nwant %+v", got.redacted(), tt.want.redacted())
+			}
+		})
+	}
+	if old.Extra["tenant"] != "old" {
+		t.Error("merge modified the old token")
+	}
+}
+
+func TestOAuth2RoundTrip(t *testing.T) {
+	tok := secretToken
+	tok.Encounter = "e1"
+	tok.Extra = map[string]any{"fhirContext": []any{map[string]any{"reference": "Patient/123"}}, "need_patient_banner": true}
+	o := tok.OAuth2()
+	if o.AccessToken != tok.AccessToken || o.RefreshToken != tok.RefreshToken || !o.Expiry.Equal(tok.Expiry) {
+		t.Fatalf("OAuth2() lost fields: %+v", o)
+	}
+	if o.Extra("patient") != "123" {
+		t.Errorf("Extra(patient) = %v", o.Extra("patient"))
+	}
+	back := TokenFromOAuth2(o)
+	if !equalTokens(back, &tok) {
+		t.Errorf("round trip:\n got %+v\nwant %+v", back.redacted(), tok.redacted())
+	}
+	if TokenFromOAuth2(nil) != nil {
+		t.Error("TokenFromOAuth2(nil) != nil")
+	}
+}
+
+func TestValid(t *testing.T) {
+	now := t0
+	tests := []struct {
+		tok  *Token
+		want bool
+	}{
+		{nil, false},
+		{&Token{}, false},
+		{&Token{AccessToken: "a"}, true},
+		{&Token{AccessToken: "a", Expiry: now.Add(time.Second)}, true},
+		{&Token{AccessToken: "a", Expiry: now}, false},
+	}
+	for i, tt := range tests {
+		if got := tt.tok.Valid(now); got != tt.want {
+			t.Errorf("%d: Valid = %v, want %v", i, got, tt.want)
+		}
+	}
+}
