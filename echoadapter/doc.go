@@ -1,0 +1,43 @@
+// Package echoadapter is the Echo (github.com/labstack/echo/v4) middleware of
+// smartrefresh: a thin translation of Echo's middleware idiom (a Config with
+// a Skipper, MiddlewareWithConfig, and a Middleware shorthand) onto a
+// *core.Refresher.
+//
+// Each request calls the Refresher's Attach on the request context. On
+// success the request continues with that context, so Token returns a valid
+// access token and the Refresher's Client calls the FHIR server on the
+// session's behalf. On failure the error handler answers instead
+// (core.WriteError by default: 401 JSON for core.ErrReauthRequired, 503 with
+// Retry-After for core.ErrTransient, 500 otherwise) and the next handler
+// does not run. The adapter holds no refresh logic; all of it lives in core.
+//
+// # Wiring
+//
+// The token lives in the scs session of the request, and scs commits the
+// session (and writes its cookie) on the first Write or WriteHeader, so wrap
+// the WHOLE Echo engine with the session manager's LoadAndSave and serve
+// that, rather than starting Echo's own server:
+//
+//	sessionManager := scs.New()
+//	refresher, err := core.New(core.Config{
+//		TokenURL:     "https://ehr.example.com/oauth2/token",
+//		ClientID:     "my-app",
+//		ClientSecret: secret,
+//		AuthMethod:   core.ClientSecretBasic,
+//		Sessions:     sessionManager,
+//	})
+//	...
+//	e := echo.New()
+//	e.GET("/launch", launch)     // starts authorization
+//	e.GET("/callback", callback) // exchanges the code, calls refresher.Save
+//	api := e.Group("/api", echoadapter.Middleware(refresher))
+//	api.GET("/patient", patient)
+//
+//	http.ListenAndServe(addr, sessionManager.LoadAndSave(e))
+//
+// e.Use(echoadapter.Middleware(refresher)) applies to every route, the
+// launch and callback routes and unknown paths included; put the routes
+// that need a token in a group, as above, or use a Skipper. Without
+// LoadAndSave every protected request fails with core.ErrNoSession (a 500 by
+// default).
+package echoadapter

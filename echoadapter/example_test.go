@@ -1,0 +1,140 @@
+package echoadapter_test
+
+import (
+	"fmt"
+	"log"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+
+	"github.com/alexedwards/scs/v2"
+	"github.com/labstack/echo/v4"
+
+	"github.com/smartrefresh/smartrefresh/core"
+	"github.com/smartrefresh/smartrefresh/echoadapter"
+)
+
+// newRefresher returns a Refresher for the examples. Its token endpoint is
+// never called by them.
+func newRefresher(sm *scs.SessionManager) *core.Refresher {
+	r, err := core.New(core.Config{
+		TokenURL:     "https://ehr.example.com/oauth2/token",
+		ClientID:     "my-app",
+		ClientSecret: "my-secret",
+		AuthMethod:   core.ClientSecretBasic,
+		Sessions:     sm,
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	return r
+}
+
+// The session manager's LoadAndSave wraps the whole Echo engine; the
+// middleware protects the API group only. A request without a token gets
+// the default 401 JSON answer.
+func ExampleMiddleware() {
+	sessionManager := scs.New()
+	refresher := newRefresher(sessionManager)
+
+	e := echo.New()
+	e.GET("/callback", func(c echo.Context) error {
+		// Exchange the authorization code, then:
+		// refresher.Save(c.Request().Context(), core.TokenFromOAuth2(tok))
+		return c.Redirect(http.StatusFound, "/")
+	})
+	api := e.Group("/api", echoadapter.Middleware(refresher))
+	api.GET("/patient", func(c echo.Context) error {
+		// The Refresher's client sends the session's token and handles a
+		// 401 of the FHIR server by refreshing once.
+		resp, err := refresher.Client(c.Request().Context()).Get("https://ehr.example.com/fhir/Patient/123")
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		return c.Stream(resp.StatusCode, resp.Header.Get("Content-Type"), resp.Body)
+	})
+	handler := sessionManager.LoadAndSave(e)
+	// http.ListenAndServe(":8080", handler)
+
+	rec := httptest.NewRecorder()
+	handler.ServeHTTP(rec, httptest.NewRequest("GET", "/api/patient", nil))
+	fmt.Println(rec.Code, strings.Contains(rec.Body.String(), `"error":"reauth_required"`))
+	// Output: 401 true
+}
+
+// MiddlewareWithConfig is Echo's usual form; with e.Use it covers every
+// route, so the routes that need no token are skipped.
+func ExampleMiddlewareWithConfig() {
+	sessionManager := scs.New()
+	refresher := newRefresher(sessionManager)
+
+	e := echo.New()
+	e.Use(echoadapter.MiddlewareWithConfig(echoadapter.Config{
+		Refresher: refresher,
+		Skipper: func(c echo.Context) bool {
+			return c.Path() == "/launch" || c.Path() == "/callback"
+		},
+	}))
+	e.GET("/launch", func(c echo.Context) error { return c.String(http.StatusOK, "launching") })
+	e.GET("/chart", func(c echo.Context) error { return c.String(http.StatusOK, "chart") })
+	handler := sessionManager.LoadAndSave(e)
+
+	for _, path := range []string{"/launch", "/chart"} {
+		rec := httptest.NewRecorder()
+		handler.ServeHTTP(rec, httptest.NewRequest("GET", path, nil))
+		fmt.Println(path, rec.Code)
+	}
+	// Output:
+	// /launch 200
+	// /chart 401
+}
+
+func ExampleToken() {
+	sessionManager := scs.New()
+	refresher := newRefresher(sessionManager)
+
+	e := echo.New()
+	e.GET("/me", func(c echo.Context) error {
+		tok, ok := echoadapter.Token(c)
+		if !ok {
+			return echo.ErrUnauthorized // not behind the middleware
+		}
+		return c.JSON(http.StatusOK, map[string]any{"patient": tok.Patient, "expiry": tok.Expiry})
+	}, echoadapter.Middleware(refresher))
+	_ = sessionManager.LoadAndSave(e)
+}
+
+func ExampleWithSkipper() {
+	sessionManager := scs.New()
+	refresher := newRefresher(sessionManager)
+
+	e := echo.New()
+	api := e.Group("/api", echoadapter.Middleware(refresher,
+		echoadapter.WithSkipper(func(c echo.Context) bool { return c.Path() == "/api/health" })))
+	api.GET("/health", func(c echo.Context) error { return c.NoContent(http.StatusOK) })
+	_ = sessionManager.LoadAndSave(e)
+}
+
+// A browser app sends the user to launch again instead of answering 401,
+// and keeps the default answer (with Retry-After) for the other errors.
+func ExampleWithErrorHandler() {
+	sessionManager := scs.New()
+	refresher := newRefresher(sessionManager)
+
+	e := echo.New()
+	e.Use(echoadapter.Middleware(refresher, echoadapter.WithErrorHandler(func(c echo.Context, err error) error {
+		if core.StatusCode(err) == http.StatusUnauthorized {
+			return c.Redirect(http.StatusFound, "/launch")
+		}
+		c.Logger().Error(err)
+		return echoadapter.DefaultErrorHandler(c, err)
+	})))
+	e.GET("/chart", func(c echo.Context) error { return c.String(http.StatusOK, "chart") })
+	handler := sessionManager.LoadAndSave(e)
+
+	rec := httptest.NewRecorder()
+	handler.ServeHTTP(rec, httptest.NewRequest("GET", "/chart", nil))
+	fmt.Println(rec.Code, rec.Header().Get("Location"))
+	// Output: 302 /launch
+}

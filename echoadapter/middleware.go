@@ -1,0 +1,87 @@
+package echoadapter
+
+import (
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+
+	"github.com/smartrefresh/smartrefresh/core"
+)
+
+// Config configures the middleware.
+type Config struct {
+	// Refresher provides the tokens. Required.
+	Refresher *core.Refresher
+	// Skipper defines a function to skip the middleware: skipped requests
+	// reach the next handler without a token. Default
+	// middleware.DefaultSkipper (skip nothing).
+	Skipper middleware.Skipper
+	// ErrorHandler answers a request for which no valid token could be had;
+	// the next handler does not run, and its return value is the request's
+	// error. Default: core.WriteError, returning nil.
+	ErrorHandler func(c echo.Context, err error) error
+}
+
+// DefaultErrorHandler writes the default answer to err with core.WriteError
+// and returns nil.
+func DefaultErrorHandler(c echo.Context, err error) error {
+	core.WriteError(c.Response(), c.Request(), err)
+	return nil
+}
+
+// MiddlewareWithConfig returns the middleware configured by cfg. It panics
+// if cfg.Refresher is nil.
+func MiddlewareWithConfig(cfg Config) echo.MiddlewareFunc {
+	if cfg.Refresher == nil {
+		panic("echo: smartrefresh middleware requires a Refresher")
+	}
+	if cfg.Skipper == nil {
+		cfg.Skipper = middleware.DefaultSkipper
+	}
+	if cfg.ErrorHandler == nil {
+		cfg.ErrorHandler = DefaultErrorHandler
+	}
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			if cfg.Skipper(c) {
+				return next(c)
+			}
+			req := c.Request()
+			ctx, err := cfg.Refresher.Attach(req.Context())
+			if err != nil {
+				return cfg.ErrorHandler(c, err)
+			}
+			c.SetRequest(req.WithContext(ctx))
+			return next(c)
+		}
+	}
+}
+
+// Option configures Middleware.
+type Option func(*Config)
+
+// WithSkipper sets Config.Skipper.
+func WithSkipper(s middleware.Skipper) Option {
+	return func(c *Config) { c.Skipper = s }
+}
+
+// WithErrorHandler sets Config.ErrorHandler.
+func WithErrorHandler(h func(c echo.Context, err error) error) Option {
+	return func(c *Config) { c.ErrorHandler = h }
+}
+
+// Middleware returns the middleware for r with opts applied. It panics if r
+// is nil.
+func Middleware(r *core.Refresher, opts ...Option) echo.MiddlewareFunc {
+	cfg := Config{Refresher: r}
+	for _, opt := range opts {
+		if opt != nil {
+			opt(&cfg)
+		}
+	}
+	return MiddlewareWithConfig(cfg)
+}
+
+// Token returns the token the middleware attached to the request of c.
+func Token(c echo.Context) (*core.Token, bool) {
+	return core.TokenFromContext(c.Request().Context())
+}

@@ -1,0 +1,82 @@
+package ginadapter
+
+import (
+	"github.com/gin-gonic/gin"
+
+	"github.com/smartrefresh/smartrefresh/core"
+)
+
+// Config configures the middleware.
+type Config struct {
+	// Refresher provides the tokens. Required.
+	Refresher *core.Refresher
+	// Skipper, when it returns true, lets the request through without a
+	// token. Default: skip nothing.
+	Skipper func(c *gin.Context) bool
+	// ErrorHandler answers a request for which no valid token could be had.
+	// The middleware aborts the chain after it. Default
+	// DefaultErrorHandler.
+	ErrorHandler func(c *gin.Context, err error)
+}
+
+// DefaultErrorHandler writes the default answer to err with core.WriteError
+// and aborts the chain.
+func DefaultErrorHandler(c *gin.Context, err error) {
+	core.WriteError(c.Writer, c.Request, err)
+	c.Abort()
+}
+
+// New returns the middleware configured by cfg. It panics if cfg.Refresher
+// is nil.
+func New(cfg Config) gin.HandlerFunc {
+	if cfg.Refresher == nil {
+		panic("ginadapter: New requires a Refresher")
+	}
+	if cfg.ErrorHandler == nil {
+		cfg.ErrorHandler = DefaultErrorHandler
+	}
+	return func(c *gin.Context) {
+		if cfg.Skipper != nil && cfg.Skipper(c) {
+			c.Next()
+			return
+		}
+		ctx, err := cfg.Refresher.Attach(c.Request.Context())
+		if err != nil {
+			cfg.ErrorHandler(c, err)
+			c.Abort()
+			return
+		}
+		c.Request = c.Request.WithContext(ctx)
+		c.Next()
+	}
+}
+
+// Option configures Middleware.
+type Option func(*Config)
+
+// WithSkipper sets Config.Skipper.
+func WithSkipper(s func(c *gin.Context) bool) Option {
+	return func(c *Config) { c.Skipper = s }
+}
+
+// WithErrorHandler sets Config.ErrorHandler.
+func WithErrorHandler(h func(c *gin.Context, err error)) Option {
+	return func(c *Config) { c.ErrorHandler = h }
+}
+
+// Middleware returns the middleware for r with opts applied. It panics if r
+// is nil.
+func Middleware(r *core.Refresher, opts ...Option) gin.HandlerFunc {
+	cfg := Config{Refresher: r}
+	for _, opt := range opts {
+		if opt != nil {
+			opt(&cfg)
+		}
+	}
+	return New(cfg)
+}
+
+// Token returns the token the middleware attached to c.Request.
+func Token(c *gin.Context) (*core.Token, bool) {
+	return core.TokenFromContext(c.Request.Context())
+}

@@ -1,0 +1,127 @@
+package nethttpadapter_test
+
+import (
+	"fmt"
+	"log"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+
+	"github.com/alexedwards/scs/v2"
+
+	"github.com/smartrefresh/smartrefresh/core"
+	"github.com/smartrefresh/smartrefresh/nethttpadapter"
+)
+
+// newRefresher returns a Refresher for the examples. Its token endpoint is
+// never called by them.
+func newRefresher(sm *scs.SessionManager) *core.Refresher {
+	r, err := core.New(core.Config{
+		TokenURL:     "https://ehr.example.com/oauth2/token",
+		ClientID:     "my-app",
+		ClientSecret: "my-secret",
+		AuthMethod:   core.ClientSecretBasic,
+		Sessions:     sm,
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	return r
+}
+
+// The session manager's LoadAndSave wraps the whole handler; the middleware
+// protects the API routes only. A request without a token gets the default
+// 401 JSON answer.
+func ExampleMiddleware() {
+	sessionManager := scs.New()
+	refresher := newRefresher(sessionManager)
+
+	api := http.NewServeMux()
+	api.HandleFunc("GET /api/patient", func(w http.ResponseWriter, req *http.Request) {
+		// The Refresher's client sends the session's token and handles a
+		// 401 of the FHIR server by refreshing once.
+		resp, err := refresher.Client(req.Context()).Get("https://ehr.example.com/fhir/Patient/123")
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		defer resp.Body.Close()
+		// ...
+	})
+
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /callback", func(w http.ResponseWriter, req *http.Request) {
+		// Exchange the authorization code, then:
+		// refresher.Save(req.Context(), core.TokenFromOAuth2(tok))
+	})
+	mux.Handle("/api/", nethttpadapter.Middleware(refresher)(api))
+	handler := sessionManager.LoadAndSave(mux)
+	// http.ListenAndServe(":8080", handler)
+
+	rec := httptest.NewRecorder()
+	handler.ServeHTTP(rec, httptest.NewRequest("GET", "/api/patient", nil))
+	fmt.Println(rec.Code, strings.Contains(rec.Body.String(), `"error":"reauth_required"`))
+	// Output: 401 true
+}
+
+func ExampleToken() {
+	sessionManager := scs.New()
+	refresher := newRefresher(sessionManager)
+
+	me := http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		tok, ok := nethttpadapter.Token(req)
+		if !ok {
+			return // not behind the middleware
+		}
+		fmt.Fprintf(w, "patient %s, token valid until %s", tok.Patient, tok.Expiry)
+	})
+	http.Handle("/me", sessionManager.LoadAndSave(nethttpadapter.Middleware(refresher)(me)))
+}
+
+// Skipped requests reach the handler without a token.
+func ExampleWithSkipper() {
+	sessionManager := scs.New()
+	refresher := newRefresher(sessionManager)
+
+	protect := nethttpadapter.Middleware(refresher, nethttpadapter.WithSkipper(func(req *http.Request) bool {
+		return req.URL.Path == "/api/health"
+	}))
+	handler := sessionManager.LoadAndSave(protect(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		_, ok := nethttpadapter.Token(req)
+		fmt.Fprint(w, "token: ", ok)
+	})))
+
+	for _, path := range []string{"/api/health", "/api/patient"} {
+		rec := httptest.NewRecorder()
+		handler.ServeHTTP(rec, httptest.NewRequest("GET", path, nil))
+		fmt.Println(path, rec.Code)
+	}
+	// Output:
+	// /api/health 200
+	// /api/patient 401
+}
+
+// A browser app sends the user to launch again instead of answering 401,
+// and keeps the default answer for the other errors.
+func ExampleWithErrorHandler() {
+	sessionManager := scs.New()
+	refresher := newRefresher(sessionManager)
+	logger := log.New(os.Stderr, "", 0)
+
+	protect := nethttpadapter.Middleware(refresher, nethttpadapter.WithErrorHandler(
+		func(w http.ResponseWriter, req *http.Request, err error) {
+			if core.StatusCode(err) == http.StatusUnauthorized {
+				http.Redirect(w, req, "/launch", http.StatusFound)
+				return
+			}
+			logger.Print(err)
+			core.WriteError(w, req, err)
+		}))
+	handler := sessionManager.LoadAndSave(protect(http.NotFoundHandler()))
+
+	rec := httptest.NewRecorder()
+	handler.ServeHTTP(rec, httptest.NewRequest("GET", "/chart", nil))
+	fmt.Println(rec.Code, rec.Header().Get("Location"))
+	// Output: 302 /launch
+}
