@@ -49,7 +49,7 @@ func ErrorResponse(err error) (int, ErrorBody) {
 	case http.StatusServiceUnavailable:
 		return status, ErrorBody{"temporarily_unavailable", "the token service is temporarily unavailable; try again"}
 	}
-	return status, ErrorBody{"server_error", "token refresh is misconfigured"}
+	return status, ErrorBody{"server_error", "could not obtain a valid access token"}
 }
 
 func reauthReason(err error) string {

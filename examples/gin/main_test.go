@@ -1,0 +1,21 @@
+package main
+
+import (
+	"testing"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/smartrefresh/smartrefresh/examples/internal/demo/demotest"
+)
+
+func init() { gin.SetMode(gin.TestMode) }
+
+func TestLaunchAndRefresh(t *testing.T) { demotest.Flow(t, "Gin", newHandler) }
+
+func TestConcurrentRequests(t *testing.T) { demotest.Concurrent(t, "Gin", newHandler) }
+
+func TestLoggedOut(t *testing.T) { demotest.LoggedOut(t, "Gin", newHandler) }
+
+func TestForgedState(t *testing.T) { demotest.BadState(t, "Gin", newHandler) }
+
+func TestRun(t *testing.T) { demotest.Run(t, run) }

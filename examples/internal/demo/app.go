@@ -1,0 +1,322 @@
+package demo
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/alexedwards/scs/v2"
+	"golang.org/x/oauth2"
+
+	"github.com/smartrefresh/smartrefresh/core"
+)
+
+// Options are the parts of an App that tests control.
+type Options struct {
+	// Name is the framework's name, shown on the page.
+	Name string
+	// Now is the clock of the Refresher (time.Now when nil).
+	Now func() time.Time
+	// Logger receives the app's logs (discarded when nil).
+	Logger *slog.Logger
+	// HTTPClient makes the token and FHIR requests (a client with a 30s
+	// timeout when nil).
+	HTTPClient *http.Client
+}
+
+// App is the demo application, whatever the framework: the session
+// manager, the Refresher that keeps each session's token valid, and the
+// OAuth client that obtains the first token.
+type App struct {
+	// Sessions is the scs session manager; LoadAndSave must wrap the whole
+	// router.
+	Sessions *scs.SessionManager
+	// Refresher keeps the session's access token valid.
+	Refresher *core.Refresher
+
+	name       string
+	embedded   bool
+	oauth      *oauth2.Config
+	fhirBase   string
+	httpClient *http.Client
+	logger     *slog.Logger
+	now        func() time.Time
+}
+
+// Session keys of the OAuth flow's state.
+const (
+	stateKey    = "demo.oauth_state"
+	verifierKey = "demo.pkce_verifier"
+)
+
+// NewSessions returns the demo's session manager. IdleTimeout makes scs
+// commit every request's copy of the session, so a slow request can write
+// back a copy holding an already rotated refresh token: the stale-copy case
+// the Refresher handles. SameSite Lax lets the session cookie come along on
+// the redirect back from the authorization server.
+func NewSessions(secure bool) *scs.SessionManager {
+	sm := scs.New()
+	sm.Lifetime = 12 * time.Hour
+	sm.IdleTimeout = 30 * time.Minute
+	sm.Cookie.Name = "smartrefresh_demo"
+	sm.Cookie.HttpOnly = true
+	sm.Cookie.SameSite = http.SameSiteLaxMode
+	sm.Cookie.Secure = secure
+	return sm
+}
+
+// New returns the App for cfg, which must name the SMART server (see
+// StartMock for the embedded one) and the redirect URL.
+func New(cfg Config, opts Options) (*App, error) {
+	if cfg.RedirectURL == "" {
+		return nil, errors.New("demo: RedirectURL is required")
+	}
+	if cfg.TokenURL == "" || cfg.AuthorizeURL == "" || cfg.FHIRBase == "" {
+		return nil, errors.New("demo: TokenURL, AuthorizeURL and FHIRBase are required")
+	}
+	logger := opts.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	httpClient := opts.HTTPClient
+	if httpClient == nil {
+		httpClient = &http.Client{Timeout: 30 * time.Second}
+	}
+	now := opts.Now
+	if now == nil {
+		now = time.Now
+	}
+
+	sm := NewSessions(strings.HasPrefix(cfg.RedirectURL, "https://"))
+	sm.ErrorFunc = func(w http.ResponseWriter, r *http.Request, err error) {
+		logger.ErrorContext(r.Context(), "session error", "error", err)
+		http.Error(w, http.StatusText(http.StatusInternalServerError), http.StatusInternalServerError)
+	}
+
+	r, err := core.New(core.Config{
+		TokenURL:     cfg.TokenURL,
+		ClientID:     cfg.ClientID,
+		ClientSecret: cfg.ClientSecret,
+		AuthMethod:   cfg.AuthMethod(),
+		Sessions:     sm,
+		HTTPClient:   httpClient,
+		Logger:       logger,
+		Now:          now,
+		OnRefresh: func(info core.RefreshInfo) {
+			logger.Info("access token refreshed",
+				"rotated", info.Rotated, "took", info.Duration, "expiry", info.Expiry)
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+
+	return &App{
+		Sessions:  sm,
+		Refresher: r,
+		name:      opts.Name,
+		embedded:  cfg.Embedded(),
+		oauth: &oauth2.Config{
+			ClientID:     cfg.ClientID,
+			ClientSecret: cfg.ClientSecret,
+			Endpoint: oauth2.Endpoint{
+				AuthURL:  cfg.AuthorizeURL,
+				TokenURL: cfg.TokenURL,
+				// Never AutoDetect: it would retry a failed call with the
+				// other style. The refresh side is core's AuthMethod,
+				// client_secret_post (or none), which is this style.
+				AuthStyle: oauth2.AuthStyleInParams,
+			},
+			RedirectURL: cfg.RedirectURL,
+			Scopes:      strings.Fields(cfg.Scopes),
+		},
+		fhirBase:   strings.TrimRight(cfg.FHIRBase, "/"),
+		httpClient: httpClient,
+		logger:     logger,
+		now:        now,
+	}, nil
+}
+
+// LaunchURL starts a standalone launch: it keeps a fresh state and PKCE
+// verifier in the session and returns the authorization URL to redirect
+// the browser to.
+func (a *App) LaunchURL(ctx context.Context) string {
+	state := rand.Text()
+	verifier := oauth2.GenerateVerifier()
+	a.Sessions.Put(ctx, stateKey, state)
+	a.Sessions.Put(ctx, verifierKey, verifier)
+	return a.oauth.AuthCodeURL(state,
+		oauth2.S256ChallengeOption(verifier),
+		oauth2.SetAuthURLParam("aud", a.fhirBase),
+	)
+}
+
+// Callback completes the launch: it checks the state, exchanges the code
+// with the PKCE verifier and saves the token in the session. The caller
+// then redirects to the home page.
+func (a *App) Callback(ctx context.Context, query url.Values) error {
+	// The state and verifier are single-use, whatever happens next.
+	state := a.Sessions.PopString(ctx, stateKey)
+	verifier := a.Sessions.PopString(ctx, verifierKey)
+	if state == "" || subtle.ConstantTimeCompare([]byte(state), []byte(query.Get("state"))) != 1 {
+		return &Error{http.StatusBadRequest, "invalid_state", "the launch state does not match this session; launch again"}
+	}
+	if code := query.Get("error"); code != "" {
+		a.logger.InfoContext(ctx, "authorization refused", "error", code)
+		return &Error{http.StatusForbidden, "authorization_refused", "the authorization server answered " + code}
+	}
+	code := query.Get("code")
+	if code == "" {
+		return &Error{http.StatusBadRequest, "invalid_request", "the callback has no code"}
+	}
+
+	tok, err := a.oauth.Exchange(context.WithValue(ctx, oauth2.HTTPClient, a.httpClient), code,
+		oauth2.VerifierOption(verifier))
+	if err != nil {
+		attrs := []any{}
+		if re := (*oauth2.RetrieveError)(nil); errors.As(err, &re) && re.Response != nil {
+			// Only the status and error code, not the answer's body.
+			attrs = append(attrs, "status", re.Response.StatusCode, "error", re.ErrorCode)
+		}
+		a.logger.WarnContext(ctx, "code exchange failed", attrs...)
+		return &Error{http.StatusBadGateway, "token_exchange_failed", "the authorization code could not be exchanged for a token"}
+	}
+	t := core.TokenFromOAuth2(tok)
+	if err := a.Refresher.Save(ctx, t); err != nil {
+		return err
+	}
+	a.logger.InfoContext(ctx, "logged in", "patient", t.Patient, "scope", t.Scope,
+		"expiry", t.Expiry, "refresh_token", t.RefreshToken != "")
+	return nil
+}
+
+// Patient fetches the Patient resource id from the FHIR server with the
+// session's token, refreshing it first if it is due.
+func (a *App) Patient(ctx context.Context, id string) (json.RawMessage, error) {
+	if id == "" {
+		return nil, &Error{http.StatusNotFound, "no_patient", "the token has no patient in its launch context"}
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, a.fhirBase+"/Patient/"+url.PathEscape(id), nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Accept", "application/fhir+json")
+	resp, err := a.Refresher.Client(ctx).Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, &Error{http.StatusBadGateway, "fhir_error", "the FHIR server answered " + resp.Status}
+	}
+	if !json.Valid(body) {
+		return nil, &Error{http.StatusBadGateway, "fhir_error", "the FHIR server answered with invalid JSON"}
+	}
+	return body, nil
+}
+
+// TokenView is the JSON answer of /api/token: what the session's token
+// says about itself, without any secret.
+type TokenView struct {
+	ExpiresAt string `json:"expires_at"` // RFC 3339; empty when the server did not say
+	Scope     string `json:"scope"`
+	Patient   string `json:"patient"`
+	Refreshes int    `json:"refreshes"`
+}
+
+// Token describes the session's token.
+func (a *App) Token(ctx context.Context) (TokenView, error) {
+	info, err := a.Refresher.Info(ctx)
+	if err != nil {
+		return TokenView{}, err
+	}
+	v := TokenView{Scope: info.Scope, Patient: info.Patient, Refreshes: info.Refreshes}
+	if !info.Expiry.IsZero() {
+		v.ExpiresAt = info.Expiry.UTC().Format(time.RFC3339)
+	}
+	return v, nil
+}
+
+// Error is an error of the demo's own, with the status and JSON body to
+// answer it with.
+type Error struct {
+	Status      int
+	Code        string
+	Description string
+}
+
+func (e *Error) Error() string { return e.Code + ": " + e.Description }
+
+// ErrorResponse returns the status and JSON body to answer err with. Errors
+// of the Refresher get core's answer (401 when the user must launch again);
+// other failures of the FHIR call are a 502.
+func ErrorResponse(err error) (int, core.ErrorBody) {
+	var e *Error
+	switch {
+	case errors.As(err, &e):
+		return e.Status, core.ErrorBody{Error: e.Code, ErrorDescription: e.Description}
+	case errors.Is(err, core.ErrReauthRequired), errors.Is(err, core.ErrTransient),
+		errors.Is(err, core.ErrMisconfigured), errors.Is(err, context.Canceled):
+		return core.ErrorResponse(err)
+	}
+	return http.StatusBadGateway, core.ErrorBody{Error: "fhir_unavailable", ErrorDescription: "the FHIR server could not be reached"}
+}
+
+// WriteJSON writes v as JSON with status, for the net/http example.
+func WriteJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(v)
+}
+
+// WriteError writes the JSON answer to err, for the net/http example.
+func WriteError(w http.ResponseWriter, err error) {
+	status, body := ErrorResponse(err)
+	WriteJSON(w, status, body)
+}
+
+// LogError logs err of a request if it is worth logging (not a plain
+// logged-out request).
+func (a *App) LogError(ctx context.Context, msg string, err error) {
+	if errors.Is(err, core.ErrNoToken) {
+		return
+	}
+	a.logger.WarnContext(ctx, msg, "error", err)
+}
+
+// PatientName returns the display name of a FHIR Patient: the first name's
+// given names and family, or its text.
+func PatientName(raw []byte) string {
+	var p struct {
+		ID   string `json:"id"`
+		Name []struct {
+			Text   string   `json:"text"`
+			Given  []string `json:"given"`
+			Family string   `json:"family"`
+		} `json:"name"`
+	}
+	if json.Unmarshal(raw, &p) != nil {
+		return ""
+	}
+	if len(p.Name) == 0 {
+		return fmt.Sprintf("Patient/%s", p.ID)
+	}
+	n := p.Name[0]
+	if parts := append(append([]string{}, n.Given...), n.Family); strings.TrimSpace(strings.Join(parts, "")) != "" {
+		return strings.Join(strings.Fields(strings.Join(parts, " ")), " ")
+	}
+	return n.Text
+}

@@ -1,0 +1,131 @@
+// Package demo is what the three example apps (net/http, Echo and Gin)
+// share: flags, the embedded mock SMART server, the OAuth authorization-code
+// flow with PKCE, the FHIR call, the HTML page and the JSON views. Each
+// example's main.go only wires these into its framework's routes.
+package demo
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/smartrefresh/smartrefresh/core"
+)
+
+// DefaultScopes are the scopes the demo asks for: a standalone patient
+// launch with a refresh token.
+const DefaultScopes = "launch/patient patient/*.read openid fhirUser offline_access"
+
+// SecretEnv is the environment variable holding the client secret. It is
+// read from the environment, never from a flag, so that it stays out of
+// shell history and process listings.
+const SecretEnv = "SMART_CLIENT_SECRET"
+
+// Embedded-server client credentials, used when no -token-url is given.
+const (
+	embeddedClientID     = "smart-client"
+	embeddedClientSecret = "smart-secret"
+)
+
+// Config is the demo's configuration, from flags and the environment.
+type Config struct {
+	// Addr is the address the app listens on.
+	Addr string
+	// RedirectURL is the OAuth redirect URI; empty means derived from the
+	// address the app listens on.
+	RedirectURL string
+
+	// TokenURL, AuthorizeURL and FHIRBase name a real SMART server. When
+	// TokenURL is empty the embedded mock server is started and fills them.
+	TokenURL     string
+	AuthorizeURL string
+	FHIRBase     string
+
+	ClientID     string
+	ClientSecret string // from SMART_CLIENT_SECRET; never printed
+	Scopes       string
+
+	// TokenTTL is the access token lifetime of the embedded mock server.
+	TokenTTL time.Duration
+}
+
+// Embedded reports whether the config asks for the embedded mock server.
+func (c Config) Embedded() bool { return c.TokenURL == "" }
+
+// AuthMethod is how the client authenticates to the token endpoint:
+// client_secret_post for a confidential client, none for a public one. The
+// OAuth flow uses the matching oauth2.AuthStyleInParams.
+func (c Config) AuthMethod() core.AuthMethod {
+	if c.ClientSecret != "" {
+		return core.ClientSecretPost
+	}
+	return core.None
+}
+
+// ParseFlags reads the demo's flags from args and the client secret from
+// getenv. It returns flag.ErrHelp when -h or -help was given.
+func ParseFlags(name string, args []string, getenv func(string) string, output io.Writer) (Config, error) {
+	var c Config
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(output)
+	fs.StringVar(&c.Addr, "addr", "127.0.0.1:8080", "address to listen on")
+	fs.StringVar(&c.RedirectURL, "redirect-url", "", "OAuth redirect URI (default http://ADDR/callback)")
+	fs.StringVar(&c.TokenURL, "token-url", "", "token endpoint of a real SMART server (default: start the embedded mock server)")
+	fs.StringVar(&c.AuthorizeURL, "authorize-url", "", "authorization endpoint of the real SMART server (with -token-url)")
+	fs.StringVar(&c.FHIRBase, "fhir-base", "", "FHIR base URL of the real server, also sent as aud (with -token-url)")
+	fs.StringVar(&c.ClientID, "client-id", "", "registered client_id (default "+embeddedClientID+" with the embedded server)")
+	fs.StringVar(&c.Scopes, "scopes", DefaultScopes, "scopes to request, separated by spaces")
+	fs.DurationVar(&c.TokenTTL, "token-ttl", 30*time.Second, "access token lifetime of the embedded server")
+	fs.Usage = func() {
+		fmt.Fprintf(output, "Usage of the %s demo:\n\n", name)
+		fmt.Fprintf(output, "Without -token-url, an embedded mock SMART server is started.\n")
+		fmt.Fprintf(output, "The client secret, if any, is read from $%s.\n\nFlags:\n", SecretEnv)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return Config{}, err
+	}
+	if fs.NArg() > 0 {
+		return Config{}, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
+	}
+	c.ClientSecret = getenv(SecretEnv)
+
+	switch {
+	case strings.TrimSpace(c.Scopes) == "":
+		return Config{}, errors.New("-scopes must not be empty")
+	case c.Embedded() && (c.AuthorizeURL != "" || c.FHIRBase != ""):
+		return Config{}, errors.New("-authorize-url and -fhir-base name a real server: give its -token-url too (without -token-url the embedded mock server is used)")
+	case c.Embedded():
+		if c.TokenTTL <= 0 {
+			return Config{}, errors.New("-token-ttl must be positive")
+		}
+		if c.ClientID == "" {
+			c.ClientID = embeddedClientID
+		}
+		if c.ClientSecret == "" {
+			c.ClientSecret = embeddedClientSecret
+		}
+	default:
+		var missing []string
+		for _, f := range []struct{ name, value string }{
+			{"-authorize-url", c.AuthorizeURL}, {"-fhir-base", c.FHIRBase}, {"-client-id", c.ClientID},
+		} {
+			if f.value == "" {
+				missing = append(missing, f.name)
+			}
+		}
+		if len(missing) > 0 {
+			last := len(missing) - 1
+			list := missing[last]
+			if last > 0 {
+				list = strings.Join(missing[:last], ", ") + " and " + list
+			}
+			return Config{}, fmt.Errorf("-token-url needs %s too", list)
+		}
+		c.FHIRBase = strings.TrimRight(c.FHIRBase, "/")
+	}
+	return c, nil
+}

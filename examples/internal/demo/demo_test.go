@@ -1,0 +1,141 @@
+package demo
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/smartrefresh/smartrefresh/core"
+)
+
+func env(secret string) func(string) string {
+	return func(k string) string {
+		if k == SecretEnv {
+			return secret
+		}
+		return ""
+	}
+}
+
+func TestParseFlagsEmbedded(t *testing.T) {
+	c, err := ParseFlags("demo", nil, env(""), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.Embedded() || c.Addr != "127.0.0.1:8080" || c.TokenTTL != 30*time.Second || c.Scopes != DefaultScopes {
+		t.Errorf("defaults = %+v", c)
+	}
+	if c.ClientID != embeddedClientID || c.ClientSecret != embeddedClientSecret || c.AuthMethod() != core.ClientSecretPost {
+		t.Errorf("embedded client = %q, method %s", c.ClientID, c.AuthMethod())
+	}
+}
+
+func TestParseFlagsRealServer(t *testing.T) {
+	args := []string{"-token-url", "https://ehr.example/token", "-authorize-url", "https://ehr.example/authorize",
+		"-fhir-base", "https://ehr.example/fhir/", "-client-id", "app", "-scopes", "openid offline_access",
+		"-redirect-url", "https://app.example/callback"}
+	c, err := ParseFlags("demo", args, env(""), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Embedded() || c.FHIRBase != "https://ehr.example/fhir" || c.ClientSecret != "" || c.AuthMethod() != core.None {
+		t.Errorf("public client = %+v, method %s", c, c.AuthMethod())
+	}
+	c, err = ParseFlags("demo", args, env("s3cret"), io.Discard)
+	if err != nil || c.ClientSecret != "s3cret" || c.AuthMethod() != core.ClientSecretPost {
+		t.Errorf("confidential client: %v, method %s", err, c.AuthMethod())
+	}
+}
+
+func TestParseFlagsErrors(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-token-url", "https://x/token"}, "-authorize-url, -fhir-base and -client-id"},
+		{[]string{"-token-url", "https://x/token", "-authorize-url", "https://x/a", "-client-id", "c"}, "-fhir-base"},
+		{[]string{"-fhir-base", "https://x/fhir"}, "-token-url"},
+		{[]string{"-token-ttl", "0s"}, "-token-ttl"},
+		{[]string{"-scopes", " "}, "-scopes"},
+		{[]string{"extra"}, "unexpected arguments"},
+		{[]string{"-nope"}, "not defined"},
+	} {
+		_, err := ParseFlags("demo", tc.args, env(""), io.Discard)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("ParseFlags(%q) = %v, want an error containing %q", tc.args, err, tc.want)
+		}
+	}
+	if _, err := ParseFlags("demo", []string{"-help"}, env(""), io.Discard); !errors.Is(err, flag.ErrHelp) {
+		t.Errorf("-help: %v", err)
+	}
+}
+
+func TestNewRejectsIncompleteConfig(t *testing.T) {
+	if _, err := New(Config{TokenURL: "http://127.0.0.1/token"}, Options{}); err == nil {
+		t.Error("New without RedirectURL and endpoints succeeded")
+	}
+	_, err := New(Config{TokenURL: "http://ehr.example/token", AuthorizeURL: "http://ehr.example/a",
+		FHIRBase: "http://ehr.example/fhir", RedirectURL: "http://127.0.0.1/callback", ClientID: "c"}, Options{})
+	if !errors.Is(err, core.ErrMisconfigured) {
+		t.Errorf("New with a plain-http remote token URL: %v, want ErrMisconfigured", err)
+	}
+}
+
+func TestPatientName(t *testing.T) {
+	for raw, want := range map[string]string{
+		`{"id":"1","name":[{"given":["Amy","V."],"family":"Shaw"}]}`: "Amy V. Shaw",
+		`{"id":"1","name":[{"text":"Dr. Who"}]}`:                     "Dr. Who",
+		`{"id":"1","name":[{"family":"Shaw"},{"text":"x"}]}`:         "Shaw",
+		`{"id":"7"}`:    "Patient/7",
+		`not json`:      "",
+		`{"name":[{}]}`: "",
+	} {
+		if got := PatientName([]byte(raw)); got != want {
+			t.Errorf("PatientName(%s) = %q, want %q", raw, got, want)
+		}
+	}
+}
+
+func TestErrorResponse(t *testing.T) {
+	for _, tc := range []struct {
+		err    error
+		status int
+		code   string
+	}{
+		{core.ErrNoToken, http.StatusUnauthorized, "reauth_required"},
+		{fmt.Errorf("Get: %w", core.ErrNoRefreshToken), http.StatusUnauthorized, "reauth_required"},
+		{fmt.Errorf("x: %w", core.ErrTransient), http.StatusServiceUnavailable, "temporarily_unavailable"},
+		{context.Canceled, http.StatusServiceUnavailable, "temporarily_unavailable"},
+		{&Error{http.StatusNotFound, "no_patient", "d"}, http.StatusNotFound, "no_patient"},
+		{&net.OpError{Op: "dial", Err: errors.New("refused")}, http.StatusBadGateway, "fhir_unavailable"},
+	} {
+		status, body := ErrorResponse(tc.err)
+		if status != tc.status || body.Error != tc.code {
+			t.Errorf("ErrorResponse(%v) = %d %q, want %d %q", tc.err, status, body.Error, tc.status, tc.code)
+		}
+	}
+}
+
+func TestPublicAddr(t *testing.T) {
+	for in, want := range map[string]string{
+		"127.0.0.1:8080": "127.0.0.1:8080",
+		"0.0.0.0:80":     "localhost:80",
+		"[::]:8080":      "localhost:8080",
+		"[::1]:8080":     "[::1]:8080",
+	} {
+		addr, err := net.ResolveTCPAddr("tcp", in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := publicAddr(addr); got != want {
+			t.Errorf("publicAddr(%s) = %s, want %s", in, got, want)
+		}
+	}
+}

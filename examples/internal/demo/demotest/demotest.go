@@ -1,0 +1,420 @@
+// Package demotest holds the end-to-end tests every example runs against
+// its own router: the launch, the patient page and API, a refresh after the
+// clock passes the token's expiry, and the demo's run function.
+package demotest
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/smartrefresh/smartrefresh/core/smarttest"
+	"github.com/smartrefresh/smartrefresh/examples/internal/demo"
+)
+
+// TokenTTL is the access token lifetime of the test server.
+const TokenTTL = 30 * time.Second
+
+// PatientName is the name of the mock server's launch patient.
+const PatientName = "Amy V. Shaw"
+
+// Clock is a controllable clock, shared by the mock server and the app.
+type Clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+// NewClock returns a clock set to the real time.
+func NewClock() *Clock { return &Clock{now: time.Now()} }
+
+// Now returns the clock's time.
+func (c *Clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+// Advance moves the clock forward by d.
+func (c *Clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+// Env is an example app served by an httptest server, with the embedded
+// mock SMART server and a shared clock.
+type Env struct {
+	t      *testing.T
+	URL    string
+	Client *http.Client // a browser: cookie jar, follows redirects
+	Mock   *smarttest.Server
+	Clock  *Clock
+	Logs   *Buffer
+
+	mu      sync.Mutex
+	secrets []string // tokens the mock server issued
+}
+
+// Start serves build(app) for an app configured against a fresh mock
+// server, as the example's run would, but with a controllable clock.
+func Start(t *testing.T, name string, build func(*demo.App) http.Handler) *Env {
+	t.Helper()
+	e := &Env{t: t, Clock: NewClock(), Logs: &Buffer{}}
+	ts := httptest.NewUnstartedServer(nil)
+	cfg, err := demo.ParseFlags(name, nil, func(string) string { return "" }, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.TokenTTL = TokenTTL
+	cfg.RedirectURL = "http://" + ts.Listener.Addr().String() + "/callback"
+	e.Mock = demo.StartMock(&cfg, e.Clock.Now)
+	t.Cleanup(e.Mock.Close)
+	e.Mock.SetTokenHook(e.recordTokens)
+
+	app, err := demo.New(cfg, demo.Options{
+		Name:   name,
+		Now:    e.Clock.Now,
+		Logger: slog.New(slog.NewTextHandler(e.Logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts.Config.Handler = build(app)
+	ts.Start()
+	t.Cleanup(ts.Close)
+	e.URL = ts.URL
+	e.Client = browser(t)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("app logs:\n%s", e.Logs)
+		}
+	})
+	return e
+}
+
+func browser(t *testing.T) *http.Client {
+	jar, err := cookiejar.New(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &http.Client{Jar: jar, Timeout: 10 * time.Second}
+	t.Cleanup(c.CloseIdleConnections)
+	return c
+}
+
+// recordTokens is a token endpoint hook that remembers every token issued,
+// so that the test can check none of them leaks.
+func (e *Env) recordTokens(w http.ResponseWriter, r *http.Request, next http.Handler) {
+	rec := httptest.NewRecorder()
+	next.ServeHTTP(rec, r)
+	var answer map[string]any
+	if json.Unmarshal(rec.Body.Bytes(), &answer) == nil {
+		e.mu.Lock()
+		for _, k := range []string{"access_token", "refresh_token", "id_token"} {
+			if s, ok := answer[k].(string); ok && s != "" {
+				e.secrets = append(e.secrets, s)
+			}
+		}
+		e.mu.Unlock()
+	}
+	for k, v := range rec.Header() {
+		w.Header()[k] = v
+	}
+	w.WriteHeader(rec.Code)
+	w.Write(rec.Body.Bytes())
+}
+
+// AssertNoSecret fails the test if text contains a token the mock server
+// issued or the client secret.
+func (e *Env) AssertNoSecret(what, text string) {
+	e.t.Helper()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, s := range append(e.secrets, e.Mock.Options().ClientSecret) {
+		if strings.Contains(text, s) {
+			e.t.Errorf("%s contains a token or the client secret", what)
+		}
+	}
+}
+
+// Get requests path of the app and returns the status and body.
+func (e *Env) Get(path string) (int, string) {
+	e.t.Helper()
+	return get(e.t, e.Client, e.URL+path)
+}
+
+func get(t *testing.T, c *http.Client, url string) (int, string) {
+	t.Helper()
+	resp, err := c.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	return resp.StatusCode, string(body)
+}
+
+// Flow runs the whole story: launch, the patient page and API, then the
+// clock passes the token's expiry and the next API call refreshes the token
+// exactly once without ever reusing a refresh token.
+func Flow(t *testing.T, name string, build func(*demo.App) http.Handler) {
+	e := Start(t, name, build)
+
+	status, body := e.Get("/")
+	if status != http.StatusOK || !strings.Contains(body, `href="/launch"`) {
+		t.Fatalf("GET / logged out: %d, want 200 with a Launch link:\n%s", status, body)
+	}
+
+	// /launch → /authorize (auto-approved) → /callback → /
+	status, body = e.Get("/launch")
+	if status != http.StatusOK || !strings.Contains(body, PatientName) {
+		t.Fatalf("after the launch, GET /: %d, want 200 with %q:\n%s", status, PatientName, body)
+	}
+	if !strings.Contains(body, `id="countdown"`) || !strings.Contains(body, `id="refreshes">0<`) {
+		t.Errorf("home page lacks the countdown or the refresh count 0:\n%s", body)
+	}
+	e.AssertNoSecret("home page", body)
+
+	status, body = e.Get("/api/patient")
+	if status != http.StatusOK {
+		t.Fatalf("GET /api/patient: %d %s", status, body)
+	}
+	var patient struct {
+		ResourceType string `json:"resourceType"`
+		ID           string `json:"id"`
+	}
+	if err := json.Unmarshal([]byte(body), &patient); err != nil || patient.ResourceType != "Patient" {
+		t.Fatalf("GET /api/patient: not a Patient (%v): %s", err, body)
+	}
+	tv := e.TokenView()
+	if tv.Refreshes != 0 || tv.Patient != patient.ID || tv.ExpiresAt == "" || tv.Scope == "" {
+		t.Errorf("/api/token before expiry = %+v", tv)
+	}
+	if n := e.Mock.RefreshCalls(); n != 0 {
+		t.Fatalf("RefreshCalls before expiry = %d, want 0", n)
+	}
+
+	e.Clock.Advance(TokenTTL + time.Second)
+
+	status, body = e.Get("/api/patient")
+	if status != http.StatusOK || !strings.Contains(body, `"Patient"`) {
+		t.Fatalf("GET /api/patient after expiry: %d %s", status, body)
+	}
+	if n := e.Mock.RefreshCalls(); n != 1 {
+		t.Errorf("RefreshCalls = %d, want 1", n)
+	}
+	if n := e.Mock.Reuses(); n != 0 {
+		t.Errorf("Reuses = %d, want 0", n)
+	}
+	tv = e.TokenView()
+	if tv.Refreshes != 1 {
+		t.Errorf("/api/token refreshes = %d, want 1", tv.Refreshes)
+	}
+	if exp, err := time.Parse(time.RFC3339, tv.ExpiresAt); err != nil || !exp.After(e.Clock.Now()) {
+		t.Errorf("/api/token expires_at = %q (%v), want after the clock's %s", tv.ExpiresAt, err, e.Clock.Now())
+	}
+
+	status, body = e.Get("/")
+	if status != http.StatusOK || !strings.Contains(body, PatientName) || !strings.Contains(body, `id="refreshes">1<`) {
+		t.Errorf("GET / after the refresh: %d, want the patient and 1 refresh:\n%s", status, body)
+	}
+	if n := e.Mock.RefreshCalls(); n != 1 {
+		t.Errorf("RefreshCalls after the home page = %d, want still 1", n)
+	}
+	e.AssertNoSecret("home page", body)
+	e.AssertNoSecret("logs", e.Logs.String())
+}
+
+// Concurrent launches, lets the token expire, and then sends a burst of
+// concurrent requests of the same session, twice over: each burst refreshes
+// the token exactly once, and no refresh token is ever presented again,
+// although every request commits its own copy of the session (IdleTimeout)
+// and some of them write back a copy older than the rotation.
+func Concurrent(t *testing.T, name string, build func(*demo.App) http.Handler) {
+	e := Start(t, name, build)
+	if status, body := e.Get("/launch"); status != http.StatusOK || !strings.Contains(body, PatientName) {
+		t.Fatalf("launch: %d:\n%s", status, body)
+	}
+	paths := []string{"/api/patient", "/api/token", "/"}
+	for round := 1; round <= 2; round++ {
+		e.Clock.Advance(TokenTTL + time.Second)
+		var wg sync.WaitGroup
+		for i := range 12 {
+			path := paths[i%len(paths)]
+			wg.Go(func() {
+				resp, err := e.Client.Get(e.URL + path)
+				if err != nil {
+					t.Errorf("round %d: GET %s: %v", round, path, err)
+					return
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusOK {
+					t.Errorf("round %d: GET %s: %d", round, path, resp.StatusCode)
+				}
+			})
+		}
+		wg.Wait()
+		if n := e.Mock.RefreshCalls(); n != round {
+			t.Errorf("after round %d: RefreshCalls = %d, want %d", round, n, round)
+		}
+		if n := e.Mock.Reuses(); n != 0 {
+			t.Fatalf("after round %d: Reuses = %d, want 0", round, n)
+		}
+		if v := e.TokenView(); v.Refreshes != round {
+			t.Errorf("after round %d: /api/token refreshes = %d", round, v.Refreshes)
+		}
+	}
+	if status, body := e.Get("/api/patient"); status != http.StatusOK {
+		t.Errorf("GET /api/patient at the end: %d %s", status, body)
+	}
+}
+
+// TokenView fetches /api/token.
+func (e *Env) TokenView() demo.TokenView {
+	e.t.Helper()
+	status, body := e.Get("/api/token")
+	if status != http.StatusOK {
+		e.t.Fatalf("GET /api/token: %d %s", status, body)
+	}
+	e.AssertNoSecret("/api/token", body)
+	var v demo.TokenView
+	if err := json.Unmarshal([]byte(body), &v); err != nil {
+		e.t.Fatalf("GET /api/token: %v: %s", err, body)
+	}
+	return v
+}
+
+// LoggedOut checks that the API answers 401 with a JSON error without a
+// session token.
+func LoggedOut(t *testing.T, name string, build func(*demo.App) http.Handler) {
+	e := Start(t, name, build)
+	for _, path := range []string{"/api/patient", "/api/token"} {
+		resp, err := e.Client.Get(e.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var body struct {
+			Error string `json:"error"`
+		}
+		err = json.NewDecoder(resp.Body).Decode(&body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusUnauthorized || err != nil || body.Error != "reauth_required" ||
+			!strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
+			t.Errorf("GET %s logged out: %d %s error=%q (%v), want 401 JSON reauth_required",
+				path, resp.StatusCode, resp.Header.Get("Content-Type"), body.Error, err)
+		}
+	}
+	if n := e.Mock.TokenCalls(); n != 0 {
+		t.Errorf("TokenCalls = %d, want 0", n)
+	}
+}
+
+// BadState checks that a callback whose state does not match the session
+// is refused without a token call.
+func BadState(t *testing.T, name string, build func(*demo.App) http.Handler) {
+	e := Start(t, name, build)
+	status, body := e.Get("/callback?code=x&state=forged")
+	if status != http.StatusBadRequest || !strings.Contains(body, "invalid_state") {
+		t.Errorf("GET /callback with a forged state: %d %s, want 400 invalid_state", status, body)
+	}
+	if n := e.Mock.TokenCalls(); n != 0 {
+		t.Errorf("TokenCalls = %d, want 0", n)
+	}
+}
+
+// RunFunc is an example's run function.
+type RunFunc func(ctx context.Context, args []string, stdout io.Writer) error
+
+// Run starts run on 127.0.0.1:0 with the embedded server, launches through
+// it, and checks that it stops when ctx is cancelled. It also checks that
+// an incomplete real-server configuration is refused.
+func Run(t *testing.T, run RunFunc) {
+	t.Setenv(demo.SecretEnv, "")
+
+	err := run(t.Context(), []string{"-token-url", "https://smart.example/token"}, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "-authorize-url") {
+		t.Errorf("run with only -token-url: %v, want an error naming -authorize-url", err)
+	}
+
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	out := &Buffer{}
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, []string{"-addr", "127.0.0.1:0", "-token-ttl", "1m"}, out) }()
+
+	url := out.WaitFor(t, done, regexp.MustCompile(`listening on (http://\S+)`), 10*time.Second)
+	if !strings.Contains(out.String(), "embedded mock SMART server") {
+		t.Errorf("output does not mention the embedded server:\n%s", out)
+	}
+	status, body := get(t, browser(t), url+"/launch")
+	if status != http.StatusOK || !strings.Contains(body, PatientName) {
+		t.Errorf("launch through run: %d, want 200 with %q:\n%s", status, PatientName, body)
+	}
+
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("run returned %v after cancel, want nil", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("run did not stop within 10s of the context's cancellation")
+	}
+	if resp, err := http.Get(url); err == nil {
+		resp.Body.Close()
+		t.Errorf("the app still answers after run returned")
+	}
+}
+
+// Buffer is a bytes.Buffer safe for concurrent use.
+type Buffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *Buffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *Buffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// WaitFor waits until re matches the buffer and returns its first group.
+// It fails if done delivers first or the timeout passes.
+func (b *Buffer) WaitFor(t *testing.T, done <-chan error, re *regexp.Regexp, timeout time.Duration) string {
+	t.Helper()
+	deadline := time.After(timeout)
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if m := re.FindStringSubmatch(b.String()); m != nil {
+			return m[1]
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("run returned early: %v\n%s", err, b)
+		case <-deadline:
+			t.Fatalf("no match for %s within %s:\n%s", re, timeout, b)
+		case <-tick.C:
+		}
+	}
+}

@@ -1,0 +1,103 @@
+package demo
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/smartrefresh/smartrefresh/core/smarttest"
+)
+
+// StartMock starts the embedded mock SMART server for cfg (its client, and
+// access tokens living cfg.TokenTTL) on a loopback port, and points cfg's
+// endpoints at it. now is its clock (time.Now when nil). The caller closes
+// the server.
+func StartMock(cfg *Config, now func() time.Time) *smarttest.Server {
+	srv := smarttest.NewServer(smarttest.Options{
+		ClientID:       cfg.ClientID,
+		ClientSecret:   cfg.ClientSecret,
+		AuthMethod:     cfg.AuthMethod(),
+		AccessTokenTTL: cfg.TokenTTL,
+		Now:            now,
+	})
+	cfg.TokenURL = srv.TokenURL
+	cfg.AuthorizeURL = srv.AuthorizeURL
+	cfg.FHIRBase = srv.FHIRBaseURL
+	return srv
+}
+
+// Run is the body of each example's main: it parses args, starts the
+// embedded mock server unless a real one is configured, builds the App and
+// serves handler(app) until ctx is done, then shuts down gracefully. It
+// prints the app's URL and its logs to stdout.
+func Run(ctx context.Context, name string, args []string, stdout io.Writer, handler func(*App) http.Handler) error {
+	cfg, err := ParseFlags(name, args, os.Getenv, stdout)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	logger := slog.New(slog.NewTextHandler(stdout, nil))
+
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return err
+	}
+	defer ln.Close()
+	appURL := "http://" + publicAddr(ln.Addr())
+	if cfg.RedirectURL == "" {
+		cfg.RedirectURL = appURL + "/callback"
+	}
+
+	if cfg.Embedded() {
+		mock := StartMock(&cfg, nil)
+		defer mock.Close()
+		fmt.Fprintf(stdout, "Using the embedded mock SMART server at %s (access tokens live %s).\n", mock.URL, cfg.TokenTTL)
+	} else {
+		fmt.Fprintf(stdout, "Using the SMART server at %s (client %s, %s).\n", cfg.TokenURL, cfg.ClientID, cfg.AuthMethod())
+	}
+
+	app, err := New(cfg, Options{Name: name, Logger: logger})
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{
+		Handler:           handler(app),
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	fmt.Fprintf(stdout, "%s demo listening on %s\n", name, appURL)
+
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	logger.Info("shutting down")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return srv.Shutdown(shutdownCtx)
+}
+
+// publicAddr is addr as a browser can reach it: an unspecified host
+// (":8080", "0.0.0.0:8080") becomes localhost.
+func publicAddr(addr net.Addr) string {
+	host, port, err := net.SplitHostPort(addr.String())
+	if err != nil {
+		return addr.String()
+	}
+	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+		host = "localhost"
+	}
+	return net.JoinHostPort(host, port)
+}

@@ -1,0 +1,84 @@
+package demo
+
+import (
+	"context"
+	_ "embed"
+	"errors"
+	"html/template"
+	"time"
+
+	"github.com/smartrefresh/smartrefresh/core"
+)
+
+//go:embed home.html
+var homeHTML string
+
+// HomeTemplate is the name of the home page template in Templates.
+const HomeTemplate = "home.html"
+
+// Templates holds the home page template, named HomeTemplate, for
+// template.Execute, echo.TemplateRenderer or gin's SetHTMLTemplate.
+var Templates = template.Must(template.New(HomeTemplate).Parse(homeHTML))
+
+// HomeView is the data of the home page.
+type HomeView struct {
+	Framework string
+	Embedded  bool // using the embedded mock server
+	LoggedIn  bool
+
+	PatientID   string
+	PatientName string
+	Scope       string
+	ExpiresAt   time.Time // zero when the server did not say
+	// ExpiresInMillis is the access token's remaining lifetime when the
+	// page was made; the page counts it down.
+	ExpiresInMillis int64
+	Refreshes       int
+	HasRefreshToken bool
+
+	Error string
+}
+
+// Home gathers the home page: logged out, or the patient's name fetched
+// from the FHIR server (which refreshes the token when it is due) and the
+// token's expiry and refresh count.
+func (a *App) Home(ctx context.Context) HomeView {
+	v := HomeView{Framework: a.name, Embedded: a.embedded}
+	info, err := a.Refresher.Info(ctx)
+	if err != nil {
+		if !errors.Is(err, core.ErrNoToken) {
+			a.LogError(ctx, "reading the session's token", err)
+			_, body := ErrorResponse(err)
+			v.Error = body.ErrorDescription
+		}
+		return v
+	}
+	if info.Patient != "" {
+		var raw []byte
+		raw, err = a.Patient(ctx, info.Patient)
+		v.PatientName = PatientName(raw)
+	} else {
+		_, err = a.Refresher.Token(ctx) // keep the token fresh all the same
+	}
+	if err != nil {
+		a.LogError(ctx, "home page", err)
+		_, body := ErrorResponse(err)
+		v.Error = body.ErrorDescription
+		if errors.Is(err, core.ErrReauthRequired) {
+			return v // the token is gone: logged out
+		}
+	}
+	if info, err = a.Refresher.Info(ctx); err != nil {
+		return v
+	}
+	v.LoggedIn = true
+	v.PatientID = info.Patient
+	v.Scope = info.Scope
+	v.ExpiresAt = info.Expiry
+	if !info.Expiry.IsZero() {
+		v.ExpiresInMillis = info.Expiry.Sub(a.now()).Milliseconds()
+	}
+	v.Refreshes = info.Refreshes
+	v.HasRefreshToken = info.HasRefreshToken
+	return v
+}

@@ -1,0 +1,17 @@
+package main
+
+import (
+	"testing"
+
+	"github.com/smartrefresh/smartrefresh/examples/internal/demo/demotest"
+)
+
+func TestLaunchAndRefresh(t *testing.T) { demotest.Flow(t, "net/http", newHandler) }
+
+func TestConcurrentRequests(t *testing.T) { demotest.Concurrent(t, "net/http", newHandler) }
+
+func TestLoggedOut(t *testing.T) { demotest.LoggedOut(t, "net/http", newHandler) }
+
+func TestForgedState(t *testing.T) { demotest.BadState(t, "net/http", newHandler) }
+
+func TestRun(t *testing.T) { demotest.Run(t, run) }
