@@ -1,10 +1,13 @@
 package core
 
 import (
+	"crypto"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -26,13 +29,31 @@ type Config struct {
 	TokenURL string
 	// ClientID is the client's registered client_id.
 	ClientID string
-	// ClientSecret is the client secret of a confidential client; leave it
-	// empty for a public client.
+	// ClientSecret is the client secret of a confidential symmetric client
+	// (ClientSecretPost, ClientSecretBasic); leave it empty otherwise.
 	ClientSecret string
 	// AuthMethod says how the client authenticates to the token endpoint.
-	// It defaults to None when ClientSecret is empty and must be set when it
-	// is not: the method is never guessed.
+	// It defaults to None when neither ClientSecret nor PrivateKey is set
+	// and must be set when one is: the method is never guessed.
 	AuthMethod AuthMethod
+	// PrivateKey signs the client assertions of PrivateKeyJWT: an RSA key
+	// of 2048 bits or more (RS384) or an ECDSA P-384 key (ES384). Any
+	// crypto.Signer works, so keys held in an HSM or a KMS can be used;
+	// ParsePrivateKeyPEM reads one from a PEM file.
+	PrivateKey crypto.Signer
+	// KeyID is the kid of PrivateKey in the client's registered JWK Set,
+	// sent in every assertion's header. Required with PrivateKeyJWT.
+	KeyID string
+	// SigningAlg is the assertion's algorithm, RS384 or ES384. When empty it
+	// follows from the type of PrivateKey; when set it must agree with it.
+	SigningAlg string
+	// RevocationURL is the endpoint Logout revokes tokens at. When empty,
+	// Logout only removes the token from the session. Like TokenURL it must
+	// use https, except on a loopback address.
+	RevocationURL string
+	// RevocationStyle is the shape of the revocation request
+	// (RevokeRFC7009 by default).
+	RevocationStyle RevocationStyle
 	// Scope, when set, is sent with every refresh request to narrow the
 	// access token's scope. SMART requires it to be a subset of the grant.
 	Scope string
@@ -42,19 +63,42 @@ type Config struct {
 	// SessionKey is the session key the token is stored under
 	// (DefaultSessionKey when empty).
 	SessionKey string
+	// EncryptionKeys, when set, encrypt the token inside the session with
+	// AES-256-GCM, so that the session store (Redis, a database, a cookie)
+	// never holds it in the clear. Each key has EncryptionKeySize (32)
+	// random bytes. The first key encrypts; all of them decrypt, so keys
+	// rotate by prepending a new one and dropping the oldest after the
+	// session Lifetime. A value that no key opens (wrong key, tampered, or
+	// stored before encryption was turned on) is removed and the user must
+	// authorize again (ErrCorruptSession). When nil, the session holds the
+	// token as a plain Go value, which scs's codec encodes as it is.
+	EncryptionKeys [][]byte
 	// Leeway is how long before its expiry a token is refreshed
 	// (DefaultLeeway when zero). For tokens whose lifetime is short
 	// compared with Leeway, the margin shrinks to a quarter of the lifetime,
 	// so that a fresh token is never due.
 	Leeway time.Duration
-	// RefreshTimeout bounds each call to the token endpoint
-	// (DefaultRefreshTimeout when zero). A refresh runs on its own context:
-	// the request that started it may go away without cancelling it.
+	// RefreshTimeout bounds each refresh, all its attempts and waits
+	// included (DefaultRefreshTimeout when zero). A refresh runs on its own
+	// context: the request that started it may go away without cancelling
+	// it. Requests waiting for a refresh are bounded by their own context.
 	RefreshTimeout time.Duration
+	// Retry bounds the retries of a token request that the server
+	// certainly did not process, within RefreshTimeout. The zero value
+	// means up to DefaultRetryAttempts attempts; see RetryPolicy.
+	Retry RetryPolicy
 	// HTTPClient makes the token requests and, through Client, the FHIR
 	// requests (http.DefaultClient's transport when nil). Its Timeout, if
 	// any, also applies.
 	HTTPClient *http.Client
+	// FHIRBaseURLs, when set, are the only URLs Client sends the access
+	// token to: a request must have a base's scheme, host and port, and
+	// its path must be the base's path or continue it after a slash.
+	// Client refuses other requests without sending them
+	// (*DestinationError). Each must use https, except on loopback. Even
+	// when it is empty, Client never sends the token over plain http to a
+	// host that is not loopback.
+	FHIRBaseURLs []string
 	// Logger receives structured logs of refreshes and failures; tokens and
 	// secrets never appear in them. Nothing is logged when nil.
 	Logger *slog.Logger
@@ -63,6 +107,10 @@ type Config struct {
 	// OnRefresh, when set, is called after each token call that succeeded,
 	// with facts about it (never a token).
 	OnRefresh func(RefreshInfo)
+
+	// discovered is the SMART configuration the Config was built from, if
+	// any (SMARTConfiguration.Config).
+	discovered *SMARTConfiguration
 }
 
 // RefreshInfo describes a completed refresh.
@@ -85,7 +133,7 @@ func (c Config) withDefaults() Config {
 	if c.RefreshTimeout == 0 {
 		c.RefreshTimeout = DefaultRefreshTimeout
 	}
-	if c.AuthMethod == "" && c.ClientSecret == "" {
+	if c.AuthMethod == "" && c.ClientSecret == "" && c.PrivateKey == nil {
 		c.AuthMethod = None
 	}
 	if c.HTTPClient == nil {
@@ -97,6 +145,7 @@ func (c Config) withDefaults() Config {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
+	c.Retry = c.Retry.withDefaults()
 	return c
 }
 
@@ -113,25 +162,102 @@ func (c Config) validate() error {
 	if c.Sessions == nil {
 		return &ConfigError{Field: "Sessions", Reason: "is required (the app's *scs.SessionManager)"}
 	}
-	switch c.AuthMethod {
-	case ClientSecretPost, ClientSecretBasic:
-		if c.ClientSecret == "" {
-			return &ConfigError{Field: "ClientSecret", Reason: "is required by AuthMethod " + string(c.AuthMethod)}
+	if err := c.validateAuth(); err != nil {
+		return err
+	}
+	if c.RevocationURL != "" {
+		if err := checkEndpoint(c.RevocationURL); err != nil {
+			return &ConfigError{Field: "RevocationURL", Reason: err.Error()}
 		}
-	case None:
-		if c.ClientSecret != "" {
-			return &ConfigError{Field: "AuthMethod", Reason: "is none but a ClientSecret is set; choose client_secret_post or client_secret_basic"}
-		}
-	case "":
-		return &ConfigError{Field: "AuthMethod", Reason: "is required with a ClientSecret (client_secret_post or client_secret_basic); it is never guessed"}
-	default:
-		return &ConfigError{Field: "AuthMethod", Reason: "unsupported method " + string(c.AuthMethod)}
+	}
+	if c.RevocationStyle != RevokeRFC7009 && c.RevocationStyle != RevokeQueryGET {
+		return &ConfigError{Field: "RevocationStyle", Reason: "unknown style " + c.RevocationStyle.String()}
 	}
 	if c.Leeway < 0 {
 		return &ConfigError{Field: "Leeway", Reason: "must not be negative"}
 	}
 	if c.RefreshTimeout < 0 {
 		return &ConfigError{Field: "RefreshTimeout", Reason: "must not be negative"}
+	}
+	if err := c.Retry.validate(); err != nil {
+		return err
+	}
+	if _, err := parseBaseURLs(c.FHIRBaseURLs); err != nil {
+		return err
+	}
+	for i, key := range c.EncryptionKeys {
+		if err := checkEncryptionKey(i, key); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// validateAuth checks that the client authentication is configured
+// completely and unambiguously.
+func (c Config) validateAuth() error {
+	switch c.AuthMethod {
+	case ClientSecretPost, ClientSecretBasic:
+		if c.ClientSecret == "" {
+			return &ConfigError{Field: "ClientSecret", Reason: "is required by AuthMethod " + string(c.AuthMethod)}
+		}
+		if c.PrivateKey != nil {
+			return &ConfigError{Field: "PrivateKey", Reason: "is set but AuthMethod is " + string(c.AuthMethod) + "; choose private_key_jwt or remove the key"}
+		}
+	case None:
+		if c.ClientSecret != "" {
+			return &ConfigError{Field: "AuthMethod", Reason: "is none but a ClientSecret is set; choose client_secret_post or client_secret_basic"}
+		}
+		if c.PrivateKey != nil {
+			return &ConfigError{Field: "AuthMethod", Reason: "is none but a PrivateKey is set; choose private_key_jwt"}
+		}
+	case PrivateKeyJWT:
+		if c.PrivateKey == nil {
+			return &ConfigError{Field: "PrivateKey", Reason: "is required by AuthMethod private_key_jwt"}
+		}
+		if c.ClientSecret != "" {
+			return &ConfigError{Field: "ClientSecret", Reason: "must be empty with AuthMethod private_key_jwt"}
+		}
+		if c.KeyID == "" {
+			return &ConfigError{Field: "KeyID", Reason: "is required by AuthMethod private_key_jwt (the kid of the key in the client's JWK Set)"}
+		}
+		if _, err := signingAlg(c.PrivateKey, c.SigningAlg); err != nil {
+			return err
+		}
+	case "":
+		if c.PrivateKey != nil {
+			return &ConfigError{Field: "AuthMethod", Reason: "is required with a PrivateKey (private_key_jwt); it is never guessed"}
+		}
+		return &ConfigError{Field: "AuthMethod", Reason: "is required with a ClientSecret (client_secret_post or client_secret_basic); it is never guessed"}
+	default:
+		return &ConfigError{Field: "AuthMethod", Reason: "unsupported method " + string(c.AuthMethod)}
+	}
+	if c.AuthMethod != PrivateKeyJWT && (c.KeyID != "" || c.SigningAlg != "") {
+		field := "KeyID"
+		if c.KeyID == "" {
+			field = "SigningAlg"
+		}
+		return &ConfigError{Field: field, Reason: "is only used with AuthMethod private_key_jwt"}
+	}
+	return c.validateDiscovered()
+}
+
+// validateDiscovered checks the client authentication against the SMART
+// configuration the Config was built from, if any.
+func (c Config) validateDiscovered() error {
+	d := c.discovered
+	if d == nil {
+		return nil
+	}
+	if l := d.TokenEndpointAuthMethodsSupported; len(l) > 0 && !slices.Contains(l, c.AuthMethod) {
+		return &ConfigError{Field: "AuthMethod", Reason: string(c.AuthMethod) +
+			" is not in the server's token_endpoint_auth_methods_supported " + fmt.Sprint(l)}
+	}
+	if l := d.TokenEndpointAuthSigningAlgValuesSupported; c.AuthMethod == PrivateKeyJWT && len(l) > 0 {
+		if alg, _ := signingAlg(c.PrivateKey, c.SigningAlg); !slices.Contains(l, alg) {
+			return &ConfigError{Field: "SigningAlg", Reason: alg +
+				" is not in the server's token_endpoint_auth_signing_alg_values_supported " + fmt.Sprint(l)}
+		}
 	}
 	return nil
 }
@@ -172,3 +298,83 @@ func isLoopback(host string) bool {
 type errorString string
 
 func (e errorString) Error() string { return string(e) }
+
+// redactedConfig is what fmt and log/slog see of a Config.
+type redactedConfig struct {
+	TokenURL        string
+	RevocationURL   string
+	RevocationStyle RevocationStyle
+	ClientID        string
+	ClientSecret    string
+	AuthMethod      AuthMethod
+	PrivateKey      string
+	KeyID           string
+	SigningAlg      string
+	Scope           string
+	SessionKey      string
+	Leeway          time.Duration
+	RefreshTimeout  time.Duration
+}
+
+func (c Config) redacted() redactedConfig {
+	key := ""
+	if c.PrivateKey != nil {
+		key = redacted
+	}
+	return redactedConfig{
+		TokenURL:        c.TokenURL,
+		RevocationURL:   c.RevocationURL,
+		RevocationStyle: c.RevocationStyle,
+		ClientID:        c.ClientID,
+		ClientSecret:    redact(c.ClientSecret),
+		AuthMethod:      c.AuthMethod,
+		PrivateKey:      key,
+		KeyID:           c.KeyID,
+		SigningAlg:      c.SigningAlg,
+		Scope:           c.Scope,
+		SessionKey:      c.SessionKey,
+		Leeway:          c.Leeway,
+		RefreshTimeout:  c.RefreshTimeout,
+	}
+}
+
+// Format implements fmt.Formatter: every verb prints the Config's
+// endpoints, client id and settings, with ClientSecret and PrivateKey
+// replaced by [REDACTED] and the hooks (Sessions, HTTPClient, Logger, Now,
+// OnRefresh) left out.
+func (c Config) Format(f fmt.State, verb rune) {
+	r := c.redacted()
+	switch {
+	case verb == 'v' && f.Flag('#'):
+		fmt.Fprintf(f, "core.Config%+v", r)
+	case verb == 'v' && f.Flag('+'):
+		fmt.Fprintf(f, "%+v", r)
+	default:
+		fmt.Fprintf(f, "{%s %s %s}", r.TokenURL, r.ClientID, r.AuthMethod)
+	}
+}
+
+// String returns the Config's token URL, client id and authentication
+// method; it never shows a secret.
+func (c Config) String() string { return fmt.Sprint(c) }
+
+// LogValue implements slog.LogValuer: logs show the Config without its
+// secrets.
+func (c Config) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.String("token_url", c.TokenURL),
+		slog.String("revocation_url", c.RevocationURL),
+		slog.String("client_id", c.ClientID),
+		slog.String("auth_method", string(c.AuthMethod)),
+		slog.Bool("client_secret", c.ClientSecret != ""),
+		slog.Bool("private_key", c.PrivateKey != nil),
+		slog.String("key_id", c.KeyID),
+		slog.String("scope", c.Scope),
+		slog.Any("fhir_base_urls", c.FHIRBaseURLs),
+		slog.Int("encryption_keys", len(c.EncryptionKeys)),
+	)
+}
+
+// MarshalJSON encodes the Config as %+v prints it: without its secrets
+// (ClientSecret, PrivateKey, EncryptionKeys) and hooks.
+func (c Config) MarshalJSON() ([]byte, error) { return jsonMarshal(c.redacted()) }

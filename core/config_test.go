@@ -1,7 +1,11 @@
 package core
 
 import (
+	"bytes"
 	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -87,5 +91,66 @@ func TestDue(t *testing.T) {
 				t.Errorf("due = %v, want %v", got, tt.want)
 			}
 		})
+	}
+}
+
+func TestConfigRedactsItself(t *testing.T) {
+	cfg := Config{TokenURL: "https://ehr.example/token", ClientID: "client-1", ClientSecret: "CS-secret-123",
+		AuthMethod: ClientSecretPost, PrivateKey: testEC(), KeyID: "kid-1", RevocationURL: "https://ehr.example/revoke",
+		EncryptionKeys: [][]byte{[]byte("EK-secret-0123456789abcdefghijklm")}, Sessions: scs.New()}
+	var logs bytes.Buffer
+	slog.New(slog.NewJSONHandler(&logs, nil)).Info("x", "cfg", cfg, "ptr", &cfg)
+	slog.New(slog.NewTextHandler(&logs, nil)).Info("x", "cfg", cfg)
+	d := testEC().D.String()
+	outputs := map[string]string{
+		"%v": fmt.Sprintf("%v", cfg), "%+v": fmt.Sprintf("%+v", cfg), "%#v": fmt.Sprintf("%#v", cfg),
+		"%s": fmt.Sprintf("%s", cfg), "%+v ptr": fmt.Sprintf("%+v", &cfg), "%#v ptr": fmt.Sprintf("%#v", &cfg),
+		"%q": fmt.Sprintf("%q", cfg), "%x": fmt.Sprintf("%x", cfg), "String": cfg.String(), "slog": logs.String(),
+		"struct": fmt.Sprintf("%+v", struct{ C Config }{cfg}),
+	}
+	for name, out := range outputs {
+		for _, secret := range []string{"CS-secret", "EK-secret", d, fmt.Sprint(testEC().D.Bytes())} {
+			if strings.Contains(out, secret) {
+				t.Errorf("%s leaks a secret: %s", name, out)
+			}
+		}
+		if !strings.Contains(out, "client-1") && name != "%x" {
+			t.Errorf("%s hides the client id: %s", name, out)
+		}
+	}
+	if !strings.Contains(outputs["%+v"], "ClientSecret:[REDACTED]") || !strings.Contains(outputs["%+v"], "PrivateKey:[REDACTED]") {
+		t.Errorf("%%+v: %s", outputs["%+v"])
+	}
+}
+
+func TestPresetConfig(t *testing.T) {
+	cfg := HealthGorillaSandbox.Config(Config{ClientID: "c", ClientSecret: "s", Sessions: scs.New()})
+	if cfg.TokenURL != "https://sandbox.healthgorilla.com/oauth/token" || cfg.AuthMethod != ClientSecretPost ||
+		cfg.RevocationURL != "https://sandbox.healthgorilla.com/oauth/cancel" || cfg.RevocationStyle != RevokeQueryGET {
+		t.Errorf("Config = %+v", cfg)
+	}
+	if _, err := New(cfg); err != nil {
+		t.Errorf("New: %v", err)
+	}
+	// The refresh guide's path, and the base's own choices, win.
+	cfg = HealthGorillaProduction.Config(Config{TokenURL: "https://api.healthgorilla.com/oauth2/token",
+		RevocationURL: "https://api.healthgorilla.com/oauth/revoke", AuthMethod: ClientSecretBasic, ClientSecret: "s"})
+	if cfg.TokenURL != "https://api.healthgorilla.com/oauth2/token" || cfg.AuthMethod != ClientSecretBasic ||
+		cfg.RevocationURL != "https://api.healthgorilla.com/oauth/revoke" || cfg.RevocationStyle != RevokeRFC7009 {
+		t.Errorf("overrides lost: %+v", cfg)
+	}
+	// A key-based client does not get a secret method.
+	if cfg := HealthGorillaProduction.Config(Config{PrivateKey: testEC()}); cfg.AuthMethod != "" {
+		t.Errorf("AuthMethod guessed: %q", cfg.AuthMethod)
+	}
+	for _, p := range []Preset{HealthGorillaSandbox, HealthGorillaProduction} {
+		for _, u := range []string{p.AuthorizeURL, p.TokenURL, p.RevocationURL, p.FHIRBaseURL} {
+			if !strings.HasPrefix(u, p.BaseURL+"/") || checkEndpoint(u) != nil {
+				t.Errorf("%s: bad URL %q", p.Name, u)
+			}
+		}
+	}
+	if RevokeQueryGET.String() != "RevokeQueryGET" || RevocationStyle(9).String() != "RevocationStyle(9)" {
+		t.Error("RevocationStyle.String")
 	}
 }

@@ -29,23 +29,70 @@
 //   - 401 storms: requests whose access token was rejected compare it with
 //     the session's current token; if another request already replaced it
 //     they retry with the new one, otherwise they share one refresh as above.
-//   - The token request is sent once per refresh: no retry, and never with
-//     another client authentication method.
+//   - The token request is sent once per refresh, never with another
+//     client authentication method. It is sent again within the refresh
+//     only when it certainly never reached the server: a connection that
+//     could not be made (DNS, TCP, TLS), or a 429 or 503 refusal (see
+//     RetryPolicy).
+//
+// One case is out of any client's hands: a request that was sent but whose
+// answer was lost (a timeout, a reset connection, a 502 or 504 from a
+// gateway). The server may or may not have rotated the refresh token. The
+// Refresher keeps the stored token, fails with ErrOutcomeUnknown, and the
+// next request of the session sends the same refresh token once more: a
+// server with a grace period for reuse answers normally, a strict one
+// answers invalid_grant, which ends in ErrReauthRequired, a clean new
+// login. The only alternative, logging the user out on every network
+// blip, is worse.
 //
 // The ledger is in memory: it covers one process. Apps that run several
 // replicas behind a load balancer must pin a session to a replica (sticky
 // sessions) until a shared ledger is configured.
+//
+// # Client authentication
+//
+// Config.AuthMethod names the one method the client uses at the token
+// endpoint: ClientSecretPost, ClientSecretBasic, None, or PrivateKeyJWT
+// (SMART's confidential asymmetric clients: a fresh client assertion,
+// RS384 or ES384, signed with Config.PrivateKey for every request; any
+// crypto.Signer, so HSM and KMS keys work). It is configured, never
+// guessed, and a failed request is never repeated with another method.
+//
+// # Discovery and presets
+//
+// Discover reads a server's .well-known/smart-configuration (cached, one
+// fetch for concurrent callers) and SMARTConfiguration.Config fills a
+// Config's endpoints from it; New then refuses an AuthMethod the server
+// does not list. HealthGorillaSandbox and HealthGorillaProduction hold
+// Health Gorilla's endpoints.
+//
+// # Logout
+//
+// Refresher.Logout revokes the session's grant at Config.RevocationURL
+// (RFC 7009, or Health Gorilla's GET ?token=) and removes the token from
+// the session, even when revocation fails. The Refresher remembers the
+// revoked grant, so neither a refresh in flight nor a stale session copy
+// brings the token back.
 //
 // # Errors
 //
 // Every failure matches one of three classes with errors.Is:
 // ErrReauthRequired (the user must launch or log in again; the token has been
 // removed from the session), ErrTransient (the token endpoint failed in a way
-// that may pass; the stored token is kept) and ErrMisconfigured.
-// StatusCode and WriteError map them to HTTP answers.
+// that may pass; the stored token is kept) and ErrMisconfigured. The table
+// of causes and outcomes is in the documentation of ErrReauthRequired.
+// StatusCode and WriteError map them to HTTP answers; ErrorHandler also
+// sends browsers to a login page.
 //
 // # Secrets
 //
-// Token redacts its secrets under fmt, log/slog and encoding/json, and no
-// error carries a token or the client secret.
+// Token and Config redact their secrets under fmt, log/slog and
+// encoding/json, and no error carries a token, the client secret or a
+// client assertion: text an endpoint answered is scrubbed of every secret
+// the request sent before it goes into an error.
+//
+// Client sends the access token over https only (plain http only to
+// loopback) and, with Config.FHIRBaseURLs, only to the FHIR server.
+// Config.EncryptionKeys encrypt the token inside the session (AES-256-GCM).
+// Save renews the session token, against session fixation.
 package core

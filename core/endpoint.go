@@ -31,40 +31,31 @@ func (r *Refresher) requestToken(ctx context.Context, refreshToken string) (*Tok
 	form := url.Values{
 		"grant_type":    {"refresh_token"},
 		"refresh_token": {refreshToken},
-		"client_id":     {r.cfg.ClientID},
-	}
-	if r.cfg.AuthMethod == ClientSecretPost {
-		form.Set("client_secret", r.cfg.ClientSecret)
 	}
 	if r.cfg.Scope != "" {
 		form.Set("scope", r.cfg.Scope)
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, r.cfg.TokenURL, strings.NewReader(form.Encode()))
+	req, sent, err := r.authRequest(ctx, r.cfg.TokenURL, form)
 	if err != nil {
-		return nil, fmt.Errorf("%w: TokenURL: %v", ErrMisconfigured, err)
+		return nil, err
 	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.Header.Set("Accept", "application/json")
-	if r.cfg.AuthMethod == ClientSecretBasic {
-		// RFC 6749 section 2.3.1: both parts are form-encoded first.
-		req.SetBasicAuth(url.QueryEscape(r.cfg.ClientID), url.QueryEscape(r.cfg.ClientSecret))
-	}
+	sent = append(sent, refreshToken)
 	resp, err := r.cfg.HTTPClient.Do(req)
 	if err != nil {
-		return nil, &transientError{err: scrubURLError(err)}
+		return nil, &transientError{err: sent.scrubErr(scrubURLError(err))}
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes+1))
 	if err != nil {
-		return nil, &transientError{err: fmt.Errorf("reading answer: %w", err)}
+		return nil, &transientError{err: sent.scrubErr(fmt.Errorf("reading answer: %w", err))}
 	}
 	if len(body) > maxResponseBytes {
-		return nil, &ResponseError{StatusCode: resp.StatusCode, ContentType: resp.Header.Get("Content-Type"),
+		return nil, &ResponseError{StatusCode: resp.StatusCode, ContentType: limit(sent.scrub(resp.Header.Get("Content-Type")), 64),
 			Reason: "answer larger than 1 MiB"}
 	}
 	tok, err := ParseTokenResponse(resp.StatusCode, resp.Header, body, r.cfg.Now())
 	if err != nil {
-		return nil, r.scrub(err)
+		return nil, sent.scrubAnswer(err, resp.Header, body)
 	}
 	return tok, nil
 }
@@ -79,12 +70,28 @@ func scrubURLError(err error) error {
 	return err
 }
 
-// scrub removes the client's secrets from the server-controlled text of an
-// error answer, in case a server echoes what it received.
-func (r *Refresher) scrub(err error) error {
+// scrubAnswer removes the secrets the request sent from the
+// server-controlled text of an error from ParseTokenResponse, in case the
+// server echoes what it received, and adds a Snippet of a body that was not
+// a JSON error object.
+func (s secrets) scrubAnswer(err error, header http.Header, body []byte) error {
+	// The parser has cut the fields to length, possibly in the middle of a
+	// secret: scrub the whole fields first, then cut.
 	var te *TokenError
-	if errors.As(err, &te) && r.cfg.ClientSecret != "" {
-		te.Description = strings.ReplaceAll(te.Description, r.cfg.ClientSecret, redacted)
+	if errors.As(err, &te) {
+		if e, ok := decodeOAuthError(body); ok {
+			te.Code = limit(s.scrub(e.Code), 64)
+			te.Description = limit(s.scrub(e.Description), 256)
+			te.URI = limit(s.scrub(e.URI), 256)
+		} else {
+			te.ContentType = limit(s.scrub(mediaType(header)), 64)
+			te.Snippet = s.snippet(header, body)
+		}
+	}
+	var re *ResponseError
+	if errors.As(err, &re) {
+		re.ContentType = limit(s.scrub(header.Get("Content-Type")), 64)
+		re.Snippet = s.snippet(header, body)
 	}
 	return err
 }
@@ -191,23 +198,39 @@ func parseExpiresIn(raw json.RawMessage) (int64, error) {
 // parseErrorResponse turns a non-2xx answer into a *TokenError.
 func parseErrorResponse(status int, header http.Header, body []byte) error {
 	te := &TokenError{StatusCode: status, RetryAfter: parseRetryAfter(header.Get("Retry-After"), time.Now())}
-	var e struct {
-		Code        string `json:"error"`
-		Description string `json:"error_description"`
-		URI         string `json:"error_uri"`
-	}
-	mt, _, _ := mime.ParseMediaType(header.Get("Content-Type"))
-	if err := json.Unmarshal(body, &e); err == nil && e.Code != "" {
+	if e, ok := decodeOAuthError(body); ok {
 		te.Code = limit(e.Code, 64)
 		te.Description = limit(e.Description, 256)
 		te.URI = limit(e.URI, 256)
 		return te
 	}
-	if mt == "" {
-		mt = "none"
-	}
-	te.ContentType = limit(mt, 64)
+	te.ContentType = limit(mediaType(header), 64)
 	return te
+}
+
+// oauthError is an OAuth error answer (RFC 6749 section 5.2).
+type oauthError struct {
+	Code        string `json:"error"`
+	Description string `json:"error_description"`
+	URI         string `json:"error_uri"`
+}
+
+// decodeOAuthError decodes body as an OAuth error answer; ok is false when
+// it is not one.
+func decodeOAuthError(body []byte) (e oauthError, ok bool) {
+	if err := json.Unmarshal(body, &e); err != nil || e.Code == "" {
+		return oauthError{}, false
+	}
+	return e, true
+}
+
+// mediaType returns the media type of the answer's Content-Type, or "none".
+func mediaType(header http.Header) string {
+	mt, _, _ := mime.ParseMediaType(header.Get("Content-Type"))
+	if mt == "" {
+		return "none"
+	}
+	return mt
 }
 
 // parseRetryAfter reads a Retry-After header: seconds or an HTTP date.

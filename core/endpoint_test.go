@@ -3,6 +3,7 @@ package core
 import (
 	"errors"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -173,4 +174,248 @@ func equalTokens(a, b *Token) bool {
 		a.RefreshToken == b.RefreshToken && a.Expiry.Equal(b.Expiry) && a.Scope == b.Scope &&
 		a.IDToken == b.IDToken && a.Patient == b.Patient && a.Encounter == b.Encounter &&
 		string(ea) == string(eb)
+}
+
+// TestParseTokenResponseRealWorld: answers as servers send them, from the
+// SMART App Launch examples and Health Gorilla's documentation.
+func TestParseTokenResponseRealWorld(t *testing.T) {
+	tests := []struct {
+		name string
+		body string
+		want Token
+	}{
+		{
+			name: "Health Gorilla refresh: scope user/. without offline_access",
+			body: `{"access_token":"hg-at","token_type":"Bearer","expires_in":3600,"scope":"user/.","refresh_token":"hg-rt"}`,
+			want: Token{AccessToken: "hg-at", TokenType: "Bearer", RefreshToken: "hg-rt", Expiry: t0.Add(time.Hour), Scope: "user/."},
+		},
+		{
+			name: "Health Gorilla refresh without a new refresh token",
+			body: `{"access_token":"hg-at","token_type":"Bearer","expires_in":3600,"scope":"user/."}`,
+			want: Token{AccessToken: "hg-at", TokenType: "Bearer", Expiry: t0.Add(time.Hour), Scope: "user/."},
+		},
+		{
+			name: "SMART v2 launch: intent, tenant and every fhirContext shape",
+			body: `{
+				"access_token": "m7rt6i7s9nuxkjvi8vsx",
+				"token_type": "Bearer",
+				"expires_in": 3600,
+				"scope": "launch/patient patient/Observation.rs patient/Patient.rs",
+				"intent": "client-ui-name",
+				"patient": "123",
+				"encounter": "456",
+				"fhirContext": [
+					{"reference": "Appointment/789"},
+					{"canonical": "http://example.org/Questionnaire/abc|1.0"},
+					{"identifier": {"system": "http://example.org/imaging", "value": "study-1"}, "type": "ImagingStudy"},
+					{"reference": "Patient/456", "role": "https://example.org/role/sibling"}
+				],
+				"need_patient_banner": true,
+				"smart_style_url": "https://ehr/styles/smart_v1.json",
+				"tenant": "2ddd6c3a-8e9a-44c6-a305-52111ad302a2"
+			}`,
+			want: Token{AccessToken: "m7rt6i7s9nuxkjvi8vsx", TokenType: "Bearer", Expiry: t0.Add(time.Hour),
+				Scope: "launch/patient patient/Observation.rs patient/Patient.rs", Patient: "123", Encounter: "456",
+				Extra: map[string]any{
+					"intent": "client-ui-name", "need_patient_banner": true,
+					"smart_style_url": "https://ehr/styles/smart_v1.json", "tenant": "2ddd6c3a-8e9a-44c6-a305-52111ad302a2",
+					"fhirContext": []any{
+						map[string]any{"reference": "Appointment/789"},
+						map[string]any{"canonical": "http://example.org/Questionnaire/abc|1.0"},
+						map[string]any{"identifier": map[string]any{"system": "http://example.org/imaging", "value": "study-1"}, "type": "ImagingStudy"},
+						map[string]any{"reference": "Patient/456", "role": "https://example.org/role/sibling"},
+					},
+				}},
+		},
+		{
+			name: "SMART authorization_details and id_token",
+			body: `{"access_token":"at","token_type":"Bearer","expires_in":300,"scope":"openid fhirUser patient/*.rs",
+				"id_token":"eyJ.id.token","authorization_details":[{"type":"smart_on_fhir",
+				"locations":["https://ehr.example.org/fhir"],"fhirVersions":["4.0.1"],"scope":"patient/*.rs","patient":"123"}]}`,
+			want: Token{AccessToken: "at", TokenType: "Bearer", Expiry: t0.Add(5 * time.Minute), Scope: "openid fhirUser patient/*.rs",
+				IDToken: "eyJ.id.token", Extra: map[string]any{"authorization_details": []any{map[string]any{
+					"type": "smart_on_fhir", "locations": []any{"https://ehr.example.org/fhir"},
+					"fhirVersions": []any{"4.0.1"}, "scope": "patient/*.rs", "patient": "123"}}}},
+		},
+		{
+			name: "SMART refresh section: lowercase bearer, numeric-string expires_in",
+			body: `{"access_token":"at2","token_type":"bearer","expires_in":" 3600 ","scope":"patient/Observation.rs","refresh_token":"rt2"}`,
+			want: Token{AccessToken: "at2", TokenType: "bearer", RefreshToken: "rt2", Expiry: t0.Add(time.Hour), Scope: "patient/Observation.rs"},
+		},
+		{
+			name: "BEARER, fractional expires_in",
+			body: `{"access_token":"at","token_type":"BEARER","expires_in":3599.9}`,
+			want: Token{AccessToken: "at", TokenType: "BEARER", Expiry: t0.Add(3599 * time.Second)},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			header := http.Header{"Content-Type": {"application/json;charset=UTF-8"}, "Cache-Control": {"no-store"}}
+			got, err := ParseTokenResponse(200, header, []byte(tt.body), t0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !equalTokens(got, &tt.want) {
+				t.Errorf("got  %+v\nwant %+v", *got, tt.want)
+			}
+		})
+	}
+}
+
+// TestMergeAcrossRefresh: the launch context comes with the first answer;
+// a refresh answer may repeat it (it wins) or omit it (it is kept).
+func TestMergeAcrossRefresh(t *testing.T) {
+	first := `{"access_token":"at1","token_type":"Bearer","expires_in":3600,"refresh_token":"rt1",
+		"scope":"launch/patient patient/*.rs offline_access","patient":"123","encounter":"456","tenant":"t1",
+		"need_patient_banner":true,"fhirContext":[{"reference":"Patient/123"}],"id_token":"id1"}`
+	tests := []struct {
+		name    string
+		refresh string
+		check   func(t *testing.T, got *Token)
+	}{
+		{
+			name:    "context omitted, refresh token not rotated",
+			refresh: `{"access_token":"at2","token_type":"bearer","expires_in":"3600","scope":"user/."}`,
+			check: func(t *testing.T, got *Token) {
+				if got.RefreshToken != "rt1" || got.Patient != "123" || got.Encounter != "456" || got.IDToken != "id1" ||
+					got.Extra["tenant"] != "t1" || got.Extra["need_patient_banner"] != true || got.Extra["fhirContext"] == nil {
+					t.Errorf("context or refresh token lost: %+v", *got)
+				}
+				if got.Scope != "user/." || got.AccessToken != "at2" {
+					t.Errorf("new fields not taken: %+v", *got)
+				}
+			},
+		},
+		{
+			name: "context repeated and changed, refresh token rotated",
+			refresh: `{"access_token":"at2","token_type":"Bearer","expires_in":3600,"refresh_token":"rt2","patient":"123",
+				"fhirContext":[{"reference":"Patient/123"},{"reference":"Encounter/999","role":"launch"}]}`,
+			check: func(t *testing.T, got *Token) {
+				fc, _ := got.Extra["fhirContext"].([]any)
+				if got.RefreshToken != "rt2" || len(fc) != 2 || got.Encounter != "456" || got.Extra["tenant"] != "t1" {
+					t.Errorf("merge wrong: %+v", *got)
+				}
+				if got.Scope != "launch/patient patient/*.rs offline_access" {
+					t.Errorf("omitted scope not kept: %q", got.Scope)
+				}
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			old, err := ParseTokenResponse(200, jsonHeader(), []byte(first), t0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			next, err := ParseTokenResponse(200, jsonHeader(), []byte(tt.refresh), t0.Add(time.Hour))
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := merge(old, next)
+			if !got.Expiry.Equal(t0.Add(2 * time.Hour)) {
+				t.Errorf("expiry %v", got.Expiry)
+			}
+			tt.check(t, got)
+		})
+	}
+}
+
+func TestParseErrorAnswers(t *testing.T) {
+	tests := []struct {
+		status int
+		body   string
+		class  error
+		want   TokenError
+	}{
+		{400, `{"error":"invalid_grant","error_description":"Refresh token expired","error_uri":"https://docs.example/errors#grant"}`,
+			ErrReauthRequired, TokenError{StatusCode: 400, Code: "invalid_grant", Description: "Refresh token expired", URI: "https://docs.example/errors#grant"}},
+		{401, `{"error":"invalid_client","error_description":"Client authentication failed"}`,
+			ErrMisconfigured, TokenError{StatusCode: 401, Code: "invalid_client", Description: "Client authentication failed"}},
+		{403, `{"error":"unauthorized_client","error_uri":"https://docs.example/403"}`,
+			ErrMisconfigured, TokenError{StatusCode: 403, Code: "unauthorized_client", URI: "https://docs.example/403"}},
+		{400, `{"error":"invalid_request","error_description":"line1\nline2\ttab"}`,
+			ErrMisconfigured, TokenError{StatusCode: 400, Code: "invalid_request", Description: "line1line2tab"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.want.Code, func(t *testing.T) {
+			_, err := ParseTokenResponse(tt.status, jsonHeader(), []byte(tt.body), t0)
+			var te *TokenError
+			if !errors.As(err, &te) || *te != tt.want {
+				t.Fatalf("got %#v, want %#v", err, tt.want)
+			}
+			if !errors.Is(err, tt.class) {
+				t.Errorf("class of %v", err)
+			}
+		})
+	}
+}
+
+func TestScrubAnswer(t *testing.T) {
+	const (
+		secret    = "cl!ent/secret+="
+		rt        = "refresh-TOKEN-0123456789"
+		assertion = "eyJhbGciOiJFUzM4NCJ9.eyJqdGkiOiJ4In0.c2ln"
+	)
+	sent := secrets{secret, basicCredentials("client", secret), assertion, rt}
+	tests := []struct {
+		name     string
+		status   int
+		ctype    string
+		body     string
+		snippet  string // "" for none
+		contains string // must appear in the error
+	}{
+		{"HTML page echoing the refresh token", 502, "text/html", "<html>\n  <h1>Bad Gateway</h1> " + rt + "\n</html>",
+			"<html> <h1>Bad Gateway</h1> [REDACTED] </html>", "502"},
+		{"form-encoded echo of the secret", 400, "text/plain", "bad client_secret=" + url.QueryEscape(secret),
+			"bad client_secret=[REDACTED]", "text/plain"},
+		{"JSON-escaped echo, no error field", 401, "application/json", `{"message":"bad ` + strings.ReplaceAll(secret, "/", `\/`) + `"}`,
+			`{"message":"bad [REDACTED]"}`, "401"},
+		{"Basic header echoed", 400, "text/plain", "Authorization: Basic " + basicCredentials("client", secret),
+			"Authorization: Basic [REDACTED]", "400"},
+		{"assertion echoed at 200", 200, "text/html", "<p>" + assertion + "</p>", "<p>[REDACTED]</p>", "not a JSON object"},
+		{"form answer may hold a fresh token", 200, "application/x-www-form-urlencoded", "access_token=fresh-token-value&token_type=bearer", "", "200"},
+		{"body naming a token field", 200, "text/plain", `access_token: fresh-token-value`, "", "200"},
+		{"long body is cut", 500, "text/html", strings.Repeat("ab", 500), strings.Repeat("ab", 60) + "…", "500"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := http.Header{"Content-Type": {tt.ctype}}
+			_, err := ParseTokenResponse(tt.status, h, []byte(tt.body), t0)
+			err = sent.scrubAnswer(err, h, []byte(tt.body))
+			var got string
+			var te *TokenError
+			var re *ResponseError
+			switch {
+			case errors.As(err, &te):
+				got = te.Snippet
+			case errors.As(err, &re):
+				got = re.Snippet
+			}
+			if got != tt.snippet {
+				t.Errorf("snippet %q, want %q", got, tt.snippet)
+			}
+			msg := err.Error()
+			if !strings.Contains(msg, tt.contains) {
+				t.Errorf("error %q lacks %q", msg, tt.contains)
+			}
+			for _, s := range []string{secret, url.QueryEscape(secret), rt, assertion, "fresh-token-value"} {
+				if strings.Contains(msg, s) {
+					t.Errorf("error leaks %q: %s", s, msg)
+				}
+			}
+		})
+	}
+}
+
+// TestScrubDescriptionBeforeCut: a secret the parser's 256-byte cut splits
+// must not survive in part.
+func TestScrubDescriptionBeforeCut(t *testing.T) {
+	rt := strings.Repeat("R", 40)
+	body := `{"error":"invalid_grant","error_description":"` + strings.Repeat("x", 240) + rt + `"}`
+	_, err := ParseTokenResponse(400, jsonHeader(), []byte(body), t0)
+	err = secrets{rt}.scrubAnswer(err, jsonHeader(), []byte(body))
+	if strings.Contains(err.Error(), "RRRR") {
+		t.Errorf("part of the secret survived: %v", err)
+	}
 }

@@ -5,12 +5,34 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 )
 
 // The error classes. Every error the Refresher returns for a failed refresh
 // matches (errors.Is) exactly one of ErrReauthRequired, ErrTransient and
-// ErrMisconfigured; the specific errors below wrap their class.
+// ErrMisconfigured; the specific errors below wrap their class. This is the
+// one place the taxonomy is defined:
+//
+//	class              cause                                  session token   StatusCode
+//	ErrReauthRequired  invalid_grant (refresh token expired,  removed and     401
+//	                   revoked or reused), no token, no       committed
+//	                   refresh token, corrupt session value
+//	ErrTransient       network error, timeout, 429, 5xx,      kept            503 (with the
+//	                   broken answer; ErrOutcomeUnknown when                  server's
+//	                   the request may have been processed                    Retry-After)
+//	ErrMisconfigured   invalid_client, unauthorized_client,   kept            500
+//	                   invalid_scope, 404 at TokenURL, bad
+//	                   Config (*ConfigError), no scs session,
+//	                   a URL the token must not go to
+//
+// ErrReauthRequired: the app sends the user to launch or log in again
+// (ErrorHandler does that for browser navigations). ErrTransient: the next
+// request tries again; a refresh whose request certainly did not reach the
+// server (connection refused, DNS or TLS failure, 429, 503) is first
+// retried within Config.RefreshTimeout (see RetryPolicy). ErrMisconfigured:
+// the error names the setting to fix (*ConfigError.Field, or a hint such
+// as "check ClientID, ClientSecret and AuthMethod" in *TokenError).
 var (
 	// ErrReauthRequired means the session has no usable token and the user
 	// must authorize the app again (launch or log in). The token, if any,
@@ -24,6 +46,19 @@ var (
 	// request in a way only a change of configuration can fix.
 	ErrMisconfigured = errors.New("smartrefresh: misconfigured")
 )
+
+// ErrOutcomeUnknown is matched, besides ErrTransient, by a refresh whose
+// request was sent but whose answer was lost or unusable: a timeout or a
+// connection reset after the request went out, 500, 502, 504, or a broken
+// answer. The server may have rotated the refresh token, so the request is
+// not retried at once: sending the refresh token again could be the reuse
+// that makes a strict server revoke the grant. The stored token is kept,
+// and the next request of the session tries again with it, since the only
+// other choice is to log the user out on every network blip. A server with
+// a grace period for reuse then answers normally; a strict one answers
+// invalid_grant, which ends cleanly in ErrReauthRequired, never in a
+// silently broken session.
+var ErrOutcomeUnknown = fmt.Errorf("%w: the token request was sent, but its outcome is unknown", ErrTransient)
 
 // Specific errors, each wrapping its class.
 var (
@@ -40,6 +75,10 @@ var (
 	ErrNoSession = fmt.Errorf("%w: no session in context (wrap the handler with the scs SessionManager's LoadAndSave)", ErrMisconfigured)
 	// ErrInvalidToken: a token given to Save has no access token.
 	ErrInvalidToken = errors.New("smartrefresh: token has no access token")
+	// ErrRevoked: Logout revoked the session's grant. A copy of the token
+	// that turns up later (a stale session copy, a refresh that was in
+	// flight) is removed instead of being used.
+	ErrRevoked = fmt.Errorf("%w: logged out (the grant was revoked)", ErrReauthRequired)
 )
 
 // ConfigError reports a Config field that New rejected.
@@ -66,6 +105,11 @@ type TokenError struct {
 	ContentType string
 	// RetryAfter is the server's Retry-After, when it sent one.
 	RetryAfter time.Duration
+	// Snippet is the start of an answer that was not a JSON error object
+	// (at most about 120 printable bytes), set by the Refresher with the
+	// client secret, the refresh token and the client assertion it sent
+	// replaced by [REDACTED]. It is empty when the body might carry a token.
+	Snippet string
 }
 
 func (e *TokenError) Error() string {
@@ -79,6 +123,9 @@ func (e *TokenError) Error() string {
 	if e.ContentType != "" {
 		s += " (non-JSON answer, Content-Type " + strconv.Quote(e.ContentType) + ")"
 	}
+	if e.Snippet != "" {
+		s += ": " + strconv.Quote(e.Snippet)
+	}
 	if hint := e.hint(); hint != "" {
 		s += "; " + hint
 	}
@@ -91,6 +138,10 @@ func (e *TokenError) hint() string {
 		return "check ClientID, ClientSecret and AuthMethod"
 	case e.Code == "invalid_scope":
 		return "check Scope"
+	case e.Code == "unsupported_grant_type":
+		return "the client is not allowed the refresh_token grant; check the client registration"
+	case e.Code == "" && (e.StatusCode == http.StatusUnauthorized || e.StatusCode == http.StatusForbidden):
+		return "check TokenURL, ClientID and the client credentials"
 	case e.StatusCode == http.StatusNotFound || e.StatusCode == http.StatusMethodNotAllowed:
 		return "check TokenURL"
 	}
@@ -107,6 +158,12 @@ func (e *TokenError) Is(target error) bool {
 		return e.class() == ErrTransient
 	case ErrMisconfigured:
 		return e.class() == ErrMisconfigured
+	case ErrOutcomeUnknown:
+		// 429 and 503 mean the server declined the request; any other 5xx
+		// may come after it was processed (or from a gateway that lost
+		// the answer).
+		return e.class() == ErrTransient && e.StatusCode != http.StatusTooManyRequests &&
+			e.StatusCode != http.StatusServiceUnavailable
 	}
 	return false
 }
@@ -135,16 +192,143 @@ type ResponseError struct {
 	StatusCode  int
 	ContentType string
 	Reason      string
+	// Snippet is the start of the body, as in TokenError.
+	Snippet string
 }
 
 func (e *ResponseError) Error() string {
-	return "smartrefresh: unusable token response (status " + strconv.Itoa(e.StatusCode) +
+	s := "smartrefresh: unusable token response (status " + strconv.Itoa(e.StatusCode) +
 		", Content-Type " + strconv.Quote(e.ContentType) + "): " + e.Reason
+	if e.Snippet != "" {
+		s += ": " + strconv.Quote(e.Snippet)
+	}
+	return s
 }
 
-// Is makes a ResponseError match ErrTransient: a broken answer may be a
-// passing fault of a proxy or the server, and the stored token is kept.
-func (e *ResponseError) Is(target error) bool { return target == ErrTransient }
+// Is makes a ResponseError match ErrTransient and ErrOutcomeUnknown: a
+// broken answer may be a passing fault of a proxy or the server, and the
+// stored token is kept; but the server may also have processed the request
+// and rotated the refresh token, so it is not retried at once.
+func (e *ResponseError) Is(target error) bool {
+	return target == ErrTransient || target == ErrOutcomeUnknown
+}
+
+// AssertionError is a failure to sign the private_key_jwt client assertion,
+// for example a KMS that could not be reached. No request was sent, so the
+// refresh token was not used; the error matches ErrTransient and the stored
+// token is kept.
+type AssertionError struct {
+	Err error
+}
+
+func (e *AssertionError) Error() string {
+	return "smartrefresh: signing the client assertion failed: " + e.Err.Error()
+}
+
+func (e *AssertionError) Unwrap() []error { return []error{ErrTransient, e.Err} }
+
+// RevocationError is a failed revocation of a token at Config.RevocationURL,
+// returned by Logout after it removed the token from the session. It matches
+// ErrTransient when the endpoint could not be reached or answered 429 or
+// 5xx, and ErrMisconfigured otherwise.
+type RevocationError struct {
+	// TokenTypeHint is the kind of token whose revocation failed:
+	// "refresh_token" or "access_token".
+	TokenTypeHint string
+	// StatusCode is the endpoint's answer; zero when there was none.
+	StatusCode int
+	// Code and Description are the OAuth error of a JSON error answer.
+	Code        string
+	Description string
+	// ContentType and Snippet describe any other answer, as in TokenError.
+	ContentType string
+	Snippet     string
+	// Err is the transport error when the endpoint could not be reached.
+	Err error
+}
+
+func (e *RevocationError) Error() string {
+	s := "smartrefresh: revoking the " + strings.ReplaceAll(e.TokenTypeHint, "_", " ") + " failed: "
+	switch {
+	case e.Err != nil:
+		s += e.Err.Error()
+	default:
+		s += "revocation endpoint answered " + strconv.Itoa(e.StatusCode)
+		if e.Code != "" {
+			s += " " + e.Code
+		}
+		if e.Description != "" {
+			s += ": " + e.Description
+		}
+		if e.ContentType != "" {
+			s += " (Content-Type " + strconv.Quote(e.ContentType) + ")"
+		}
+		if e.Snippet != "" {
+			s += ": " + strconv.Quote(e.Snippet)
+		}
+	}
+	return s
+}
+
+// Is reports the class of the error: ErrTransient or ErrMisconfigured.
+func (e *RevocationError) Is(target error) bool {
+	transient := e.Err != nil || e.StatusCode == http.StatusTooManyRequests || e.StatusCode >= 500
+	switch target {
+	case ErrTransient:
+		return transient
+	case ErrMisconfigured:
+		return !transient
+	}
+	return false
+}
+
+func (e *RevocationError) Unwrap() error { return e.Err }
+
+// ErrDiscovery is matched (errors.Is) by every *DiscoveryError.
+var ErrDiscovery = errors.New("smartrefresh: SMART discovery failed")
+
+// DiscoveryError is a SMART configuration that could not be fetched or
+// used. Besides ErrDiscovery it matches ErrTransient when the server could
+// not be reached or answered 429 or 5xx, and ErrMisconfigured otherwise.
+type DiscoveryError struct {
+	// URL is the smart-configuration document's URL, when known.
+	URL string
+	// StatusCode is the server's answer, zero when there was none.
+	StatusCode int
+	// Reason says what was wrong.
+	Reason string
+	// Err is the underlying error, if any.
+	Err error
+
+	transient bool // unreachable, timed out, 429 or 5xx
+}
+
+func (e *DiscoveryError) Error() string {
+	s := "smartrefresh: SMART configuration"
+	if e.URL != "" {
+		s += " " + e.URL
+	}
+	s += ": " + e.Reason
+	if e.Err != nil {
+		s += ": " + e.Err.Error()
+	}
+	return s
+}
+
+// Is reports whether target is ErrDiscovery or the error's class.
+func (e *DiscoveryError) Is(target error) bool {
+	switch target {
+	case ErrDiscovery:
+		return true
+	case ErrTransient:
+		return e.transient
+	case ErrMisconfigured:
+		return !e.transient
+	}
+	return false
+}
+
+func (e *DiscoveryError) Unwrap() error { return e.Err }
 
 // RetryAfter returns how long the token endpoint asked to wait before the
 // next attempt, if err carries such a hint.

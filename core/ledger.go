@@ -3,6 +3,7 @@ package core
 import (
 	"crypto/sha256"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -19,13 +20,18 @@ func fingerprintOf(refreshToken string) fingerprint {
 // redeemed refresh token again: the refresher looks the stale refresh token
 // up here and gets the grant's newest token instead.
 //
+// It also remembers the grants Logout revoked, so that no copy of their
+// tokens is used again.
+//
 // Entries live as long as a session can (the session manager's Lifetime):
 // no copy of a session, stale or not, outlives that.
 type ledger struct {
 	mu        sync.Mutex
 	ttl       time.Duration
-	redeemed  map[fingerprint]*lineage // redeemed refresh token → its grant
-	current   map[fingerprint]*lineage // grant's current refresh token → its grant
+	redeemed  map[fingerprint]*lineage  // redeemed refresh token → its grant
+	current   map[fingerprint]*lineage  // grant's current refresh token → its grant
+	revoked   map[fingerprint]time.Time // token revoked by Logout → entry expiry
+	anyRevoke atomic.Bool               // set once revoked has had an entry
 	nextSweep time.Time
 }
 
@@ -33,6 +39,7 @@ type ledger struct {
 type lineage struct {
 	head    *record
 	expires time.Time
+	revoked bool // by Logout
 }
 
 func newLedger(ttl time.Duration) *ledger {
@@ -40,7 +47,64 @@ func newLedger(ttl time.Duration) *ledger {
 		ttl:      ttl,
 		redeemed: make(map[fingerprint]*lineage),
 		current:  make(map[fingerprint]*lineage),
+		revoked:  make(map[fingerprint]time.Time),
 	}
+}
+
+// revoke records that Logout revoked the grant of the given tokens: their
+// access and refresh tokens, and every refresh token of their lineage, must
+// not be used again.
+func (l *ledger) revoke(now time.Time, toks ...*Token) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.anyRevoke.Store(true)
+	for _, t := range toks {
+		for _, s := range []string{t.AccessToken, t.RefreshToken} {
+			if s != "" {
+				l.revoked[fingerprintOf(s)] = now.Add(l.ttl)
+			}
+		}
+		if t.RefreshToken == "" {
+			continue
+		}
+		fp := fingerprintOf(t.RefreshToken)
+		for _, lin := range []*lineage{l.current[fp], l.redeemed[fp]} {
+			if lin != nil {
+				lin.revoked = true
+			}
+		}
+	}
+	l.sweep(now)
+}
+
+// isRevoked reports whether Logout revoked t's grant. It costs nothing
+// until a Logout happened.
+func (l *ledger) isRevoked(t *Token, now time.Time) bool {
+	if !l.anyRevoke.Load() {
+		return false
+	}
+	at := fingerprintOf(t.AccessToken)
+	var rt fingerprint
+	if t.RefreshToken != "" {
+		rt = fingerprintOf(t.RefreshToken)
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if exp, ok := l.revoked[at]; ok && now.Before(exp) {
+		return true
+	}
+	if t.RefreshToken == "" {
+		return false
+	}
+	if exp, ok := l.revoked[rt]; ok && now.Before(exp) {
+		return true
+	}
+	for _, lin := range []*lineage{l.current[rt], l.redeemed[rt]} {
+		if lin != nil && lin.revoked && now.Before(lin.expires) {
+			return true
+		}
+	}
+	return false
 }
 
 // newest returns the newest token of the grant whose refresh token fp was
@@ -89,6 +153,11 @@ func (l *ledger) sweep(now time.Time) {
 	for fp, lin := range l.current {
 		if !now.Before(lin.expires) {
 			delete(l.current, fp)
+		}
+	}
+	for fp, exp := range l.revoked {
+		if !now.Before(exp) {
+			delete(l.revoked, fp)
 		}
 	}
 }

@@ -58,6 +58,8 @@ func reauthReason(err error) string {
 		return "no token in session; launch or log in"
 	case errors.Is(err, ErrNoRefreshToken):
 		return "the access token expired and there is no refresh token; launch or log in again"
+	case errors.Is(err, ErrRevoked):
+		return "logged out; launch or log in again"
 	}
 	return "the authorization ended; launch or log in again"
 }

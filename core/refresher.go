@@ -5,6 +5,7 @@ import (
 	"errors"
 	"time"
 
+	jose "github.com/go-jose/go-jose/v4"
 	"golang.org/x/sync/singleflight"
 )
 
@@ -15,7 +16,10 @@ import (
 // Its one promise: a refresh token is never sent to the token endpoint
 // twice by this process. Concurrent requests share one refresh; a request
 // holding a stale copy of the session gets the grant's newest token instead
-// of redeeming its old refresh token again. See the package documentation.
+// of redeeming its old refresh token again. The one exception is a request
+// whose answer was lost (ErrOutcomeUnknown): no client can know whether the
+// server used the token, and the next request tries it once more. See the
+// package documentation.
 //
 // A Refresher is safe for concurrent use; create one per token endpoint and
 // client, and share it.
@@ -23,6 +27,11 @@ type Refresher struct {
 	cfg     Config
 	flights singleflight.Group // keyed by refresh-token fingerprint
 	ledger  *ledger
+	signer  jose.Signer // client assertions, for PrivateKeyJWT
+	sealer  *sealer     // encrypts session values, with EncryptionKeys
+	bases   []baseURL   // Config.FHIRBaseURLs, parsed
+
+	sleep func(context.Context, time.Duration) error // retry waits; tests replace it
 }
 
 // maxChain bounds how many ledger steps a refresh follows; a chain is
@@ -40,7 +49,25 @@ func New(cfg Config) (*Refresher, error) {
 	if ttl <= 0 {
 		ttl = 24 * time.Hour
 	}
-	return &Refresher{cfg: cfg, ledger: newLedger(ttl)}, nil
+	r := &Refresher{cfg: cfg, ledger: newLedger(ttl)}
+	var err error
+	if r.sealer, err = newSealer(cfg.EncryptionKeys, cfg.SessionKey); err != nil {
+		return nil, err
+	}
+	if r.bases, err = parseBaseURLs(cfg.FHIRBaseURLs); err != nil {
+		return nil, err
+	}
+	if cfg.AuthMethod == PrivateKeyJWT {
+		alg, err := signingAlg(cfg.PrivateKey, cfg.SigningAlg)
+		if err != nil {
+			return nil, err
+		}
+		r.cfg.SigningAlg = alg
+		if r.signer, err = newAssertionSigner(cfg.PrivateKey, cfg.KeyID, alg); err != nil {
+			return nil, &ConfigError{Field: "PrivateKey", Reason: "cannot sign: " + err.Error()}
+		}
+	}
+	return r, nil
 }
 
 // Save stores tok in the session of ctx and commits the session, after the
@@ -130,6 +157,10 @@ func (r *Refresher) due(rec *record) bool {
 // whose request is cancelled stops waiting without cancelling it.
 func (r *Refresher) refresh(ctx context.Context, cur *record) (*record, error) {
 	for range maxChain {
+		if r.ledger.isRevoked(&cur.Token, r.cfg.Now()) {
+			r.remove(ctx)
+			return nil, ErrRevoked
+		}
 		if cur.Token.RefreshToken == "" {
 			r.remove(ctx)
 			return nil, ErrNoRefreshToken
@@ -172,6 +203,10 @@ func (r *Refresher) refresh(ctx context.Context, cur *record) (*record, error) {
 // redeem makes the one token call for the refresh token fp of cur. It runs
 // once per flight; ctx is the session of the caller that started it.
 func (r *Refresher) redeem(ctx context.Context, fp fingerprint, cur *record) (*record, error) {
+	// Logout may have revoked the grant since the caller looked.
+	if r.ledger.isRevoked(&cur.Token, r.cfg.Now()) {
+		return nil, ErrRevoked
+	}
 	// A flight that finished between the caller's ledger look-up and this
 	// one's start has already redeemed fp.
 	if next := r.ledger.newest(fp, r.cfg.Now()); next != nil {
@@ -180,7 +215,7 @@ func (r *Refresher) redeem(ctx context.Context, fp fingerprint, cur *record) (*r
 	callCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.RefreshTimeout)
 	defer cancel()
 	start := r.cfg.Now()
-	tok, err := r.requestToken(callCtx, cur.Token.RefreshToken)
+	tok, err := r.requestTokenWithRetry(callCtx, cur.Token.RefreshToken)
 	elapsed := r.cfg.Now().Sub(start)
 	if err != nil {
 		r.logFailure(ctx, err, elapsed)
@@ -204,6 +239,9 @@ func (r *Refresher) logFailure(ctx context.Context, err error, elapsed time.Dura
 	switch {
 	case errors.Is(err, ErrReauthRequired):
 		r.cfg.Logger.InfoContext(ctx, "smartrefresh: refresh token rejected, re-authorization required", "error", err)
+	case errors.Is(err, ErrOutcomeUnknown):
+		r.cfg.Logger.WarnContext(ctx, "smartrefresh: refresh outcome unknown, token kept; the next request tries it again",
+			"error", err, "duration", elapsed)
 	case errors.Is(err, ErrTransient):
 		r.cfg.Logger.WarnContext(ctx, "smartrefresh: refresh failed, token kept", "error", err, "duration", elapsed)
 	default:

@@ -654,10 +654,22 @@ func TestClientReauthError(t *testing.T) {
 // TestNoSecretsInLogsOrErrors runs failure scenarios with debug logging and
 // checks that no token or secret appears in logs or errors.
 func TestNoSecretsInLogsOrErrors(t *testing.T) {
-	f := newFixture(t, smarttest.Options{ClientSecret: "client-secret-XYZ"})
+	f := newFixture(t, smarttest.Options{ClientSecret: "client-secret-XYZ"}, func(c *core.Config) {
+		c.RefreshTimeout = 300 * time.Millisecond // for slowDrip
+	})
+	core.SetSleep(f.r, (&sleeps{}).sleep)
 	session, saved := f.login()
 	secrets := []string{saved.AccessToken, saved.RefreshToken, "client-secret-XYZ"}
 	var errs []string
+	echo := func(code int, ctype string) func(w http.ResponseWriter, r *http.Request, next http.Handler) {
+		return func(w http.ResponseWriter, r *http.Request, next http.Handler) {
+			r.ParseForm()
+			w.Header().Set("Content-Type", ctype)
+			w.WriteHeader(code)
+			io.WriteString(w, `{"error":"temporarily_unavailable","error_description":"`+
+				r.PostForm.Get("refresh_token")+" "+r.PostForm.Get("client_secret")+`"}`)
+		}
+	}
 	hooks := []func(w http.ResponseWriter, r *http.Request, next http.Handler){
 		func(w http.ResponseWriter, r *http.Request, next http.Handler) {
 			r.ParseForm()
@@ -672,12 +684,21 @@ func TestNoSecretsInLogsOrErrors(t *testing.T) {
 			w.Header().Set("Content-Type", "text/html")
 			io.WriteString(w, "<html>"+r.PostForm.Get("refresh_token")+"</html>")
 		},
+		// Retried faults: the retry logs carry the errors too.
+		echo(503, "application/json"),
+		echo(429, "text/plain"),
+		echo(500, "text/html"),
+		reset,
+		slowDrip,
 		func(w http.ResponseWriter, r *http.Request, next http.Handler) {
 			next.ServeHTTP(w, r)
 		},
+		// A lost answer, then the strict server's invalid_grant.
+		lose(reset),
+		nil,
 	}
-	f.clock.Advance(time.Hour)
 	for _, h := range hooks {
+		f.clock.Advance(time.Hour)
 		f.srv.SetTokenHook(h)
 		tok, err := f.token(session)
 		if err != nil {
@@ -686,7 +707,16 @@ func TestNoSecretsInLogsOrErrors(t *testing.T) {
 			secrets = append(secrets, tok.AccessToken, tok.RefreshToken)
 		}
 	}
+	// A request the token must not go to.
+	if _, err := f.r.Client(f.request(session)).Get("http://fhir.example/Patient/1"); err != nil {
+		errs = append(errs, err.Error())
+	}
 	out := f.logs.String() + strings.Join(errs, "\n")
+	for _, want := range []string{"token refreshed", "retrying", "processed it is unknown", "re-authorization required", "not sending the access token"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("scenario missing: no %q in\n%s", want, out)
+		}
+	}
 	if !strings.Contains(f.logs.String(), "token refreshed") {
 		t.Fatalf("no debug logs captured:\n%s", out)
 	}

@@ -8,7 +8,9 @@ import (
 
 // record is what the session holds under Config.SessionKey: the token and
 // when it was obtained. It is stored as a pointer, so reading it on every
-// request costs a map lookup and a type assertion, nothing more.
+// request costs a map lookup and a type assertion, nothing more. With
+// Config.EncryptionKeys the session holds it sealed, as []byte, instead
+// (crypt.go).
 //
 // Its gob name is versioned; a later format gets a new name and this one
 // stays registered so that existing sessions still decode.
@@ -46,13 +48,17 @@ func (r *Refresher) load(ctx context.Context) (*record, error) {
 	if !ok {
 		return nil, ErrNoSession
 	}
-	switch v := v.(type) {
-	case nil:
+	if v == nil {
 		return nil, ErrNoToken
-	case *record:
-		if v != nil && v.Token.AccessToken != "" {
-			return v, nil
+	}
+	if v, ok := r.decodeSessionRecord(v); ok {
+		if r.ledger.isRevoked(&v.Token, r.cfg.Now()) {
+			// A copy of a token Logout revoked: a stale session copy
+			// written back, or a refresh stored after the Logout.
+			r.remove(ctx)
+			return nil, ErrRevoked
 		}
+		return v, nil
 	}
 	r.cfg.Logger.WarnContext(ctx, "smartrefresh: removing a session value that is not a token")
 	r.remove(ctx)
@@ -63,7 +69,12 @@ func (r *Refresher) load(ctx context.Context) (*record, error) {
 // so that the new token is persisted even when the request that carries
 // ctx is cancelled or has already answered.
 func (r *Refresher) store(ctx context.Context, rec *record) error {
-	r.cfg.Sessions.Put(ctx, r.cfg.SessionKey, rec)
+	v, err := r.sessionValue(rec)
+	if err != nil {
+		r.cfg.Logger.ErrorContext(ctx, "smartrefresh: encrypting the token for the session failed", "error", err)
+		return err
+	}
+	r.cfg.Sessions.Put(ctx, r.cfg.SessionKey, v)
 	return r.commit(ctx)
 }
 

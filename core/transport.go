@@ -17,6 +17,17 @@ import (
 // When no valid token can be had, before the request or after a 401, the
 // request fails with the refresh error (wrapped in a *url.Error by
 // http.Client), so errors.Is(err, ErrReauthRequired) works on it.
+//
+// The token goes only over https (or plain http to loopback) and, when
+// Config.FHIRBaseURLs is set, only to URLs under one of them; other requests
+// fail with a *DestinationError without being sent. A redirect keeps the
+// token only when it stays on the origin of the app's request and is
+// allowed by the same rules; otherwise it is followed without the token.
+//
+// A FHIR request is bounded by its own context and by HTTPClient.Timeout,
+// not by RefreshTimeout: build requests with http.NewRequestWithContext and
+// the incoming request's context (Get and Post use context.Background), or
+// set HTTPClient.Timeout.
 func (r *Refresher) Client(ctx context.Context) *http.Client {
 	base := r.cfg.HTTPClient.Transport
 	if base == nil {
@@ -38,6 +49,14 @@ type transport struct {
 }
 
 func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	attach, err := t.r.attachToken(req)
+	if err != nil {
+		closeBody(req)
+		return nil, err
+	}
+	if !attach {
+		return t.base.RoundTrip(req)
+	}
 	tok, err := t.r.Token(t.session)
 	if err != nil {
 		closeBody(req)

@@ -40,4 +40,11 @@
 // that need a token in a group, as above, or use a Skipper. Without
 // LoadAndSave every protected request fails with core.ErrNoSession (a 500 by
 // default).
+//
+// # Re-authorization in the browser
+//
+// With echoadapter.WithLoginURL("/launch"), a browser navigation (a GET or HEAD
+// page load) that finds no usable token is redirected to the login or launch
+// page instead of getting the JSON 401; API calls still get the JSON, and
+// the login page itself is never redirected (core.ErrorHandler).
 package echoadapter

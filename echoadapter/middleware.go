@@ -19,6 +19,13 @@ type Config struct {
 	// the next handler does not run, and its return value is the request's
 	// error. Default: core.WriteError, returning nil.
 	ErrorHandler func(c echo.Context, err error) error
+	// LoginURL, when set and ErrorHandler is not, makes the middleware
+	// send browser navigations to it (303 See Other) when the user must
+	// launch or log in again, with core.ErrorHandler; API calls and every
+	// other error get core.WriteError's JSON. It never redirects a request
+	// for the login page itself, nor anything but a GET or HEAD
+	// navigation.
+	LoginURL string
 }
 
 // DefaultErrorHandler writes the default answer to err with core.WriteError
@@ -29,13 +36,20 @@ func DefaultErrorHandler(c echo.Context, err error) error {
 }
 
 // MiddlewareWithConfig returns the middleware configured by cfg. It panics
-// if cfg.Refresher is nil.
+// if cfg.Refresher is nil or cfg.LoginURL is not a valid URL.
 func MiddlewareWithConfig(cfg Config) echo.MiddlewareFunc {
 	if cfg.Refresher == nil {
 		panic("echo: smartrefresh middleware requires a Refresher")
 	}
 	if cfg.Skipper == nil {
 		cfg.Skipper = middleware.DefaultSkipper
+	}
+	if cfg.ErrorHandler == nil && cfg.LoginURL != "" {
+		h := core.ErrorHandler(cfg.LoginURL)
+		cfg.ErrorHandler = func(c echo.Context, err error) error {
+			h(c.Response(), c.Request(), err)
+			return nil
+		}
 	}
 	if cfg.ErrorHandler == nil {
 		cfg.ErrorHandler = DefaultErrorHandler
@@ -67,6 +81,11 @@ func WithSkipper(s middleware.Skipper) Option {
 // WithErrorHandler sets Config.ErrorHandler.
 func WithErrorHandler(h func(c echo.Context, err error) error) Option {
 	return func(c *Config) { c.ErrorHandler = h }
+}
+
+// WithLoginURL sets Config.LoginURL.
+func WithLoginURL(loginURL string) Option {
+	return func(c *Config) { c.LoginURL = loginURL }
 }
 
 // Middleware returns the middleware for r with opts applied. It panics if r

@@ -41,4 +41,11 @@
 // the cookie is lost. router.Run cannot serve the wrapped engine; use
 // http.ListenAndServe or an http.Server. Without LoadAndSave every protected
 // request fails with core.ErrNoSession (a 500 by default).
+//
+// # Re-authorization in the browser
+//
+// With ginadapter.WithLoginURL("/launch"), a browser navigation (a GET or HEAD
+// page load) that finds no usable token is redirected to the login or launch
+// page instead of getting the JSON 401; API calls still get the JSON, and
+// the login page itself is never redirected (core.ErrorHandler).
 package ginadapter

@@ -17,6 +17,13 @@ type Config struct {
 	// The middleware aborts the chain after it. Default
 	// DefaultErrorHandler.
 	ErrorHandler func(c *gin.Context, err error)
+	// LoginURL, when set and ErrorHandler is not, makes the middleware
+	// send browser navigations to it (303 See Other) when the user must
+	// launch or log in again, with core.ErrorHandler; API calls and every
+	// other error get core.WriteError's JSON. It never redirects a request
+	// for the login page itself, nor anything but a GET or HEAD
+	// navigation.
+	LoginURL string
 }
 
 // DefaultErrorHandler writes the default answer to err with core.WriteError
@@ -27,10 +34,16 @@ func DefaultErrorHandler(c *gin.Context, err error) {
 }
 
 // New returns the middleware configured by cfg. It panics if cfg.Refresher
-// is nil.
+// is nil or cfg.LoginURL is not a valid URL.
 func New(cfg Config) gin.HandlerFunc {
 	if cfg.Refresher == nil {
 		panic("ginadapter: New requires a Refresher")
+	}
+	if cfg.ErrorHandler == nil && cfg.LoginURL != "" {
+		h := core.ErrorHandler(cfg.LoginURL)
+		cfg.ErrorHandler = func(c *gin.Context, err error) {
+			h(c.Writer, c.Request, err)
+		}
 	}
 	if cfg.ErrorHandler == nil {
 		cfg.ErrorHandler = DefaultErrorHandler
@@ -62,6 +75,11 @@ func WithSkipper(s func(c *gin.Context) bool) Option {
 // WithErrorHandler sets Config.ErrorHandler.
 func WithErrorHandler(h func(c *gin.Context, err error)) Option {
 	return func(c *Config) { c.ErrorHandler = h }
+}
+
+// WithLoginURL sets Config.LoginURL.
+func WithLoginURL(loginURL string) Option {
+	return func(c *Config) { c.LoginURL = loginURL }
 }
 
 // Middleware returns the middleware for r with opts applied. It panics if r

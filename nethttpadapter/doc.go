@@ -37,4 +37,11 @@
 //
 // Without LoadAndSave every protected request fails with core.ErrNoSession
 // (a 500 by default).
+//
+// # Re-authorization in the browser
+//
+// With nethttpadapter.WithLoginURL("/launch"), a browser navigation (a GET or HEAD
+// page load) that finds no usable token is redirected to the login or launch
+// page instead of getting the JSON 401; API calls still get the JSON, and
+// the login page itself is never redirected (core.ErrorHandler).
 package nethttpadapter

@@ -31,6 +31,18 @@ func WithErrorHandler(h func(w http.ResponseWriter, req *http.Request, err error
 	}
 }
 
+// WithLoginURL makes the middleware send browser navigations to loginURL
+// (303 See Other) when the user must launch or log in again, and answer
+// API calls and every other error with core.WriteError's JSON: it installs
+// core.ErrorHandler(loginURL) as the error handler. It never redirects a
+// request for the login page itself, nor anything but a GET or HEAD
+// navigation. It replaces WithErrorHandler, and the other way round: the
+// last option given wins. It panics if loginURL is not a valid URL.
+func WithLoginURL(loginURL string) Option {
+	h := core.ErrorHandler(loginURL)
+	return func(o *options) { o.errorHandler = h }
+}
+
 // Middleware returns a middleware that attaches a valid token for the
 // session of each request to its context, refreshing it through r when due.
 // It panics if r is nil.

@@ -63,6 +63,17 @@ func (s *Server) authenticateClient(r *http.Request) string {
 		if formID != id {
 			return "none: unknown client"
 		}
+	case core.PrivateKeyJWT:
+		if hasHeader {
+			return "private_key_jwt: the Authorization header must not be sent"
+		}
+		if hasFormSecret {
+			return "private_key_jwt: client_secret must not be sent"
+		}
+		if hasFormID && formID != id {
+			return "private_key_jwt: unknown client"
+		}
+		return s.checkAssertion(r.PostForm)
 	default:
 		return fmt.Sprintf("unsupported method %q", s.opts.AuthMethod)
 	}

@@ -16,6 +16,7 @@ type smartConfiguration struct {
 	TokenEndpoint                     string   `json:"token_endpoint"`
 	RevocationEndpoint                string   `json:"revocation_endpoint"`
 	TokenEndpointAuthMethodsSupported []string `json:"token_endpoint_auth_methods_supported"`
+	TokenEndpointAuthSigningAlgs      []string `json:"token_endpoint_auth_signing_alg_values_supported,omitempty"`
 	GrantTypesSupported               []string `json:"grant_types_supported"`
 	ResponseTypesSupported            []string `json:"response_types_supported"`
 	ScopesSupported                   []string `json:"scopes_supported"`
@@ -31,8 +32,13 @@ func (s *Server) configuration() smartConfiguration {
 		grantTypes = grantTypes[:1]
 	}
 	client := "client-confidential-symmetric"
-	if s.opts.AuthMethod == core.None {
+	var algs []string
+	switch s.opts.AuthMethod {
+	case core.None:
 		client = "client-public"
+	case core.PrivateKeyJWT:
+		client = "client-confidential-asymmetric"
+		algs = []string{core.RS384, core.ES384}
 	}
 	capabilities := []string{
 		"launch-standalone", client, "context-standalone-patient",
@@ -53,6 +59,7 @@ func (s *Server) configuration() smartConfiguration {
 		TokenEndpoint:                     s.TokenURL,
 		RevocationEndpoint:                s.RevokeURL,
 		TokenEndpointAuthMethodsSupported: []string{string(s.opts.AuthMethod)},
+		TokenEndpointAuthSigningAlgs:      algs,
 		GrantTypesSupported:               grantTypes,
 		ResponseTypesSupported:            []string{"code"},
 		ScopesSupported:                   scopes,

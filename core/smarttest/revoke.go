@@ -2,10 +2,29 @@ package smarttest
 
 import "net/http"
 
-// serveRevoke is the revocation endpoint (RFC 7009). The client
+// serveRevoke counts a revocation request, then hands it to the revoke
+// hook, if any, or straight to revoke or cancel.
+func (s *Server) serveRevoke(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	s.revokeCalls++
+	h := s.revokeHook
+	s.mu.Unlock()
+
+	next := http.HandlerFunc(s.revoke7009)
+	if r.Method == http.MethodGet {
+		next = s.cancel
+	}
+	if h != nil {
+		h(w, r, next)
+		return
+	}
+	next(w, r)
+}
+
+// revoke7009 is the revocation endpoint (RFC 7009). The client
 // authenticates as at the token endpoint. Revoking an access or refresh
 // token revokes its whole grant; unknown tokens are answered 200 too.
-func (s *Server) serveRevoke(w http.ResponseWriter, r *http.Request) {
+func (s *Server) revoke7009(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, maxBody)
 	if oerr := parseForm(r); oerr != nil {
 		s.logf("revoke: %s: %s", oerr.Code, oerr.Description)
@@ -22,7 +41,24 @@ func (s *Server) serveRevoke(w http.ResponseWriter, r *http.Request) {
 		writeError(w, invalidRequest("token is required"))
 		return
 	}
+	s.revokeToken(w, token)
+}
 
+// cancel is the revocation endpoint as Health Gorilla documents it:
+// GET /oauth/cancel?token=…, without client authentication. Like
+// revoke7009 it revokes the token's whole grant and answers 200 to unknown
+// tokens too.
+func (s *Server) cancel(w http.ResponseWriter, r *http.Request) {
+	token, ok := single(r.URL.Query(), "token")
+	if !ok || token == "" {
+		writeError(w, invalidRequest("exactly one token query parameter is required"))
+		return
+	}
+	s.revokeToken(w, token)
+}
+
+// revokeToken revokes the grant of token, if any, and answers 200.
+func (s *Server) revokeToken(w http.ResponseWriter, token string) {
 	var g *grant
 	s.mu.Lock()
 	if a, ok := s.access[token]; ok {

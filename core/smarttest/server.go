@@ -10,6 +10,9 @@
 package smarttest
 
 import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/rsa"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -27,11 +30,21 @@ type Options struct {
 	// ClientID is the only client the server knows. Default "smart-client".
 	ClientID string
 	// ClientSecret is the client's secret. Default "smart-secret". It is
-	// ignored when AuthMethod is core.None.
+	// ignored when AuthMethod is core.None or core.PrivateKeyJWT.
 	ClientSecret string
 	// AuthMethod is the only client authentication method the token and
 	// revocation endpoints accept. Default core.ClientSecretPost.
 	AuthMethod core.AuthMethod
+	// ClientPublicKey is the client's registered public key, an
+	// *rsa.PublicKey (RS384) or an *ecdsa.PublicKey on P-384 (ES384); it is
+	// required with core.PrivateKeyJWT. The server then checks every client
+	// assertion strictly: client_assertion_type, the signature (RS384 or
+	// ES384 only), kid, typ JWT, iss = sub = ClientID, aud = TokenURL, an exp
+	// in the future and at most five minutes ahead, and a jti never seen
+	// before.
+	ClientPublicKey crypto.PublicKey
+	// ClientKeyID is the kid of ClientPublicKey. Default "smart-client-key".
+	ClientKeyID string
 	// AccessTokenTTL is the lifetime of access tokens, sent as expires_in.
 	// Default one hour.
 	AccessTokenTTL time.Duration
@@ -81,6 +94,17 @@ func (o Options) withDefaults() Options {
 		}
 	case core.None:
 		o.ClientSecret = ""
+	case core.PrivateKeyJWT:
+		o.ClientSecret = ""
+		switch k := o.ClientPublicKey.(type) {
+		case *rsa.PublicKey:
+		case *ecdsa.PublicKey:
+		default:
+			panic(fmt.Sprintf("smarttest: private_key_jwt needs an *rsa.PublicKey or *ecdsa.PublicKey ClientPublicKey, not %T", k))
+		}
+		if o.ClientKeyID == "" {
+			o.ClientKeyID = "smart-client-key"
+		}
 	default:
 		panic(fmt.Sprintf("smarttest: unknown AuthMethod %q", o.AuthMethod))
 	}
@@ -110,6 +134,7 @@ type hook func(w http.ResponseWriter, r *http.Request, next http.Handler)
 //	GET  /authorize                          authorization code with PKCE S256
 //	POST /token                              authorization_code, refresh_token
 //	POST /revoke                             RFC 7009 token revocation
+//	GET  /oauth/cancel?token=…               revocation as Health Gorilla documents it
 //	GET  /.well-known/smart-configuration    also under /fhir
 //	GET  /smart-style.json                   the smart_style_url
 //	GET  /fhir/metadata                      CapabilityStatement, no token needed
@@ -123,6 +148,7 @@ type Server struct {
 	AuthorizeURL string // URL + "/authorize"
 	TokenURL     string // URL + "/token"
 	RevokeURL    string // URL + "/revoke" (RFC 7009)
+	CancelURL    string // URL + "/oauth/cancel" (GET ?token=…)
 	FHIRBaseURL  string // URL + "/fhir"
 
 	opts    Options
@@ -136,8 +162,11 @@ type Server struct {
 	resources     map[string]map[string]any // "Type/id" → resource
 	grants        int
 	tokenHook     hook
+	revokeHook    hook
 	fhirHook      hook
+	assertionIDs  map[string]time.Time // jti of accepted client assertions → exp
 	tokenCalls    int
+	revokeCalls   int
 	refreshCalls  int
 	reuses        int
 	revokedGrants int
@@ -164,8 +193,10 @@ func New(baseURL string, opts Options) *Server {
 		AuthorizeURL: baseURL + "/authorize",
 		TokenURL:     baseURL + "/token",
 		RevokeURL:    baseURL + "/revoke",
+		CancelURL:    baseURL + "/oauth/cancel",
 		FHIRBaseURL:  baseURL + "/fhir",
 		opts:         opts.withDefaults(),
+		assertionIDs: map[string]time.Time{},
 		codes:        map[string]*authCode{},
 		access:       map[string]*accessToken{},
 		refresh:      map[string]*refreshToken{},
@@ -177,6 +208,7 @@ func New(baseURL string, opts Options) *Server {
 	mux.HandleFunc("GET /authorize", s.serveAuthorize)
 	mux.HandleFunc("POST /token", s.serveToken)
 	mux.HandleFunc("POST /revoke", s.serveRevoke)
+	mux.HandleFunc("GET /oauth/cancel", s.serveRevoke)
 	mux.HandleFunc("GET /.well-known/smart-configuration", s.serveConfiguration)
 	mux.HandleFunc("GET /fhir/.well-known/smart-configuration", s.serveConfiguration)
 	mux.HandleFunc("GET /smart-style.json", s.serveStyle)
@@ -222,6 +254,15 @@ func (s *Server) SetTokenHook(h func(w http.ResponseWriter, r *http.Request, nex
 	s.tokenHook = h
 }
 
+// SetRevokeHook installs h around the revocation endpoints, RevokeURL and
+// CancelURL; nil removes it. RevokeCalls counts requests before they reach
+// the hook.
+func (s *Server) SetRevokeHook(h func(w http.ResponseWriter, r *http.Request, next http.Handler)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.revokeHook = h
+}
+
 // SetFHIRHook installs h around the FHIR endpoints under FHIRBaseURL; nil
 // removes it. FHIRCalls counts requests before they reach the hook.
 func (s *Server) SetFHIRHook(h func(w http.ResponseWriter, r *http.Request, next http.Handler)) {
@@ -244,6 +285,14 @@ func (s *Server) RefreshCalls() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.refreshCalls
+}
+
+// RevokeCalls returns the number of requests to the revocation endpoints,
+// RevokeURL and CancelURL, of any outcome.
+func (s *Server) RevokeCalls() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.revokeCalls
 }
 
 // Reuses returns the number of times a refresh token was presented after it

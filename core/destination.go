@@ -1,0 +1,148 @@
+package core
+
+import (
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+)
+
+// DestinationError is a request that Client refused to send because the
+// access token must not go to its URL: plain http to a host that is not
+// loopback, or a URL outside Config.FHIRBaseURLs. Nothing was sent. It
+// matches ErrMisconfigured.
+type DestinationError struct {
+	// URL is the request's URL without its query.
+	URL string
+	// Reason says which rule the URL broke.
+	Reason string
+}
+
+func (e *DestinationError) Error() string {
+	return "smartrefresh: not sending the access token to " + e.URL + ": " + e.Reason
+}
+
+// Is makes a DestinationError match ErrMisconfigured.
+func (e *DestinationError) Is(target error) bool { return target == ErrMisconfigured }
+
+// baseURL is one of Config.FHIRBaseURLs, parsed: a request URL is under it
+// when it has the same scheme, host and port, and its path is the base
+// path or continues it after a slash.
+type baseURL struct {
+	scheme, host string // lower case; host with its port, default port removed
+	path         string // escaped, without a trailing slash
+}
+
+func parseBaseURLs(raw []string) ([]baseURL, error) {
+	var out []baseURL
+	for i, s := range raw {
+		field := "FHIRBaseURLs[" + strconv.Itoa(i) + "]"
+		if err := checkEndpoint(s); err != nil {
+			return nil, &ConfigError{Field: field, Reason: err.Error()}
+		}
+		u, _ := url.Parse(s)
+		if u.RawQuery != "" || u.Fragment != "" || u.ForceQuery {
+			return nil, &ConfigError{Field: field, Reason: "must not have a query or fragment"}
+		}
+		if hasDotSegment(u) {
+			return nil, &ConfigError{Field: field, Reason: "must not contain . or .. path segments"}
+		}
+		out = append(out, baseURL{
+			scheme: strings.ToLower(u.Scheme),
+			host:   canonicalHost(u),
+			path:   strings.TrimSuffix(u.EscapedPath(), "/"),
+		})
+	}
+	return out, nil
+}
+
+// contains reports whether u is under b.
+func (b baseURL) contains(u *url.URL) bool {
+	if !strings.EqualFold(u.Scheme, b.scheme) || canonicalHost(u) != b.host {
+		return false
+	}
+	p := u.EscapedPath()
+	return p == b.path || strings.HasPrefix(p, b.path+"/")
+}
+
+// canonicalHost returns u's host in lower case, without the scheme's
+// default port.
+func canonicalHost(u *url.URL) string {
+	host, port := strings.ToLower(u.Hostname()), u.Port()
+	if port == "" || port == "443" && strings.EqualFold(u.Scheme, "https") || port == "80" && strings.EqualFold(u.Scheme, "http") {
+		port = ""
+	}
+	if strings.Contains(host, ":") {
+		host = "[" + host + "]"
+	}
+	if port != "" {
+		host += ":" + port
+	}
+	return host
+}
+
+// hasDotSegment reports whether u's path has a "." or ".." segment, in
+// plain or percent-encoded form: a server that resolves it could serve a
+// URL outside a base that the URL seems to be under.
+func hasDotSegment(u *url.URL) bool {
+	for _, p := range []string{u.Path, u.EscapedPath()} {
+		for seg := range strings.SplitSeq(p, "/") {
+			seg = strings.ToLower(seg)
+			if seg == "." || seg == ".." || seg == "%2e" || seg == "%2e%2e" || seg == ".%2e" || seg == "%2e." {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// tokenAllowed returns nil if the access token may be sent to u: over https
+// (or plain http to loopback), and, when Config.FHIRBaseURLs is set, only
+// under one of them.
+func (r *Refresher) tokenAllowed(u *url.URL) error {
+	refuse := func(reason string) error {
+		v := *u
+		v.RawQuery, v.ForceQuery, v.Fragment, v.User = "", false, "", nil
+		return &DestinationError{URL: v.String(), Reason: reason}
+	}
+	switch {
+	case strings.EqualFold(u.Scheme, "https"):
+	case strings.EqualFold(u.Scheme, "http") && isLoopback(u.Hostname()):
+	case strings.EqualFold(u.Scheme, "http"):
+		return refuse("plain http (the token is sent over https only, or to loopback)")
+	default:
+		return refuse("not an http or https URL")
+	}
+	if len(r.bases) == 0 {
+		return nil
+	}
+	if hasDotSegment(u) {
+		return refuse("the path has . or .. segments")
+	}
+	for _, b := range r.bases {
+		if b.contains(u) {
+			return nil
+		}
+	}
+	return refuse("not under any of Config.FHIRBaseURLs")
+}
+
+// attachToken decides what Client does with req: attach the token (true),
+// send req without it (false), or refuse to send it (an error).
+//
+// A request the app made must be allowed by tokenAllowed, or it is refused.
+// A redirect the server asked for (req.Response is set) gets the token only
+// when tokenAllowed allows it and it stays on the origin (scheme, host and
+// port) of the app's request; otherwise it goes out without the token, as
+// net/http sends a cross-domain redirect without the Authorization header.
+func (r *Refresher) attachToken(req *http.Request) (bool, error) {
+	if req.Response == nil {
+		return true, r.tokenAllowed(req.URL)
+	}
+	first := req
+	for first.Response != nil && first.Response.Request != nil {
+		first = first.Response.Request
+	}
+	sameOrigin := strings.EqualFold(req.URL.Scheme, first.URL.Scheme) && canonicalHost(req.URL) == canonicalHost(first.URL)
+	return sameOrigin && r.tokenAllowed(req.URL) == nil, nil
+}

@@ -1,0 +1,71 @@
+package core
+
+import (
+	"errors"
+	"net/http"
+	"net/url"
+	"strings"
+)
+
+// ErrorHandler returns an error handler for the middleware adapters that
+// sends a browser to loginURL when the user must authorize again, and
+// answers every other request as WriteError does.
+//
+// A request is redirected (303 See Other) only when all of these hold:
+// the error matches ErrReauthRequired; the request is a GET or HEAD
+// navigation (Sec-Fetch-Mode: navigate, or, from a browser that does not
+// send Sec-Fetch-Mode, an Accept header naming text/html); and its path is
+// not loginURL's path, so the login page itself can never loop. API calls
+// (fetch, XHR, other methods) get WriteError's JSON 401, and transient or
+// configuration errors never redirect.
+//
+// loginURL is the app's login or launch page, absolute or relative to the
+// app. ErrorHandler panics if it is not a valid http(s) or relative URL,
+// since that is a programming error.
+func ErrorHandler(loginURL string) func(http.ResponseWriter, *http.Request, error) {
+	u, err := url.Parse(loginURL)
+	if err != nil || loginURL == "" || u.Scheme != "" && u.Scheme != "http" && u.Scheme != "https" || u.Scheme != "" && u.Host == "" {
+		panic("smartrefresh: ErrorHandler needs an http(s) or relative login URL, got " + loginURL)
+	}
+	return func(w http.ResponseWriter, req *http.Request, err error) {
+		if errors.Is(err, ErrReauthRequired) && isNavigation(req) && !isLoginPage(req, u) {
+			w.Header().Set("Cache-Control", "no-store")
+			http.Redirect(w, req, loginURL, http.StatusSeeOther)
+			return
+		}
+		WriteError(w, req, err)
+	}
+}
+
+// isNavigation reports whether req is a browser loading a page, as opposed
+// to a script calling an API.
+func isNavigation(req *http.Request) bool {
+	if req.Method != http.MethodGet && req.Method != http.MethodHead {
+		return false
+	}
+	if mode := req.Header.Get("Sec-Fetch-Mode"); mode != "" {
+		return mode == "navigate"
+	}
+	for _, v := range req.Header.Values("Accept") {
+		if strings.Contains(strings.ToLower(v), "text/html") {
+			return true
+		}
+	}
+	return false
+}
+
+// isLoginPage reports whether req is for the page login points to
+// (resolved against req's URL, as the redirect would be), ignoring trailing
+// slashes.
+func isLoginPage(req *http.Request, login *url.URL) bool {
+	return cleanPath(req.URL.ResolveReference(login).Path) == cleanPath(req.URL.Path)
+}
+
+// cleanPath returns p without trailing slashes, "/" for the root.
+func cleanPath(p string) string {
+	p = strings.TrimRight(p, "/")
+	if p == "" {
+		return "/"
+	}
+	return p
+}

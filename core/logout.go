@@ -1,0 +1,201 @@
+package core
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+)
+
+// RevocationStyle is the shape of the requests Logout sends to
+// Config.RevocationURL.
+type RevocationStyle int
+
+const (
+	// RevokeRFC7009 POSTs token=…&token_type_hint=… as a form, with the
+	// client authentication of Config.AuthMethod (RFC 7009). The default.
+	RevokeRFC7009 RevocationStyle = iota
+	// RevokeQueryGET sends GET {RevocationURL}?token=…, without client
+	// authentication, as Health Gorilla documents for /oauth/cancel.
+	RevokeQueryGET
+)
+
+// String returns the style's name.
+func (s RevocationStyle) String() string {
+	switch s {
+	case RevokeRFC7009:
+		return "RevokeRFC7009"
+	case RevokeQueryGET:
+		return "RevokeQueryGET"
+	}
+	return "RevocationStyle(" + strconv.Itoa(int(s)) + ")"
+}
+
+// Logout ends the SMART authorization of the session of ctx: it revokes the
+// grant's refresh token, then its access token, at Config.RevocationURL,
+// then removes the token from the session and commits the session. The
+// token is removed always, even when revocation failed; a failed revocation
+// is then returned as a *RevocationError (matching ErrTransient or
+// ErrMisconfigured). With no RevocationURL configured Logout only removes
+// the token. With no token in the session there is nothing to do and
+// Logout returns nil.
+//
+// Logout revokes the grant's newest tokens: if another request of the
+// session is refreshing, Logout waits for that refresh (at most
+// RefreshTimeout) and revokes what it produced. From then on this
+// Refresher treats every token of the grant as revoked: a refresh that
+// was waiting, or a stale copy of the session written back later by a
+// slower request, does not bring the token back; the request that finds it
+// removes it and gets ErrRevoked. Other processes learn it from the
+// server, whose refresh answers invalid_grant once the grant is revoked.
+//
+// The revocation requests run on a context detached from ctx, each bounded
+// by RefreshTimeout, so a user who closes the page does not leave the
+// grant alive. Logout does not renew the scs session token or touch other
+// session data: the app decides that (sessions.Destroy or RenewToken).
+func (r *Refresher) Logout(ctx context.Context) error {
+	rec, err := r.load(ctx)
+	if errors.Is(err, ErrNoSession) {
+		return err
+	}
+	if err != nil {
+		// No token, or one already revoked or corrupt (load removed it).
+		return nil
+	}
+	revErr := r.revokeGrant(context.WithoutCancel(ctx), rec)
+	rmErr := r.remove(ctx)
+	if revErr != nil {
+		r.cfg.Logger.WarnContext(ctx, "smartrefresh: logged out, but revocation failed", "error", revErr)
+	} else {
+		r.cfg.Logger.DebugContext(ctx, "smartrefresh: logged out")
+	}
+	return errors.Join(revErr, rmErr)
+}
+
+// revokeGrant marks the grant of rec revoked in the ledger and revokes its
+// newest tokens at the server. It runs in the flight of the newest refresh
+// token, so that a refresh of it cannot run at the same time: a refresh in
+// progress is waited for, and one that starts meanwhile joins this flight
+// and gets ErrRevoked.
+func (r *Refresher) revokeGrant(ctx context.Context, rec *record) error {
+	cur := rec
+	for range maxChain {
+		now := r.cfg.Now()
+		if r.ledger.isRevoked(&cur.Token, now) {
+			return nil // another Logout of the grant got here first
+		}
+		if cur.Token.RefreshToken == "" {
+			r.ledger.revoke(now, &rec.Token, &cur.Token)
+			return r.revokeAtServer(ctx, &cur.Token)
+		}
+		fp := fingerprintOf(cur.Token.RefreshToken)
+		if next := r.ledger.newest(fp, now); next != nil {
+			cur = next
+			continue
+		}
+		var (
+			ran    bool
+			revErr error
+		)
+		v, err, _ := r.flights.Do(string(fp[:]), func() (any, error) {
+			ran = true
+			r.ledger.revoke(r.cfg.Now(), &rec.Token, &cur.Token)
+			revErr = r.revokeAtServer(ctx, &cur.Token)
+			return nil, ErrRevoked
+		})
+		if ran {
+			return revErr
+		}
+		// A refresh of cur was in flight; revoke what it produced.
+		if next, ok := v.(*record); ok && err == nil {
+			cur = next
+		}
+	}
+	// Give up following the grant; still never use these tokens again.
+	r.ledger.revoke(r.cfg.Now(), &rec.Token, &cur.Token)
+	return r.revokeAtServer(ctx, &cur.Token)
+}
+
+// revokeAtServer revokes tok's refresh token, then its access token, at
+// the revocation endpoint, if one is configured. It tries both and returns
+// the first failure.
+func (r *Refresher) revokeAtServer(ctx context.Context, tok *Token) error {
+	if r.cfg.RevocationURL == "" {
+		return nil
+	}
+	var first error
+	if tok.RefreshToken != "" {
+		first = r.revoke(ctx, tok.RefreshToken, "refresh_token")
+	}
+	if err := r.revoke(ctx, tok.AccessToken, "access_token"); first == nil {
+		first = err
+	}
+	return first
+}
+
+// revoke sends one revocation request for token. Like a refresh, it is
+// sent once: never retried.
+func (r *Refresher) revoke(ctx context.Context, token, hint string) error {
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.RefreshTimeout)
+	defer cancel()
+	var (
+		req  *http.Request
+		sent secrets
+		err  error
+	)
+	switch r.cfg.RevocationStyle {
+	case RevokeQueryGET:
+		req, err = queryRequest(ctx, r.cfg.RevocationURL, token)
+	default:
+		form := url.Values{"token": {token}, "token_type_hint": {hint}}
+		req, sent, err = r.authRequest(ctx, r.cfg.RevocationURL, form)
+	}
+	if err != nil {
+		return &RevocationError{TokenTypeHint: hint, Err: err}
+	}
+	sent = append(sent, token)
+	resp, err := r.cfg.HTTPClient.Do(req)
+	if err != nil {
+		return &RevocationError{TokenTypeHint: hint, Err: sent.scrubErr(scrubURLError(err))}
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes+1))
+	if resp.StatusCode >= 200 && resp.StatusCode <= 299 {
+		return nil // RFC 7009: the body, if any, is of no interest
+	}
+	if err != nil {
+		return &RevocationError{TokenTypeHint: hint, StatusCode: resp.StatusCode,
+			Err: sent.scrubErr(errors.New("reading answer: " + err.Error()))}
+	}
+	re := &RevocationError{TokenTypeHint: hint, StatusCode: resp.StatusCode}
+	if len(body) > maxResponseBytes {
+		re.Description = "answer larger than 1 MiB"
+	} else if e, ok := decodeOAuthError(body); ok {
+		re.Code = limit(sent.scrub(e.Code), 64)
+		re.Description = limit(sent.scrub(e.Description), 256)
+	} else {
+		re.ContentType = limit(sent.scrub(mediaType(resp.Header)), 64)
+		re.Snippet = sent.snippet(resp.Header, body)
+	}
+	return re
+}
+
+// queryRequest returns GET endpoint?token=token, the revocation request of
+// RevokeQueryGET.
+func queryRequest(ctx context.Context, endpoint, token string) (*http.Request, error) {
+	u, err := url.Parse(endpoint)
+	if err != nil {
+		return nil, errorString("RevocationURL is not a valid URL")
+	}
+	q := u.Query()
+	q.Set("token", token)
+	u.RawQuery = q.Encode()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return nil, errorString("RevocationURL is not a valid URL")
+	}
+	req.Header.Set("Accept", "application/json")
+	return req, nil
+}
