@@ -99,9 +99,18 @@ func (s secrets) scrubAnswer(err error, header http.Header, body []byte) error {
 // ParseTokenResponse decodes a token endpoint answer (RFC 6749 section 5,
 // SMART App Launch) received at now. A 2xx answer must be a JSON object with
 // a non-empty access_token and a token_type of Bearer (in any case; a
-// missing token_type is taken as Bearer). expires_in may be a number or a
-// numeric string, or missing (then Expiry is zero). Every field other than
-// the ones Token names goes into Extra.
+// missing token_type is taken as Bearer); a refresh_token, if present, must
+// be a string. Every field other than the ones Token names goes into Extra.
+//
+// The rest is read leniently, because a 2xx answer means the server has
+// already redeemed the refresh token: rejecting the answer for a minor fault
+// would keep the old refresh token, and the next refresh would send it again
+// (a reuse, which a strict server punishes by revoking the grant). So
+// expires_in may be a number, a numeric string, or missing; when it is
+// unusable (not a number, zero, negative, or over 400 days) Expiry is left
+// zero, so the token is refreshed after a 401 only, and the raw value is kept
+// in Extra["expires_in"]. A scope, id_token, patient or encounter that is
+// not a string is kept in Extra under its name.
 //
 // Other answers become a *TokenError; unusable 2xx answers a *ResponseError.
 func ParseTokenResponse(status int, header http.Header, body []byte, now time.Time) (*Token, error) {
@@ -117,28 +126,30 @@ func ParseTokenResponse(status int, header http.Header, body []byte, now time.Ti
 		return nil, bad("not a JSON object")
 	}
 	t := &Token{}
-	str := func(name string, dst *string) error {
+	// str moves fields[name] into dst if it is a string or null; it reports
+	// false, leaving the field in place, if it is anything else.
+	str := func(name string, dst *string) bool {
 		raw, ok := fields[name]
 		if !ok {
-			return nil
+			return true
+		}
+		if string(raw) != "null" && json.Unmarshal(raw, dst) != nil {
+			return false
 		}
 		delete(fields, name)
-		if string(raw) == "null" {
-			return nil
-		}
-		if err := json.Unmarshal(raw, dst); err != nil {
-			return bad(name + " is not a string")
-		}
-		return nil
+		return true
 	}
 	for name, dst := range map[string]*string{
-		"access_token": &t.AccessToken, "token_type": &t.TokenType,
-		"refresh_token": &t.RefreshToken, "scope": &t.Scope,
-		"id_token": &t.IDToken, "patient": &t.Patient, "encounter": &t.Encounter,
+		"access_token": &t.AccessToken, "token_type": &t.TokenType, "refresh_token": &t.RefreshToken,
 	} {
-		if err := str(name, dst); err != nil {
-			return nil, err
+		if !str(name, dst) {
+			return nil, bad(name + " is not a string")
 		}
+	}
+	for name, dst := range map[string]*string{
+		"scope": &t.Scope, "id_token": &t.IDToken, "patient": &t.Patient, "encounter": &t.Encounter,
+	} {
+		str(name, dst) // a non-string stays in Extra
 	}
 	if t.AccessToken == "" {
 		return nil, bad("access_token is missing or empty")
@@ -149,13 +160,11 @@ func ParseTokenResponse(status int, header http.Header, body []byte, now time.Ti
 		return nil, bad("token_type " + strconv.Quote(t.TokenType) + " is not Bearer")
 	}
 	if raw, ok := fields["expires_in"]; ok {
-		delete(fields, "expires_in")
-		secs, err := parseExpiresIn(raw)
-		if err != nil {
-			return nil, bad(err.Error())
-		}
-		if secs > 0 {
-			t.Expiry = now.Add(time.Duration(secs) * time.Second)
+		if secs, ok := parseExpiresIn(raw); ok {
+			delete(fields, "expires_in")
+			if secs > 0 {
+				t.Expiry = now.Add(time.Duration(secs) * time.Second)
+			}
 		}
 	}
 	if len(fields) > 0 {
@@ -171,28 +180,25 @@ func ParseTokenResponse(status int, header http.Header, body []byte, now time.Ti
 	return t, nil
 }
 
-// parseExpiresIn accepts a JSON number or numeric string of seconds, or null.
-// It returns 0 for null.
-func parseExpiresIn(raw json.RawMessage) (int64, error) {
+// parseExpiresIn reads expires_in: a JSON number or numeric string of
+// seconds, at most 400 days, or null (0). ok is false for anything else.
+func parseExpiresIn(raw json.RawMessage) (secs int64, ok bool) {
 	raw = bytes.TrimSpace(raw)
 	if string(raw) == "null" {
-		return 0, nil
+		return 0, true
 	}
 	if len(raw) > 0 && raw[0] == '"' {
 		var s string
 		if err := json.Unmarshal(raw, &s); err != nil {
-			return 0, errorString("expires_in is not a number")
+			return 0, false
 		}
 		raw = []byte(strings.TrimSpace(s))
 	}
 	f, err := strconv.ParseFloat(string(raw), 64)
-	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
-		return 0, errorString("expires_in is not a number")
+	if err != nil || math.IsNaN(f) || f <= 0 || f > maxExpiresIn {
+		return 0, false
 	}
-	if f <= 0 || f > maxExpiresIn {
-		return 0, errorString("expires_in " + strconv.FormatFloat(f, 'f', -1, 64) + " is out of range")
-	}
-	return int64(f), nil
+	return int64(f), true
 }
 
 // parseErrorResponse turns a non-2xx answer into a *TokenError.

@@ -47,6 +47,26 @@ func TestParseTokenResponse(t *testing.T) {
 			want: Token{AccessToken: "at", TokenType: "Bearer", Expiry: t0.Add(time.Minute)},
 		},
 		{
+			name: "unusable expires_in: expiry unknown, raw value kept",
+			body: `{"access_token":"at","token_type":"Bearer","expires_in":-5,"refresh_token":"rt2"}`,
+			want: Token{AccessToken: "at", TokenType: "Bearer", RefreshToken: "rt2", Extra: map[string]any{"expires_in": -5.0}},
+		},
+		{
+			name: "absurd expires_in",
+			body: `{"access_token":"at","expires_in":1e12}`,
+			want: Token{AccessToken: "at", TokenType: "Bearer", Extra: map[string]any{"expires_in": 1e12}},
+		},
+		{
+			name: "expires_in word",
+			body: `{"access_token":"at","expires_in":"soon"}`,
+			want: Token{AccessToken: "at", TokenType: "Bearer", Extra: map[string]any{"expires_in": "soon"}},
+		},
+		{
+			name: "non-string context kept in Extra",
+			body: `{"access_token":"at","patient":123,"scope":["a","b"]}`,
+			want: Token{AccessToken: "at", TokenType: "Bearer", Extra: map[string]any{"patient": 123.0, "scope": []any{"a", "b"}}},
+		},
+		{
 			name: "null fields ignored",
 			body: `{"access_token":"at","token_type":"Bearer","refresh_token":null,"expires_in":null}`,
 			want: Token{AccessToken: "at", TokenType: "Bearer"},
@@ -79,9 +99,7 @@ func TestParseTokenResponseRejects(t *testing.T) {
 		{"missing access_token", 200, jsonHeader(), `{"token_type":"Bearer"}`, ErrTransient, "", "access_token"},
 		{"wrong token type", 200, jsonHeader(), `{"access_token":"at","token_type":"mac"}`, ErrTransient, "", `"mac" is not Bearer`},
 		{"access_token not a string", 200, jsonHeader(), `{"access_token":42}`, ErrTransient, "", "access_token is not a string"},
-		{"negative expires_in", 200, jsonHeader(), `{"access_token":"at","expires_in":-5}`, ErrTransient, "", "out of range"},
-		{"absurd expires_in", 200, jsonHeader(), `{"access_token":"at","expires_in":1e12}`, ErrTransient, "", "out of range"},
-		{"expires_in word", 200, jsonHeader(), `{"access_token":"at","expires_in":"soon"}`, ErrTransient, "", "not a number"},
+		{"refresh_token not a string", 200, jsonHeader(), `{"access_token":"at","refresh_token":7}`, ErrTransient, "", "refresh_token is not a string"},
 		{"truncated JSON", 200, jsonHeader(), `{"access_token":"at","tok`, ErrTransient, "", "not a JSON object"},
 		{"JSON array", 200, jsonHeader(), `[1,2]`, ErrTransient, "", "not a JSON object"},
 		{"HTML page at 200", 200, http.Header{"Content-Type": {"text/html"}}, `<html>sign in</html>`, ErrTransient, "", "text/html"},

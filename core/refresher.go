@@ -227,6 +227,9 @@ func (r *Refresher) redeem(ctx context.Context, fp fingerprint, cur *record) (*r
 	// that caller's request.
 	r.store(context.WithoutCancel(ctx), next)
 	rotated := tok.RefreshToken != "" && tok.RefreshToken != cur.Token.RefreshToken
+	if tok.Expiry.IsZero() {
+		r.cfg.Logger.InfoContext(ctx, "smartrefresh: token answer has no usable expires_in; the token is refreshed after a 401 only")
+	}
 	r.cfg.Logger.DebugContext(ctx, "smartrefresh: token refreshed",
 		"rotated", rotated, "duration", elapsed, "expiry", next.Token.Expiry)
 	if r.cfg.OnRefresh != nil {

@@ -726,3 +726,38 @@ func TestNoSecretsInLogsOrErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestRotatedAnswerWithBadExpiresIn: a 2xx answer means the server already
+// rotated the refresh token. An answer that is usable but for its
+// expires_in must be kept: discarding it would make the next refresh send
+// the rotated-away refresh token again.
+func TestRotatedAnswerWithBadExpiresIn(t *testing.T) {
+	f := newFixture(t, smarttest.Options{})
+	session, saved := f.login()
+	f.srv.SetTokenHook(func(w http.ResponseWriter, r *http.Request, next http.Handler) {
+		rec := httptest.NewRecorder()
+		next.ServeHTTP(rec, r)
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(rec.Code)
+		io.WriteString(w, strings.Replace(rec.Body.String(), `"expires_in":3600`, `"expires_in":-5`, 1))
+	})
+	f.clock.Advance(time.Hour)
+	tok, err := f.token(session)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tok.RefreshToken == saved.RefreshToken || !tok.Expiry.IsZero() {
+		t.Fatalf("want the rotated token with an unknown expiry, got %v", tok)
+	}
+	f.srv.SetTokenHook(nil)
+	f.srv.ExpireAccessTokens() // without an expiry, the next refresh follows a 401
+	resp, err := fhirGet(t, f, f.request(session))
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("GET after 401: %v, %v", resp, err)
+	}
+	resp.Body.Close()
+	if c := f.srv.RefreshCalls(); c != 2 {
+		t.Errorf("refresh calls = %d, want 2", c)
+	}
+	f.checkNoReuse()
+}
