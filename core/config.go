@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/alexedwards/scs/v2"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Default values of the optional Config fields.
@@ -105,22 +107,23 @@ type Config struct {
 	// Now is the clock, for tests (time.Now when nil).
 	Now func() time.Time
 	// OnRefresh, when set, is called after each token call that succeeded,
-	// with facts about it (never a token).
+	// with facts about it (never a token). Hooks run on the refresh's
+	// goroutine: keep them fast.
 	OnRefresh func(RefreshInfo)
+	// OnRefreshError, when set, is called after each refresh that failed.
+	OnRefreshError func(RefreshErrorInfo)
+	// OnReauth, when set, is called when a session's token is removed
+	// because the user must authorize again.
+	OnReauth func(ReauthInfo)
+	// MeterProvider and TracerProvider, when set, receive the refresher's
+	// OpenTelemetry metrics and spans (see observe.go). Without them no
+	// telemetry is produced.
+	MeterProvider  metric.MeterProvider
+	TracerProvider trace.TracerProvider
 
 	// discovered is the SMART configuration the Config was built from, if
 	// any (SMARTConfiguration.Config).
 	discovered *SMARTConfiguration
-}
-
-// RefreshInfo describes a completed refresh.
-type RefreshInfo struct {
-	// Rotated reports whether the server issued a new refresh token.
-	Rotated bool
-	// Duration is how long the token call took.
-	Duration time.Duration
-	// Expiry is the new access token's expiry (zero when unknown).
-	Expiry time.Time
 }
 
 func (c Config) withDefaults() Config {

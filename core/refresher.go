@@ -3,6 +3,8 @@ package core
 import (
 	"context"
 	"errors"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
@@ -26,6 +28,8 @@ import (
 type Refresher struct {
 	cfg     Config
 	flights singleflight.Group // keyed by refresh-token fingerprint
+	sharing sync.Map           // flight key → *atomic.Int64 callers (observe.go)
+	obs     *observer
 	ledger  *ledger
 	signer  jose.Signer // client assertions, for PrivateKeyJWT
 	sealer  *sealer     // encrypts session values, with EncryptionKeys
@@ -51,6 +55,9 @@ func New(cfg Config) (*Refresher, error) {
 	}
 	r := &Refresher{cfg: cfg, ledger: newLedger(ttl)}
 	var err error
+	if r.obs, err = newObserver(cfg.MeterProvider, cfg.TracerProvider); err != nil {
+		return nil, err
+	}
 	if r.sealer, err = newSealer(cfg.EncryptionKeys, cfg.SessionKey); err != nil {
 		return nil, err
 	}
@@ -158,10 +165,12 @@ func (r *Refresher) due(rec *record) bool {
 func (r *Refresher) refresh(ctx context.Context, cur *record) (*record, error) {
 	for range maxChain {
 		if r.ledger.isRevoked(&cur.Token, r.cfg.Now()) {
+			r.reauth(ctx, ErrRevoked)
 			r.remove(ctx)
 			return nil, ErrRevoked
 		}
 		if cur.Token.RefreshToken == "" {
+			r.reauth(ctx, ErrNoRefreshToken)
 			r.remove(ctx)
 			return nil, ErrNoRefreshToken
 		}
@@ -174,11 +183,15 @@ func (r *Refresher) refresh(ctx context.Context, cur *record) (*record, error) {
 			r.store(ctx, next)
 			return next, nil
 		}
-		ch := r.flights.DoChan(string(fp[:]), func() (any, error) {
-			return r.redeem(ctx, fp, cur)
+		key := string(fp[:])
+		shared := r.joinFlight(key)
+		ch := r.flights.DoChan(key, func() (any, error) {
+			defer r.leaveFlight(key, shared)
+			return r.redeem(ctx, fp, cur, shared)
 		})
 		select {
 		case res := <-ch:
+			r.leaveFlight(key, shared)
 			if res.Err != nil {
 				if errors.Is(res.Err, ErrReauthRequired) {
 					r.remove(ctx)
@@ -201,8 +214,9 @@ func (r *Refresher) refresh(ctx context.Context, cur *record) (*record, error) {
 }
 
 // redeem makes the one token call for the refresh token fp of cur. It runs
-// once per flight; ctx is the session of the caller that started it.
-func (r *Refresher) redeem(ctx context.Context, fp fingerprint, cur *record) (*record, error) {
+// once per flight; ctx is the session of the caller that started it, and
+// shared counts the callers waiting for it.
+func (r *Refresher) redeem(ctx context.Context, fp fingerprint, cur *record, shared *atomic.Int64) (*record, error) {
 	// Logout may have revoked the grant since the caller looked.
 	if r.ledger.isRevoked(&cur.Token, r.cfg.Now()) {
 		return nil, ErrRevoked
@@ -214,11 +228,16 @@ func (r *Refresher) redeem(ctx context.Context, fp fingerprint, cur *record) (*r
 	}
 	callCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.RefreshTimeout)
 	defer cancel()
+	callCtx, span := r.startRefresh(callCtx)
 	start := r.cfg.Now()
 	tok, err := r.requestTokenWithRetry(callCtx, cur.Token.RefreshToken)
 	elapsed := r.cfg.Now().Sub(start)
 	if err != nil {
-		r.logFailure(ctx, err, elapsed)
+		r.refreshFailed(ctx, span, RefreshErrorInfo{Err: err, Class: Class(err),
+			OutcomeUnknown: errors.Is(err, ErrOutcomeUnknown), Duration: elapsed, Shared: int(shared.Load())})
+		if errors.Is(err, ErrReauthRequired) {
+			r.reauth(ctx, err)
+		}
 		return nil, err
 	}
 	next := &record{Token: *merge(&cur.Token, tok), Obtained: start, Refreshes: cur.Refreshes + 1}
@@ -226,30 +245,11 @@ func (r *Refresher) redeem(ctx context.Context, fp fingerprint, cur *record) (*r
 	// Persist at once in the starting caller's session, whatever becomes of
 	// that caller's request.
 	r.store(context.WithoutCancel(ctx), next)
-	rotated := tok.RefreshToken != "" && tok.RefreshToken != cur.Token.RefreshToken
-	if tok.Expiry.IsZero() {
-		r.cfg.Logger.InfoContext(ctx, "smartrefresh: token answer has no usable expires_in; the token is refreshed after a 401 only")
-	}
-	r.cfg.Logger.DebugContext(ctx, "smartrefresh: token refreshed",
-		"rotated", rotated, "duration", elapsed, "expiry", next.Token.Expiry)
-	if r.cfg.OnRefresh != nil {
-		r.cfg.OnRefresh(RefreshInfo{Rotated: rotated, Duration: elapsed, Expiry: next.Token.Expiry})
-	}
+	r.refreshed(ctx, span, RefreshInfo{
+		Rotated:  tok.RefreshToken != "" && tok.RefreshToken != cur.Token.RefreshToken,
+		Duration: elapsed, Expiry: next.Token.Expiry, Shared: int(shared.Load()),
+	})
 	return next, nil
-}
-
-func (r *Refresher) logFailure(ctx context.Context, err error, elapsed time.Duration) {
-	switch {
-	case errors.Is(err, ErrReauthRequired):
-		r.cfg.Logger.InfoContext(ctx, "smartrefresh: refresh token rejected, re-authorization required", "error", err)
-	case errors.Is(err, ErrOutcomeUnknown):
-		r.cfg.Logger.WarnContext(ctx, "smartrefresh: refresh outcome unknown, token kept; the next request tries it again",
-			"error", err, "duration", elapsed)
-	case errors.Is(err, ErrTransient):
-		r.cfg.Logger.WarnContext(ctx, "smartrefresh: refresh failed, token kept", "error", err, "duration", elapsed)
-	default:
-		r.cfg.Logger.ErrorContext(ctx, "smartrefresh: refresh failed, check the configuration", "error", err)
-	}
 }
 
 // SessionInfo is what a session's token says about itself, without its

@@ -55,12 +55,14 @@ func (r *Refresher) load(ctx context.Context) (*record, error) {
 		if r.ledger.isRevoked(&v.Token, r.cfg.Now()) {
 			// A copy of a token Logout revoked: a stale session copy
 			// written back, or a refresh stored after the Logout.
+			r.reauth(ctx, ErrRevoked)
 			r.remove(ctx)
 			return nil, ErrRevoked
 		}
 		return v, nil
 	}
 	r.cfg.Logger.WarnContext(ctx, "smartrefresh: removing a session value that is not a token")
+	r.reauth(ctx, ErrCorruptSession)
 	r.remove(ctx)
 	return nil, ErrCorruptSession
 }
