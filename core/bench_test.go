@@ -228,8 +228,7 @@ func BenchmarkManySessions(b *testing.B) {
 	}{
 		{name: "cap=none"},
 		{name: "cap=conns128", transport: func(t *http.Transport) { t.MaxConnsPerHost = 128 }, maxPeak: 128},
-		// Once Config.MaxConcurrentRefreshes exists:
-		// {name: "cap=refreshes128", config: func(c *core.Config) { c.MaxConcurrentRefreshes = 128 }, maxPeak: 128},
+		{name: "cap=refreshes128", config: func(c *core.Config) { c.MaxConcurrentRefreshes = 128 }, maxPeak: 128},
 	} {
 		b.Run(fmt.Sprintf("sessions=%d/%s", n, tc.name), func(b *testing.B) {
 			e := newBenchEnv(b, tc.transport, tc.config)

@@ -89,6 +89,11 @@ type Config struct {
 	// certainly did not process, within RefreshTimeout. The zero value
 	// means up to DefaultRetryAttempts attempts; see RetryPolicy.
 	Retry RetryPolicy
+	// MaxConcurrentRefreshes caps the token calls this Refresher makes at
+	// once, so that many sessions expiring together do not flood the
+	// authorization server (0: no cap). Refreshes over the cap wait for a
+	// slot within their RefreshTimeout.
+	MaxConcurrentRefreshes int
 	// HTTPClient makes the token requests and, through Client, the FHIR
 	// requests (http.DefaultClient's transport when nil). Its Timeout, if
 	// any, also applies.
@@ -178,6 +183,9 @@ func (c Config) validate() error {
 	}
 	if c.Leeway < 0 {
 		return &ConfigError{Field: "Leeway", Reason: "must not be negative"}
+	}
+	if c.MaxConcurrentRefreshes < 0 {
+		return &ConfigError{Field: "MaxConcurrentRefreshes", Reason: "must not be negative"}
 	}
 	if c.RefreshTimeout < 0 {
 		return &ConfigError{Field: "RefreshTimeout", Reason: "must not be negative"}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
+	"golang.org/x/sync/semaphore"
 	"golang.org/x/sync/singleflight"
 )
 
@@ -30,6 +31,7 @@ type Refresher struct {
 	flights singleflight.Group // keyed by refresh-token fingerprint
 	sharing sync.Map           // flight key → *atomic.Int64 callers (observe.go)
 	obs     *observer
+	slots   *semaphore.Weighted // Config.MaxConcurrentRefreshes; nil: no cap
 	ledger  *ledger
 	signer  jose.Signer // client assertions, for PrivateKeyJWT
 	sealer  *sealer     // encrypts session values, with EncryptionKeys
@@ -57,6 +59,9 @@ func New(cfg Config) (*Refresher, error) {
 	var err error
 	if r.obs, err = newObserver(cfg.MeterProvider, cfg.TracerProvider); err != nil {
 		return nil, err
+	}
+	if cfg.MaxConcurrentRefreshes > 0 {
+		r.slots = semaphore.NewWeighted(int64(cfg.MaxConcurrentRefreshes))
 	}
 	if r.sealer, err = newSealer(cfg.EncryptionKeys, cfg.SessionKey); err != nil {
 		return nil, err
@@ -230,7 +235,7 @@ func (r *Refresher) redeem(ctx context.Context, fp fingerprint, cur *record, sha
 	defer cancel()
 	callCtx, span := r.startRefresh(callCtx)
 	start := r.cfg.Now()
-	tok, err := r.requestTokenWithRetry(callCtx, cur.Token.RefreshToken)
+	tok, err := r.requestTokenInSlot(callCtx, cur.Token.RefreshToken)
 	elapsed := r.cfg.Now().Sub(start)
 	if err != nil {
 		r.refreshFailed(ctx, span, RefreshErrorInfo{Err: err, Class: Class(err),
@@ -250,6 +255,19 @@ func (r *Refresher) redeem(ctx context.Context, fp fingerprint, cur *record, sha
 		Duration: elapsed, Expiry: next.Token.Expiry, Shared: int(shared.Load()),
 	})
 	return next, nil
+}
+
+// requestTokenInSlot waits for one of the MaxConcurrentRefreshes slots, if
+// there is a cap, and makes the token request. A refresh that finds no slot
+// before its deadline fails as transient without sending anything.
+func (r *Refresher) requestTokenInSlot(ctx context.Context, refreshToken string) (*Token, error) {
+	if r.slots != nil {
+		if err := r.slots.Acquire(ctx, 1); err != nil {
+			return nil, &transientError{err: errors.New("no refresh slot free before the deadline (MaxConcurrentRefreshes)")}
+		}
+		defer r.slots.Release(1)
+	}
+	return r.requestTokenWithRetry(ctx, refreshToken)
 }
 
 // SessionInfo is what a session's token says about itself, without its

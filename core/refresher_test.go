@@ -761,3 +761,50 @@ func TestRotatedAnswerWithBadExpiresIn(t *testing.T) {
 	}
 	f.checkNoReuse()
 }
+
+// TestMaxConcurrentRefreshes: many sessions expiring together make one
+// token call each, never more than the cap at once.
+func TestMaxConcurrentRefreshes(t *testing.T) {
+	f := newFixture(t, smarttest.Options{}, func(c *core.Config) { c.MaxConcurrentRefreshes = 3 })
+	var inFlight, peak atomic.Int32
+	f.srv.SetTokenHook(func(w http.ResponseWriter, r *http.Request, next http.Handler) {
+		n := inFlight.Add(1)
+		for {
+			p := peak.Load()
+			if n <= p || peak.CompareAndSwap(p, n) {
+				break
+			}
+		}
+		time.Sleep(10 * time.Millisecond)
+		next.ServeHTTP(w, r)
+		inFlight.Add(-1)
+	})
+	const sessions = 30
+	ids := make([]string, sessions)
+	for i := range ids {
+		ids[i], _ = f.login()
+	}
+	f.clock.Advance(time.Hour)
+	var wg sync.WaitGroup
+	var failed atomic.Int32
+	for _, id := range ids {
+		for range 3 {
+			wg.Go(func() {
+				if _, err := f.token(id); err != nil {
+					failed.Add(1)
+				}
+			})
+		}
+	}
+	wg.Wait()
+	if failed.Load() != 0 {
+		t.Errorf("%d requests failed", failed.Load())
+	}
+	if c := f.srv.RefreshCalls(); c != sessions {
+		t.Errorf("token calls = %d, want %d", c, sessions)
+	}
+	if p := peak.Load(); p > 3 {
+		t.Errorf("peak concurrent token calls = %d, cap 3", p)
+	}
+	f.checkNoReuse()
+}
