@@ -32,6 +32,10 @@ type ledger struct {
 	current   map[fingerprint]*lineage  // grant's current refresh token → its grant
 	revoked   map[fingerprint]time.Time // token revoked by Logout → entry expiry
 	anyRevoke atomic.Bool               // set once revoked has had an entry
+	// revokedAccess holds the access tokens Logout revoked (string → expiry
+	// time.Time), for the per-request check in Refresher.load: a lock-free
+	// map look-up, without hashing the token with SHA-256.
+	revokedAccess sync.Map
 	nextSweep time.Time
 }
 
@@ -59,6 +63,9 @@ func (l *ledger) revoke(now time.Time, toks ...*Token) {
 	defer l.mu.Unlock()
 	l.anyRevoke.Store(true)
 	for _, t := range toks {
+		if t.AccessToken != "" {
+			l.revokedAccess.Store(t.AccessToken, now.Add(l.ttl))
+		}
 		for _, s := range []string{t.AccessToken, t.RefreshToken} {
 			if s != "" {
 				l.revoked[fingerprintOf(s)] = now.Add(l.ttl)
@@ -75,6 +82,17 @@ func (l *ledger) revoke(now time.Time, toks ...*Token) {
 		}
 	}
 	l.sweep(now)
+}
+
+// isRevokedAccess reports whether Logout revoked the access token at. It
+// is cheap enough for every request; isRevoked, which also knows the
+// grant's older tokens, runs before each refresh.
+func (l *ledger) isRevokedAccess(at string, now time.Time) bool {
+	if !l.anyRevoke.Load() {
+		return false
+	}
+	exp, ok := l.revokedAccess.Load(at)
+	return ok && now.Before(exp.(time.Time))
 }
 
 // isRevoked reports whether Logout revoked t's grant. It costs nothing
@@ -160,6 +178,12 @@ func (l *ledger) sweep(now time.Time) {
 			delete(l.revoked, fp)
 		}
 	}
+	l.revokedAccess.Range(func(k, exp any) bool {
+		if !now.Before(exp.(time.Time)) {
+			l.revokedAccess.Delete(k)
+		}
+		return true
+	})
 }
 
 // size reports the number of redeemed refresh tokens remembered.
