@@ -36,7 +36,7 @@ type ledger struct {
 	// time.Time), for the per-request check in Refresher.load: a lock-free
 	// map look-up, without hashing the token with SHA-256.
 	revokedAccess sync.Map
-	nextSweep time.Time
+	nextSweep     time.Time
 }
 
 // lineage is one grant as this process has seen it: its newest token.

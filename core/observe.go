@@ -119,7 +119,8 @@ func newObserver(mp metric.MeterProvider, tp trace.TracerProvider) (*observer, e
 		return nil, err
 	}
 	if o.duration, err = m.Float64Histogram("smartrefresh.refresh.duration", metric.WithUnit("s"),
-		metric.WithDescription("Duration of each refresh at the token endpoint, retries included.")); err != nil {
+		metric.WithDescription("Duration of each refresh at the token endpoint, retries included."),
+		metric.WithExplicitBucketBoundaries(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)); err != nil {
 		return nil, err
 	}
 	if o.waiters, err = m.Int64Counter("smartrefresh.refresh.waiters",
