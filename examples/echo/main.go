@@ -56,6 +56,15 @@ func newHandler(app *demo.App) http.Handler {
 		}
 		return c.Redirect(http.StatusSeeOther, "/")
 	})
+	e.POST("/logout", func(c echo.Context) error {
+		if err := app.Logout(c.Request().Context(), c.Request().PostFormValue("csrf")); err != nil {
+			return c.JSON(demo.ErrorResponse(err))
+		}
+		return c.Redirect(http.StatusSeeOther, "/")
+	})
+	if app.Metrics != nil {
+		e.GET("/metrics", echo.WrapHandler(app.Metrics))
+	}
 
 	api := e.Group("/api", echoadapter.Middleware(app.Refresher))
 	api.GET("/patient", func(c echo.Context) error {

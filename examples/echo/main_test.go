@@ -14,4 +14,10 @@ func TestLoggedOut(t *testing.T) { demotest.LoggedOut(t, "Echo", newHandler) }
 
 func TestForgedState(t *testing.T) { demotest.BadState(t, "Echo", newHandler) }
 
+func TestLogout(t *testing.T) { demotest.Logout(t, "Echo", newHandler) }
+
+func TestLogoutRevocationFails(t *testing.T) { demotest.LogoutRevocationFails(t, "Echo", newHandler) }
+
+func TestMetrics(t *testing.T) { demotest.Metrics(t, "Echo", newHandler) }
+
 func TestRun(t *testing.T) { demotest.Run(t, run) }

@@ -56,6 +56,16 @@ func newHandler(app *demo.App) http.Handler {
 		}
 		c.Redirect(http.StatusSeeOther, "/")
 	})
+	router.POST("/logout", func(c *gin.Context) {
+		if err := app.Logout(c.Request.Context(), c.PostForm("csrf")); err != nil {
+			c.JSON(demo.ErrorResponse(err))
+			return
+		}
+		c.Redirect(http.StatusSeeOther, "/")
+	})
+	if app.Metrics != nil {
+		router.GET("/metrics", gin.WrapH(app.Metrics))
+	}
 
 	api := router.Group("/api", ginadapter.Middleware(app.Refresher))
 	api.GET("/patient", func(c *gin.Context) {

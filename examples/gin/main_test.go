@@ -18,4 +18,10 @@ func TestLoggedOut(t *testing.T) { demotest.LoggedOut(t, "Gin", newHandler) }
 
 func TestForgedState(t *testing.T) { demotest.BadState(t, "Gin", newHandler) }
 
+func TestLogout(t *testing.T) { demotest.Logout(t, "Gin", newHandler) }
+
+func TestLogoutRevocationFails(t *testing.T) { demotest.LogoutRevocationFails(t, "Gin", newHandler) }
+
+func TestMetrics(t *testing.T) { demotest.Metrics(t, "Gin", newHandler) }
+
 func TestRun(t *testing.T) { demotest.Run(t, run) }

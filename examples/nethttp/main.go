@@ -55,6 +55,13 @@ func newHandler(app *demo.App) http.Handler {
 		}
 		http.Redirect(w, r, "/", http.StatusSeeOther)
 	})
+	mux.HandleFunc("POST /logout", func(w http.ResponseWriter, r *http.Request) {
+		if err := app.Logout(r.Context(), r.PostFormValue("csrf")); err != nil {
+			demo.WriteError(w, err)
+			return
+		}
+		http.Redirect(w, r, "/", http.StatusSeeOther)
+	})
 	mux.Handle("GET /api/patient", withToken(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		tok, _ := nethttpadapter.Token(r)
 		patient, err := app.Patient(r.Context(), tok.Patient)
@@ -74,6 +81,9 @@ func newHandler(app *demo.App) http.Handler {
 		}
 		demo.WriteJSON(w, http.StatusOK, view)
 	})))
+	if app.Metrics != nil {
+		mux.Handle("GET /metrics", app.Metrics)
+	}
 
 	// The session must be loaded before any route, and saved after it.
 	return app.Sessions.LoadAndSave(mux)

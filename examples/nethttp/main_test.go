@@ -14,4 +14,12 @@ func TestLoggedOut(t *testing.T) { demotest.LoggedOut(t, "net/http", newHandler)
 
 func TestForgedState(t *testing.T) { demotest.BadState(t, "net/http", newHandler) }
 
+func TestLogout(t *testing.T) { demotest.Logout(t, "net/http", newHandler) }
+
+func TestLogoutRevocationFails(t *testing.T) {
+	demotest.LogoutRevocationFails(t, "net/http", newHandler)
+}
+
+func TestMetrics(t *testing.T) { demotest.Metrics(t, "net/http", newHandler) }
+
 func TestRun(t *testing.T) { demotest.Run(t, run) }

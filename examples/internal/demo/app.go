@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/alexedwards/scs/v2"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"golang.org/x/oauth2"
 
 	"github.com/smartrefresh/smartrefresh/core"
@@ -42,20 +43,28 @@ type App struct {
 	Sessions *scs.SessionManager
 	// Refresher keeps the session's access token valid.
 	Refresher *core.Refresher
+	// Metrics serves the Prometheus metrics at /metrics; nil unless the
+	// Config asks for them (-metrics).
+	Metrics http.Handler
 
 	name       string
 	embedded   bool
+	revokes    bool
 	oauth      *oauth2.Config
 	fhirBase   string
 	httpClient *http.Client
 	logger     *slog.Logger
 	now        func() time.Time
+	meters     *sdkmetric.MeterProvider // nil without -metrics
 }
 
 // Session keys of the OAuth flow's state.
 const (
 	stateKey    = "demo.oauth_state"
 	verifierKey = "demo.pkce_verifier"
+	// csrfKey holds the session's CSRF token, which the logout form must
+	// send back. It is made afresh at each login.
+	csrfKey = "demo.csrf"
 )
 
 // NewSessions returns the demo's session manager. IdleTimeout makes scs
@@ -102,20 +111,36 @@ func New(cfg Config, opts Options) (*App, error) {
 		http.Error(w, http.StatusText(http.StatusInternalServerError), http.StatusInternalServerError)
 	}
 
-	r, err := core.New(core.Config{
-		TokenURL:     cfg.TokenURL,
-		ClientID:     cfg.ClientID,
-		ClientSecret: cfg.ClientSecret,
-		AuthMethod:   cfg.AuthMethod(),
-		Sessions:     sm,
-		HTTPClient:   httpClient,
-		Logger:       logger,
-		Now:          now,
+	rcfg := core.Config{
+		TokenURL:        cfg.TokenURL,
+		ClientID:        cfg.ClientID,
+		ClientSecret:    cfg.ClientSecret,
+		AuthMethod:      cfg.AuthMethod(),
+		RevocationURL:   cfg.RevokeURL,
+		RevocationStyle: cfg.RevokeStyle,
+		Sessions:        sm,
+		HTTPClient:      httpClient,
+		Logger:          logger,
+		Now:             now,
 		OnRefresh: func(info core.RefreshInfo) {
 			logger.Info("access token refreshed",
 				"rotated", info.Rotated, "took", info.Duration, "expiry", info.Expiry)
 		},
-	})
+	}
+	var (
+		meters  *sdkmetric.MeterProvider
+		metrics http.Handler
+	)
+	if cfg.Metrics {
+		var err error
+		if meters, metrics, err = newMetrics("smartrefresh-demo"); err != nil {
+			return nil, fmt.Errorf("demo: metrics: %w", err)
+		}
+		// Set only here: a nil *MeterProvider in the interface field would
+		// not read as "no provider".
+		rcfg.MeterProvider = meters
+	}
+	r, err := core.New(rcfg)
 	if err != nil {
 		return nil, err
 	}
@@ -123,8 +148,11 @@ func New(cfg Config, opts Options) (*App, error) {
 	return &App{
 		Sessions:  sm,
 		Refresher: r,
+		Metrics:   metrics,
+		meters:    meters,
 		name:      opts.Name,
 		embedded:  cfg.Embedded(),
+		revokes:   cfg.RevokeURL != "",
 		oauth: &oauth2.Config{
 			ClientID:     cfg.ClientID,
 			ClientSecret: cfg.ClientSecret,
@@ -144,6 +172,15 @@ func New(cfg Config, opts Options) (*App, error) {
 		logger:     logger,
 		now:        now,
 	}, nil
+}
+
+// Close releases the App's resources: it shuts the MeterProvider down, if
+// there is one.
+func (a *App) Close(ctx context.Context) error {
+	if a.meters == nil {
+		return nil
+	}
+	return a.meters.Shutdown(ctx)
 }
 
 // LaunchURL starts a standalone launch: it keeps a fresh state and PKCE
@@ -194,8 +231,57 @@ func (a *App) Callback(ctx context.Context, query url.Values) error {
 	if err := a.Refresher.Save(ctx, t); err != nil {
 		return err
 	}
+	// A new CSRF token for the new login (Save renewed the session token).
+	a.Sessions.Put(ctx, csrfKey, rand.Text())
 	a.logger.InfoContext(ctx, "logged in", "patient", t.Patient, "scope", t.Scope,
 		"expiry", t.Expiry, "refresh_token", t.RefreshToken != "")
+	return nil
+}
+
+// CSRFToken returns the session's CSRF token, which the logout form sends
+// back, making one if the session has none yet.
+func (a *App) CSRFToken(ctx context.Context) string {
+	tok := a.Sessions.GetString(ctx, csrfKey)
+	if tok == "" {
+		tok = rand.Text()
+		a.Sessions.Put(ctx, csrfKey, tok)
+	}
+	return tok
+}
+
+// Logout handles the logout form: csrf is its csrf field. When it matches
+// the session's CSRF token (compared in constant time), Logout revokes the
+// session's grant at the revocation endpoint and removes the token from the
+// session (core's Refresher.Logout), then renews the session token. The
+// caller then redirects to the home page (303).
+//
+// Together with the session cookie's SameSite=Lax, which keeps the cookie
+// off cross-site POSTs, the CSRF token stops other sites from logging the
+// user out. A form without it, or with another, gets a 403 *Error and
+// nothing changes. A failed revocation is logged and the user is logged out
+// all the same: the token is gone from the session, and this process never
+// uses the grant again.
+func (a *App) Logout(ctx context.Context, csrf string) error {
+	want := a.Sessions.GetString(ctx, csrfKey)
+	if want == "" || subtle.ConstantTimeCompare([]byte(want), []byte(csrf)) != 1 {
+		a.logger.WarnContext(ctx, "logout refused: the form's CSRF token does not match the session")
+		return &Error{http.StatusForbidden, "invalid_csrf", "the logout form does not belong to this session; reload the page and try again"}
+	}
+	switch err := a.Refresher.Logout(ctx); {
+	case errors.Is(err, core.ErrNoSession):
+		return err
+	case err != nil:
+		// A *RevocationError, or the session store's: never a token.
+		a.logger.WarnContext(ctx, "logged out, but the grant may not be revoked at the server", "error", err)
+	default:
+		a.logger.InfoContext(ctx, "logged out")
+	}
+	// A new session token, so that the one the browser held before the
+	// logout names nothing any more.
+	if err := a.Sessions.RenewToken(ctx); err != nil {
+		a.logger.ErrorContext(ctx, "renewing the session token at logout", "error", err)
+		return &Error{http.StatusInternalServerError, "session_error", "the session could not be renewed"}
+	}
 	return nil
 }
 

@@ -1,7 +1,8 @@
 // Package demo is what the three example apps (net/http, Echo and Gin)
 // share: flags, the embedded mock SMART server, the OAuth authorization-code
-// flow with PKCE, the FHIR call, the HTML page and the JSON views. Each
-// example's main.go only wires these into its framework's routes.
+// flow with PKCE, the FHIR call, the HTML page and the JSON views, logout
+// with revocation, and the Prometheus metrics. Each example's main.go only
+// wires these into its framework's routes.
 package demo
 
 import (
@@ -48,6 +49,17 @@ type Config struct {
 	ClientSecret string // from SMART_CLIENT_SECRET; never printed
 	Scopes       string
 
+	// RevokeURL is the revocation endpoint the "Log out" button revokes
+	// the session's tokens at, in RevokeStyle. With the embedded server
+	// StartMock fills it; for a real server it is optional, and when empty
+	// logging out only clears the session.
+	RevokeURL   string
+	RevokeStyle core.RevocationStyle
+
+	// Metrics makes the app export its OpenTelemetry metrics in the
+	// Prometheus format at /metrics.
+	Metrics bool
+
 	// TokenTTL is the access token lifetime of the embedded mock server.
 	TokenTTL time.Duration
 }
@@ -78,6 +90,9 @@ func ParseFlags(name string, args []string, getenv func(string) string, output i
 	fs.StringVar(&c.FHIRBase, "fhir-base", "", "FHIR base URL of the real server, also sent as aud (with -token-url)")
 	fs.StringVar(&c.ClientID, "client-id", "", "registered client_id (default "+embeddedClientID+" with the embedded server)")
 	fs.StringVar(&c.Scopes, "scopes", DefaultScopes, "scopes to request, separated by spaces")
+	fs.StringVar(&c.RevokeURL, "revoke-url", "", "revocation endpoint of the real server, for Log out (with -token-url; without it Log out only clears the session)")
+	revokeStyle := fs.String("revoke-style", "rfc7009", "revocation request: rfc7009 (POST token=…, RFC 7009) or get (GET ?token=…, as Health Gorilla's /oauth/cancel)")
+	fs.BoolVar(&c.Metrics, "metrics", false, "export OpenTelemetry metrics in the Prometheus format at /metrics")
 	fs.DurationVar(&c.TokenTTL, "token-ttl", 30*time.Second, "access token lifetime of the embedded server")
 	fs.Usage = func() {
 		fmt.Fprintf(output, "Usage of the %s demo:\n\n", name)
@@ -92,12 +107,20 @@ func ParseFlags(name string, args []string, getenv func(string) string, output i
 		return Config{}, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
 	}
 	c.ClientSecret = getenv(SecretEnv)
+	switch *revokeStyle {
+	case "rfc7009":
+		c.RevokeStyle = core.RevokeRFC7009
+	case "get":
+		c.RevokeStyle = core.RevokeQueryGET
+	default:
+		return Config{}, fmt.Errorf("-revoke-style must be rfc7009 or get, not %q", *revokeStyle)
+	}
 
 	switch {
 	case strings.TrimSpace(c.Scopes) == "":
 		return Config{}, errors.New("-scopes must not be empty")
-	case c.Embedded() && (c.AuthorizeURL != "" || c.FHIRBase != ""):
-		return Config{}, errors.New("-authorize-url and -fhir-base name a real server: give its -token-url too (without -token-url the embedded mock server is used)")
+	case c.Embedded() && (c.AuthorizeURL != "" || c.FHIRBase != "" || c.RevokeURL != ""):
+		return Config{}, errors.New("-authorize-url, -fhir-base and -revoke-url name a real server: give its -token-url too (without -token-url the embedded mock server is used)")
 	case c.Embedded():
 		if c.TokenTTL <= 0 {
 			return Config{}, errors.New("-token-ttl must be positive")
@@ -124,6 +147,9 @@ func ParseFlags(name string, args []string, getenv func(string) string, output i
 				list = strings.Join(missing[:last], ", ") + " and " + list
 			}
 			return Config{}, fmt.Errorf("-token-url needs %s too", list)
+		}
+		if c.RevokeURL == "" && c.RevokeStyle != core.RevokeRFC7009 {
+			return Config{}, errors.New("-revoke-style get needs -revoke-url")
 		}
 		c.FHIRBase = strings.TrimRight(c.FHIRBase, "/")
 	}

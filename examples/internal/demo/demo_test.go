@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/smartrefresh/smartrefresh/core"
+	"github.com/smartrefresh/smartrefresh/core/smarttest"
 )
 
 func env(secret string) func(string) string {
@@ -35,6 +36,27 @@ func TestParseFlagsEmbedded(t *testing.T) {
 	if c.ClientID != embeddedClientID || c.ClientSecret != embeddedClientSecret || c.AuthMethod() != core.ClientSecretPost {
 		t.Errorf("embedded client = %q, method %s", c.ClientID, c.AuthMethod())
 	}
+	if c.Metrics || c.RevokeURL != "" || c.RevokeStyle != core.RevokeRFC7009 {
+		t.Errorf("defaults: metrics %v, revoke %q %s", c.Metrics, c.RevokeURL, c.RevokeStyle)
+	}
+}
+
+func TestStartMockRevocation(t *testing.T) {
+	for style, want := range map[string]func(*smarttest.Server) string{
+		"rfc7009": func(s *smarttest.Server) string { return s.RevokeURL },
+		"get":     func(s *smarttest.Server) string { return s.CancelURL },
+	} {
+		c, err := ParseFlags("demo", []string{"-revoke-style", style, "-metrics"}, env(""), io.Discard)
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv := StartMock(&c, nil)
+		if c.RevokeURL != want(srv) || !c.Metrics {
+			t.Errorf("-revoke-style %s with the embedded server: RevokeURL %q, want %q (metrics %v)",
+				style, c.RevokeURL, want(srv), c.Metrics)
+		}
+		srv.Close()
+	}
 }
 
 func TestParseFlagsRealServer(t *testing.T) {
@@ -52,6 +74,14 @@ func TestParseFlagsRealServer(t *testing.T) {
 	if err != nil || c.ClientSecret != "s3cret" || c.AuthMethod() != core.ClientSecretPost {
 		t.Errorf("confidential client: %v, method %s", err, c.AuthMethod())
 	}
+	if c.RevokeURL != "" {
+		t.Errorf("RevokeURL without -revoke-url = %q, want empty (Log out only clears the session)", c.RevokeURL)
+	}
+	c, err = ParseFlags("demo", append(args, "-revoke-url", "https://ehr.example/oauth/cancel", "-revoke-style", "get"),
+		env(""), io.Discard)
+	if err != nil || c.RevokeURL != "https://ehr.example/oauth/cancel" || c.RevokeStyle != core.RevokeQueryGET {
+		t.Errorf("-revoke-url -revoke-style get: %v, %q %s", err, c.RevokeURL, c.RevokeStyle)
+	}
 }
 
 func TestParseFlagsErrors(t *testing.T) {
@@ -64,6 +94,10 @@ func TestParseFlagsErrors(t *testing.T) {
 		{[]string{"-fhir-base", "https://x/fhir"}, "-token-url"},
 		{[]string{"-token-ttl", "0s"}, "-token-ttl"},
 		{[]string{"-scopes", " "}, "-scopes"},
+		{[]string{"-revoke-url", "https://x/revoke"}, "-token-url"},
+		{[]string{"-revoke-style", "post"}, "-revoke-style must be rfc7009 or get"},
+		{[]string{"-token-url", "https://x/token", "-authorize-url", "https://x/a", "-fhir-base", "https://x/fhir",
+			"-client-id", "c", "-revoke-style", "get"}, "-revoke-style get needs -revoke-url"},
 		{[]string{"extra"}, "unexpected arguments"},
 		{[]string{"-nope"}, "not defined"},
 	} {

@@ -12,13 +12,15 @@ import (
 	"os"
 	"time"
 
+	"github.com/smartrefresh/smartrefresh/core"
 	"github.com/smartrefresh/smartrefresh/core/smarttest"
 )
 
 // StartMock starts the embedded mock SMART server for cfg (its client, and
 // access tokens living cfg.TokenTTL) on a loopback port, and points cfg's
-// endpoints at it. now is its clock (time.Now when nil). The caller closes
-// the server.
+// endpoints at it: the revocation endpoint is its RFC 7009 RevokeURL, or
+// its CancelURL (GET ?token=…) when cfg.RevokeStyle is core.RevokeQueryGET.
+// now is its clock (time.Now when nil). The caller closes the server.
 func StartMock(cfg *Config, now func() time.Time) *smarttest.Server {
 	srv := smarttest.NewServer(smarttest.Options{
 		ClientID:       cfg.ClientID,
@@ -30,6 +32,10 @@ func StartMock(cfg *Config, now func() time.Time) *smarttest.Server {
 	cfg.TokenURL = srv.TokenURL
 	cfg.AuthorizeURL = srv.AuthorizeURL
 	cfg.FHIRBase = srv.FHIRBaseURL
+	cfg.RevokeURL = srv.RevokeURL
+	if cfg.RevokeStyle == core.RevokeQueryGET {
+		cfg.RevokeURL = srv.CancelURL
+	}
 	return srv
 }
 
@@ -63,11 +69,24 @@ func Run(ctx context.Context, name string, args []string, stdout io.Writer, hand
 		fmt.Fprintf(stdout, "Using the embedded mock SMART server at %s (access tokens live %s).\n", mock.URL, cfg.TokenTTL)
 	} else {
 		fmt.Fprintf(stdout, "Using the SMART server at %s (client %s, %s).\n", cfg.TokenURL, cfg.ClientID, cfg.AuthMethod())
+		if cfg.RevokeURL == "" {
+			fmt.Fprintln(stdout, "No -revoke-url: Log out only clears the session.")
+		}
 	}
 
 	app, err := New(cfg, Options{Name: name, Logger: logger})
 	if err != nil {
 		return err
+	}
+	defer func() {
+		closeCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := app.Close(closeCtx); err != nil {
+			logger.Warn("closing the app", "error", err)
+		}
+	}()
+	if app.Metrics != nil {
+		fmt.Fprintf(stdout, "Prometheus metrics at %s/metrics\n", appURL)
 	}
 	srv := &http.Server{
 		Handler:           handler(app),

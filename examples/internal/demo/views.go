@@ -24,6 +24,7 @@ var Templates = template.Must(template.New(HomeTemplate).Parse(homeHTML))
 type HomeView struct {
 	Framework string
 	Embedded  bool // using the embedded mock server
+	Revokes   bool // Log out revokes the grant at a revocation endpoint
 	LoggedIn  bool
 
 	PatientID   string
@@ -35,6 +36,8 @@ type HomeView struct {
 	ExpiresInMillis int64
 	Refreshes       int
 	HasRefreshToken bool
+	// CSRF is the session's CSRF token, for the logout form.
+	CSRF string
 
 	Error string
 }
@@ -43,7 +46,7 @@ type HomeView struct {
 // from the FHIR server (which refreshes the token when it is due) and the
 // token's expiry and refresh count.
 func (a *App) Home(ctx context.Context) HomeView {
-	v := HomeView{Framework: a.name, Embedded: a.embedded}
+	v := HomeView{Framework: a.name, Embedded: a.embedded, Revokes: a.revokes}
 	info, err := a.Refresher.Info(ctx)
 	if err != nil {
 		if !errors.Is(err, core.ErrNoToken) {
@@ -80,5 +83,6 @@ func (a *App) Home(ctx context.Context) HomeView {
 	}
 	v.Refreshes = info.Refreshes
 	v.HasRefreshToken = info.HasRefreshToken
+	v.CSRF = a.CSRFToken(ctx)
 	return v
 }

@@ -1,6 +1,7 @@
 // Package demotest holds the end-to-end tests every example runs against
 // its own router: the launch, the patient page and API, a refresh after the
-// clock passes the token's expiry, and the demo's run function.
+// clock passes the token's expiry, logging out, the Prometheus metrics, and
+// the demo's run function.
 package demotest
 
 import (
@@ -12,6 +13,7 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
+	"net/url"
 	"regexp"
 	"strings"
 	"sync"
@@ -63,15 +65,18 @@ type Env struct {
 
 	mu      sync.Mutex
 	secrets []string // tokens the mock server issued
+	access  string   // the access token issued last
+	refresh string   // the refresh token issued last
 }
 
-// Start serves build(app) for an app configured against a fresh mock
-// server, as the example's run would, but with a controllable clock.
-func Start(t *testing.T, name string, build func(*demo.App) http.Handler) *Env {
+// Start serves build(app) for an app configured with the demo's flags args
+// against a fresh mock server, as the example's run would, but with a
+// controllable clock.
+func Start(t *testing.T, name string, build func(*demo.App) http.Handler, args ...string) *Env {
 	t.Helper()
 	e := &Env{t: t, Clock: NewClock(), Logs: &Buffer{}}
 	ts := httptest.NewUnstartedServer(nil)
-	cfg, err := demo.ParseFlags(name, nil, func(string) string { return "" }, io.Discard)
+	cfg, err := demo.ParseFlags(name, args, func(string) string { return "" }, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,6 +94,7 @@ func Start(t *testing.T, name string, build func(*demo.App) http.Handler) *Env {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { app.Close(context.Background()) })
 	ts.Config.Handler = build(app)
 	ts.Start()
 	t.Cleanup(ts.Close)
@@ -124,6 +130,12 @@ func (e *Env) recordTokens(w http.ResponseWriter, r *http.Request, next http.Han
 			if s, ok := answer[k].(string); ok && s != "" {
 				e.secrets = append(e.secrets, s)
 			}
+		}
+		if s, ok := answer["access_token"].(string); ok && s != "" {
+			e.access = s
+		}
+		if s, ok := answer["refresh_token"].(string); ok && s != "" {
+			e.refresh = s
 		}
 		e.mu.Unlock()
 	}
@@ -302,10 +314,20 @@ func (e *Env) TokenView() demo.TokenView {
 // session token.
 func LoggedOut(t *testing.T, name string, build func(*demo.App) http.Handler) {
 	e := Start(t, name, build)
+	e.AssertLoggedOut(e.Client)
+	if n := e.Mock.TokenCalls(); n != 0 {
+		t.Errorf("TokenCalls = %d, want 0", n)
+	}
+}
+
+// AssertLoggedOut checks that the API answers the browser c with a 401
+// JSON reauth_required error.
+func (e *Env) AssertLoggedOut(c *http.Client) {
+	e.t.Helper()
 	for _, path := range []string{"/api/patient", "/api/token"} {
-		resp, err := e.Client.Get(e.URL + path)
+		resp, err := c.Get(e.URL + path)
 		if err != nil {
-			t.Fatal(err)
+			e.t.Fatal(err)
 		}
 		var body struct {
 			Error string `json:"error"`
@@ -314,13 +336,267 @@ func LoggedOut(t *testing.T, name string, build func(*demo.App) http.Handler) {
 		resp.Body.Close()
 		if resp.StatusCode != http.StatusUnauthorized || err != nil || body.Error != "reauth_required" ||
 			!strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
-			t.Errorf("GET %s logged out: %d %s error=%q (%v), want 401 JSON reauth_required",
+			e.t.Errorf("GET %s logged out: %d %s error=%q (%v), want 401 JSON reauth_required",
 				path, resp.StatusCode, resp.Header.Get("Content-Type"), body.Error, err)
 		}
 	}
-	if n := e.Mock.TokenCalls(); n != 0 {
-		t.Errorf("TokenCalls = %d, want 0", n)
+}
+
+// csrfField is the logout form's CSRF token in the home page.
+var csrfField = regexp.MustCompile(`<input type="hidden" name="csrf" value="([^"]+)">`)
+
+// Launch logs in through the mock server and returns the CSRF token of the
+// logout form on the logged-in page.
+func (e *Env) Launch() string {
+	e.t.Helper()
+	status, body := e.Get("/launch")
+	if status != http.StatusOK || !strings.Contains(body, PatientName) {
+		e.t.Fatalf("launch: %d, want 200 with %q:\n%s", status, PatientName, body)
 	}
+	m := csrfField.FindStringSubmatch(body)
+	if m == nil || !strings.Contains(body, `<form method="post" action="/logout">`) || !strings.Contains(body, "Log out") {
+		e.t.Fatalf("the logged-in page has no logout form with a CSRF token:\n%s", body)
+	}
+	return m[1]
+}
+
+// PostLogout posts the logout form, without following a redirect, and
+// returns the status, the Location and the body of the answer.
+func (e *Env) PostLogout(form url.Values) (status int, location, body string) {
+	e.t.Helper()
+	c := *e.Client
+	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	resp, err := c.PostForm(e.URL+"/logout", form)
+	if err != nil {
+		e.t.Fatalf("POST /logout: %v", err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		e.t.Fatalf("POST /logout: %v", err)
+	}
+	return resp.StatusCode, resp.Header.Get("Location"), string(b)
+}
+
+// Issued returns the access and refresh tokens the mock server issued last.
+func (e *Env) Issued() (access, refresh string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.access, e.refresh
+}
+
+// cookies returns the browser's cookies for the app.
+func (e *Env) cookies() []*http.Cookie {
+	u, err := url.Parse(e.URL)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return e.Client.Jar.Cookies(u)
+}
+
+// Logout logs in, checks that logout forms without the session's CSRF
+// token are refused (403, still logged in, nothing revoked), then logs out:
+// 303 to the home page, which offers the launch again, a new session
+// cookie, the API answering 401, and the grant revoked at the mock server,
+// where neither the old refresh token nor the old access token works any
+// more. Logging in again works. It runs with each -revoke-style: the mock
+// server's RFC 7009 endpoint and its GET /oauth/cancel?token=.
+func Logout(t *testing.T, name string, build func(*demo.App) http.Handler) {
+	for _, style := range []string{"rfc7009", "get"} {
+		t.Run(style, func(t *testing.T) { logout(t, name, build, style) })
+	}
+}
+
+func logout(t *testing.T, name string, build func(*demo.App) http.Handler, style string) {
+	e := Start(t, name, build, "-revoke-style", style)
+	var (
+		mu       sync.Mutex
+		revokeAt []string // method and URL of each revocation request
+	)
+	e.Mock.SetRevokeHook(func(w http.ResponseWriter, r *http.Request, next http.Handler) {
+		mu.Lock()
+		revokeAt = append(revokeAt, r.Method+" "+e.Mock.URL+r.URL.Path)
+		mu.Unlock()
+		next.ServeHTTP(w, r)
+	})
+	csrf := e.Launch()
+	access, refresh := e.Issued()
+	if access == "" || refresh == "" {
+		t.Fatalf("the mock server issued no access or refresh token")
+	}
+
+	for _, form := range []url.Values{{}, {"csrf": {""}}, {"csrf": {"forged"}}, {"csrf": {csrf + "x"}}} {
+		status, _, body := e.PostLogout(form)
+		if status != http.StatusForbidden || !strings.Contains(body, "invalid_csrf") {
+			t.Errorf("POST /logout with %v: %d %s, want 403 invalid_csrf", form, status, body)
+		}
+	}
+	if n := e.Mock.RevokeCalls(); n != 0 {
+		t.Errorf("RevokeCalls after refused logouts = %d, want 0", n)
+	}
+	if status, body := e.Get("/api/patient"); status != http.StatusOK {
+		t.Fatalf("GET /api/patient after refused logouts: %d %s, want still logged in", status, body)
+	}
+
+	before := e.cookies()
+	status, location, body := e.PostLogout(url.Values{"csrf": {csrf}})
+	if status != http.StatusSeeOther || location != "/" {
+		t.Fatalf("POST /logout: %d Location %q, want 303 to /:\n%s", status, location, body)
+	}
+	after := e.cookies()
+	if len(before) != 1 || len(after) != 1 || after[0].Value == before[0].Value {
+		t.Errorf("the session cookie was not renewed at logout: %d cookies before, %d after", len(before), len(after))
+	}
+
+	status, body = e.Get("/")
+	if status != http.StatusOK || !strings.Contains(body, `href="/launch"`) || !strings.Contains(body, "Launch") ||
+		strings.Contains(body, PatientName) || strings.Contains(body, `action="/logout"`) {
+		t.Errorf("GET / after logout: %d, want the logged-out page with Launch:\n%s", status, body)
+	}
+	e.AssertLoggedOut(e.Client)
+
+	// The session the browser held before the logout is gone too.
+	if len(before) == 1 {
+		old := browser(t)
+		u, _ := url.Parse(e.URL)
+		old.Jar.SetCookies(u, before)
+		e.AssertLoggedOut(old)
+	}
+
+	if n := e.Mock.RevokeCalls(); n < 1 {
+		t.Errorf("RevokeCalls = %d, want at least 1", n)
+	}
+	want := "POST " + e.Mock.RevokeURL
+	if style == "get" {
+		want = "GET " + e.Mock.CancelURL
+	}
+	mu.Lock()
+	for _, got := range revokeAt {
+		if got != want {
+			t.Errorf("revocation request %s, want %s", got, want)
+		}
+	}
+	mu.Unlock()
+	if n := e.Mock.RevokedGrants(); n != 1 {
+		t.Errorf("RevokedGrants = %d, want 1", n)
+	}
+	e.assertRefreshTokenDead(refresh)
+	e.assertAccessTokenDead(access)
+
+	if !strings.Contains(e.Logs.String(), "logged out") {
+		t.Errorf("the logs do not record the logout")
+	}
+	e.AssertNoSecret("logs", e.Logs.String())
+
+	// A new login gets a new CSRF token and works as before.
+	if again := e.Launch(); again == csrf {
+		t.Errorf("the CSRF token was not renewed at the new login")
+	}
+	if status, body := e.Get("/api/patient"); status != http.StatusOK {
+		t.Errorf("GET /api/patient after logging in again: %d %s", status, body)
+	}
+}
+
+// LogoutRevocationFails checks that a user is logged out even when the
+// revocation endpoint fails, and that the failure is logged without a
+// token.
+func LogoutRevocationFails(t *testing.T, name string, build func(*demo.App) http.Handler) {
+	e := Start(t, name, build)
+	csrf := e.Launch()
+	e.Mock.SetRevokeHook(func(w http.ResponseWriter, _ *http.Request, _ http.Handler) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		io.WriteString(w, `{"error":"temporarily_unavailable"}`)
+	})
+	status, location, body := e.PostLogout(url.Values{"csrf": {csrf}})
+	if status != http.StatusSeeOther || location != "/" {
+		t.Fatalf("POST /logout with the revocation endpoint down: %d Location %q, want 303 to /:\n%s",
+			status, location, body)
+	}
+	if n := e.Mock.RevokeCalls(); n < 1 {
+		t.Errorf("RevokeCalls = %d, want at least 1", n)
+	}
+	if status, body := e.Get("/"); status != http.StatusOK || !strings.Contains(body, `href="/launch"`) {
+		t.Errorf("GET / after logout: %d, want the logged-out page:\n%s", status, body)
+	}
+	e.AssertLoggedOut(e.Client)
+	if !strings.Contains(e.Logs.String(), "logged out, but") {
+		t.Errorf("the failed revocation is not logged")
+	}
+	e.AssertNoSecret("logs", e.Logs.String())
+}
+
+// assertRefreshTokenDead checks that the mock server answers invalid_grant
+// to a refresh with refresh.
+func (e *Env) assertRefreshTokenDead(refresh string) {
+	e.t.Helper()
+	opts := e.Mock.Options()
+	resp, err := e.Mock.Client().PostForm(e.Mock.TokenURL, url.Values{
+		"grant_type": {"refresh_token"}, "refresh_token": {refresh},
+		"client_id": {opts.ClientID}, "client_secret": {opts.ClientSecret},
+	})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var answer struct {
+		Error string `json:"error"`
+	}
+	err = json.NewDecoder(resp.Body).Decode(&answer)
+	if resp.StatusCode != http.StatusBadRequest || err != nil || answer.Error != "invalid_grant" {
+		e.t.Errorf("refresh with the old refresh token: %d error=%q (%v), want 400 invalid_grant",
+			resp.StatusCode, answer.Error, err)
+	}
+}
+
+// assertAccessTokenDead checks that the mock FHIR server refuses access.
+func (e *Env) assertAccessTokenDead(access string) {
+	e.t.Helper()
+	req, err := http.NewRequest(http.MethodGet, e.Mock.FHIRBaseURL+"/Patient/"+e.Mock.Options().Patient, nil)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+access)
+	resp, err := e.Mock.Client().Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		e.t.Errorf("FHIR read with the old access token: %d, want 401", resp.StatusCode)
+	}
+}
+
+// successfulRefreshes matches the Prometheus exporter's line for the
+// counter smartrefresh.refreshes with outcome success, at 1.
+var successfulRefreshes = regexp.MustCompile(`(?m)^smartrefresh_refreshes_total\{[^}]*outcome="success"[^}]*\} 1$`)
+
+// Metrics checks that without -metrics there is no /metrics, and that with
+// it a refresh shows in /metrics as the Prometheus exporter names it,
+// without any token.
+func Metrics(t *testing.T, name string, build func(*demo.App) http.Handler) {
+	off := Start(t, name, build)
+	if status, body := off.Get("/metrics"); status != http.StatusNotFound {
+		t.Errorf("GET /metrics without -metrics: %d, want 404:\n%s", status, body)
+	}
+
+	e := Start(t, name, build, "-metrics")
+	e.Launch()
+	e.Clock.Advance(TokenTTL + time.Second)
+	if status, body := e.Get("/api/patient"); status != http.StatusOK {
+		t.Fatalf("GET /api/patient after expiry: %d %s", status, body)
+	}
+	if n := e.Mock.RefreshCalls(); n != 1 {
+		t.Fatalf("RefreshCalls = %d, want 1", n)
+	}
+	status, body := e.Get("/metrics")
+	if status != http.StatusOK || !successfulRefreshes.MatchString(body) {
+		t.Errorf("GET /metrics: %d, want 200 with %s:\n%s", status, successfulRefreshes, body)
+	}
+	if !strings.Contains(body, "smartrefresh_refresh_duration_seconds_count{") {
+		t.Errorf("GET /metrics lacks the refresh duration histogram:\n%s", body)
+	}
+	e.AssertNoSecret("/metrics", body)
 }
 
 // BadState checks that a callback whose state does not match the session
@@ -354,15 +630,21 @@ func Run(t *testing.T, run RunFunc) {
 	defer cancel()
 	out := &Buffer{}
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, []string{"-addr", "127.0.0.1:0", "-token-ttl", "1m"}, out) }()
+	go func() { done <- run(ctx, []string{"-addr", "127.0.0.1:0", "-token-ttl", "1m", "-metrics"}, out) }()
 
-	url := out.WaitFor(t, done, regexp.MustCompile(`listening on (http://\S+)`), 10*time.Second)
+	appURL := out.WaitFor(t, done, regexp.MustCompile(`listening on (http://\S+)`), 10*time.Second)
 	if !strings.Contains(out.String(), "embedded mock SMART server") {
 		t.Errorf("output does not mention the embedded server:\n%s", out)
 	}
-	status, body := get(t, browser(t), url+"/launch")
+	status, body := get(t, browser(t), appURL+"/launch")
 	if status != http.StatusOK || !strings.Contains(body, PatientName) {
 		t.Errorf("launch through run: %d, want 200 with %q:\n%s", status, PatientName, body)
+	}
+	if !strings.Contains(out.String(), "Prometheus metrics at "+appURL+"/metrics\n") {
+		t.Errorf("output does not give the /metrics URL:\n%s", out)
+	}
+	if status, body := get(t, http.DefaultClient, appURL+"/metrics"); status != http.StatusOK || !strings.Contains(body, "go_goroutines") {
+		t.Errorf("GET /metrics through run: %d, want 200 with the Go runtime metrics:\n%s", status, body)
 	}
 
 	cancel()
@@ -374,7 +656,7 @@ func Run(t *testing.T, run RunFunc) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("run did not stop within 10s of the context's cancellation")
 	}
-	if resp, err := http.Get(url); err == nil {
+	if resp, err := http.Get(appURL); err == nil {
 		resp.Body.Close()
 		t.Errorf("the app still answers after run returned")
 	}
