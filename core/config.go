@@ -89,6 +89,11 @@ type Config struct {
 	// certainly did not process, within RefreshTimeout. The zero value
 	// means up to DefaultRetryAttempts attempts; see RetryPolicy.
 	Retry RetryPolicy
+	// Coordinator, when set, shares refreshes with the Refreshers of other
+	// processes (replicas) that use the same session store, so that none
+	// of them redeems a refresh token another already redeemed. Nil: this
+	// process only; then a session must stay on one replica.
+	Coordinator Coordinator
 	// MaxConcurrentRefreshes caps the token calls this Refresher makes at
 	// once, so that many sessions expiring together do not flood the
 	// authorization server (0: no cap). Refreshes over the cap wait for a

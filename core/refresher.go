@@ -180,7 +180,11 @@ func (r *Refresher) refresh(ctx context.Context, cur *record) (*record, error) {
 			return nil, ErrNoRefreshToken
 		}
 		fp := fingerprintOf(cur.Token.RefreshToken)
-		if next := r.ledger.newest(fp, r.cfg.Now()); next != nil {
+		next, err := r.newest(ctx, fp)
+		if err != nil {
+			return nil, err
+		}
+		if next != nil {
 			if r.due(next) {
 				cur = next
 				continue
@@ -233,6 +237,18 @@ func (r *Refresher) redeem(ctx context.Context, fp fingerprint, cur *record, sha
 	}
 	callCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.RefreshTimeout)
 	defer cancel()
+	// With a Coordinator, only the replica holding fp's lock may redeem it,
+	// and it first checks that no other replica already did.
+	unlock, err := r.lockShared(callCtx, fp)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	if r.cfg.Coordinator != nil {
+		if next, err := r.sharedRedemption(callCtx, fp); next != nil || err != nil {
+			return next, err
+		}
+	}
 	callCtx, span := r.startRefresh(callCtx)
 	start := r.cfg.Now()
 	tok, err := r.requestTokenInSlot(callCtx, cur.Token.RefreshToken)
@@ -247,6 +263,13 @@ func (r *Refresher) redeem(ctx context.Context, fp fingerprint, cur *record, sha
 	}
 	next := &record{Token: *merge(&cur.Token, tok), Obtained: start, Refreshes: cur.Refreshes + 1}
 	r.ledger.redeem(fp, next, start)
+	if r.cfg.Coordinator != nil {
+		// Tell the other replicas before unlocking. If that fails, they may
+		// redeem fp again from a stale copy: say so loudly.
+		if err := r.shareRedemption(callCtx, fp, next); err != nil {
+			r.cfg.Logger.ErrorContext(ctx, "smartrefresh: could not record the refresh for the other replicas", "error", err)
+		}
+	}
 	// Persist at once in the starting caller's session, whatever becomes of
 	// that caller's request.
 	r.store(context.WithoutCancel(ctx), next)
