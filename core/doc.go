@@ -45,9 +45,12 @@
 // login. The only alternative, logging the user out on every network
 // blip, is worse.
 //
-// The ledger is in memory: it covers one process. Apps that run several
-// replicas behind a load balancer must pin a session to a replica (sticky
-// sessions) until a shared ledger is configured.
+// The ledger and the single flight are in memory: they cover one process.
+// Apps that run several replicas on one session store set
+// Config.Coordinator (package rediscoord implements it on Redis): a refresh
+// then holds a shared lock named after its refresh token, checks the shared
+// ledger for another replica's redemption, and records its own before
+// unlocking. Without a Coordinator, pin each session to one replica.
 //
 // # Client authentication
 //
