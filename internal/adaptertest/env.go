@@ -1,0 +1,151 @@
+// Package adaptertest holds the test fixtures and scenarios shared by the
+// tests of nethttpadapter, echoadapter and ginadapter: a mock SMART server,
+// an scs session manager and a core.Refresher over them (Env), a client
+// with a cookie jar, the scenarios every adapter must pass and the hot-path
+// benchmark harness.
+//
+// It imports no web framework. Each adapter's tests supply the one
+// framework-specific piece, the app built with the adapter's middleware
+// (App), and call the scenarios from their own Test and Benchmark
+// functions, so that test and benchmark names stay per package.
+package adaptertest
+
+import (
+	"context"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/alexedwards/scs/v2"
+
+	"github.com/smartrefresh/smartrefresh/core"
+	"github.com/smartrefresh/smartrefresh/core/smarttest"
+)
+
+// Epoch is the time a Clock of NewEnv starts at.
+var Epoch = time.Date(2025, 1, 1, 12, 0, 0, 0, time.UTC)
+
+// Clock is a settable clock shared by the mock server and the Refresher.
+type Clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+// NewClock returns a Clock set to t.
+func NewClock(t time.Time) *Clock { return &Clock{t: t} }
+
+// Now returns the clock's time.
+func (c *Clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+
+// Advance moves the clock forward by d.
+func (c *Clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+// Option configures NewEnv.
+type Option func(*options)
+
+type options struct {
+	systemClock bool
+	idle        time.Duration
+}
+
+// WithSystemClock makes the mock server and the Refresher use the real
+// time (their default) instead of a Clock; Env.Clock is then nil.
+func WithSystemClock() Option { return func(o *options) { o.systemClock = true } }
+
+// WithIdleTimeout sets the session manager's IdleTimeout, with which scs
+// writes the session back on every request.
+func WithIdleTimeout(d time.Duration) Option { return func(o *options) { o.idle = d } }
+
+// Env is a mock SMART server (access tokens valid for an hour), an scs
+// session manager, a Refresher over them and a client with a cookie jar
+// that follows no redirect. Start also serves an App at URL.
+type Env struct {
+	TB        testing.TB
+	Clock     *Clock // nil WithSystemClock
+	Server    *smarttest.Server
+	Sessions  *scs.SessionManager
+	Refresher *core.Refresher
+	Client    *http.Client
+	URL       string // where Start serves the app
+}
+
+// NewEnv returns an Env whose servers and client are closed when the test
+// ends.
+func NewEnv(tb testing.TB, opts ...Option) *Env {
+	tb.Helper()
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
+	e := &Env{TB: tb, Sessions: scs.New()}
+	e.Sessions.IdleTimeout = o.idle
+	if !o.systemClock {
+		e.Clock = NewClock(Epoch)
+	}
+	e.Server = smarttest.NewServer(smarttest.Options{AccessTokenTTL: time.Hour, Now: e.now()})
+	tb.Cleanup(e.Server.Close)
+	e.Refresher = e.NewRefresher()
+	jar, err := cookiejar.New(nil)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	e.Client = &http.Client{
+		Jar:           jar,
+		Transport:     &http.Transport{MaxIdleConnsPerHost: 256},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+	tb.Cleanup(e.Client.CloseIdleConnections)
+	return e
+}
+
+// now returns the clock for the mock server and the Refresher: nil, their
+// default, WithSystemClock.
+func (e *Env) now() func() time.Time {
+	if e.Clock == nil {
+		return nil
+	}
+	return e.Clock.Now
+}
+
+// NewRefresher returns another Refresher over the Env's mock server and
+// sessions, as after a restart of the app.
+func (e *Env) NewRefresher() *core.Refresher {
+	e.TB.Helper()
+	r, err := core.New(core.Config{
+		TokenURL: e.Server.TokenURL, ClientID: "smart-client", ClientSecret: "smart-secret",
+		AuthMethod: core.ClientSecretPost, Sessions: e.Sessions, Now: e.now(),
+	})
+	if err != nil {
+		e.TB.Fatal(err)
+	}
+	return r
+}
+
+// Serve serves h wrapped by the session manager's LoadAndSave until the
+// test ends, and returns its URL.
+func (e *Env) Serve(h http.Handler) string {
+	srv := httptest.NewServer(e.Sessions.LoadAndSave(h))
+	e.TB.Cleanup(srv.Close)
+	return srv.URL
+}
+
+// LoggedIn returns the context of a new session that holds a fresh grant,
+// saved as an app's callback would.
+func (e *Env) LoggedIn() context.Context {
+	e.TB.Helper()
+	ctx, err := e.Sessions.Load(context.Background(), "")
+	if err != nil {
+		e.TB.Fatal(err)
+	}
+	if err := e.Refresher.Save(ctx, e.Server.Grant()); err != nil {
+		e.TB.Fatal(err)
+	}
+	return ctx
+}

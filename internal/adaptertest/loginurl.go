@@ -1,0 +1,63 @@
+package adaptertest
+
+import (
+	"net/http"
+	"testing"
+	"time"
+)
+
+// The request headers of a browser navigation and of an API call.
+var (
+	Navigate = map[string]string{"Sec-Fetch-Mode": "navigate", "Accept": "text/html"}
+	APICall  = map[string]string{"Sec-Fetch-Mode": "cors", "Accept": "application/json"}
+)
+
+// LoginURL: with the login URL /launch (app's option), a navigation
+// without a token is sent there (303) and an API call gets the JSON 401; a
+// navigation with a token passes, and one during an outage of the token
+// endpoint gets the 503, not a redirect.
+func LoginURL(t *testing.T, app App) {
+	f := Start(t, app)
+	if code, loc, _ := f.Do("/api/me", Navigate); code != http.StatusSeeOther || loc != "/launch" {
+		t.Errorf("navigation without a token: %d %q, want 303 to /launch", code, loc)
+	}
+	if code, loc, body := f.Do("/api/me", APICall); code != http.StatusUnauthorized || loc != "" || body.Error != "reauth_required" {
+		t.Errorf("API call without a token: %d %q %v, want the JSON 401", code, loc, body)
+	}
+
+	f.Login()
+	if code, _, _ := f.Do("/api/me", Navigate); code != http.StatusOK {
+		t.Errorf("navigation with a token: %d, want 200", code)
+	}
+	// A transient failure is not a reason to log in again.
+	f.Clock.Advance(time.Hour + time.Second)
+	f.Server.SetTokenHook(func(w http.ResponseWriter, r *http.Request, next http.Handler) {
+		w.Header().Set("Retry-After", "30")
+		w.WriteHeader(http.StatusServiceUnavailable)
+	})
+	if code, loc, _ := f.Do("/api/me", Navigate); code != http.StatusServiceUnavailable || loc != "" {
+		t.Errorf("navigation during an outage: %d %q, want 503", code, loc)
+	}
+}
+
+// LoginURLNoLoop: with the login URL /api/me (app's option), behind the
+// middleware, the login page is never a redirect target for itself.
+func LoginURLNoLoop(t *testing.T, app App) {
+	f := Start(t, app)
+	if code, loc, _ := f.Do("/api/me", Navigate); code != http.StatusUnauthorized || loc != "" {
+		t.Errorf("the login page itself: %d %q, want 401 without a redirect", code, loc)
+	}
+	if code, loc, _ := f.Do("/api/patient", Navigate); code != http.StatusSeeOther || loc != "/api/me" {
+		t.Errorf("another page: %d %q, want 303 to /api/me", code, loc)
+	}
+}
+
+// LoginURLAndErrorHandler: app has both the login URL /launch and an error
+// handler that answers 418; a navigation without a token must get the
+// answer of the one that wins, want: 418 or 303.
+func LoginURLAndErrorHandler(t *testing.T, app App, want int) {
+	f := Start(t, app)
+	if code, _, _ := f.Do("/api/me", Navigate); code != want {
+		t.Errorf("navigation without a token: %d, want %d", code, want)
+	}
+}
