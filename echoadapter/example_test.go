@@ -138,3 +138,42 @@ func ExampleWithErrorHandler() {
 	fmt.Println(rec.Code, rec.Header().Get("Location"))
 	// Output: 302 /launch
 }
+
+// Browser navigations that need a new authorization go to the launch page;
+// API calls still get the JSON 401.
+func ExampleWithLoginURL() {
+	sessionManager := scs.New()
+	refresher := newRefresher(sessionManager)
+
+	e := echo.New()
+	e.Use(echoadapter.Middleware(refresher, echoadapter.WithLoginURL("/launch"),
+		echoadapter.WithSkipper(func(c echo.Context) bool { return c.Path() == "/launch" })))
+	e.GET("/chart", func(c echo.Context) error { return c.String(http.StatusOK, "chart") })
+	handler := sessionManager.LoadAndSave(e)
+
+	page := httptest.NewRequest("GET", "/chart", nil)
+	page.Header.Set("Sec-Fetch-Mode", "navigate")
+	rec := httptest.NewRecorder()
+	handler.ServeHTTP(rec, page)
+	fmt.Println(rec.Code, rec.Header().Get("Location"))
+
+	api := httptest.NewRequest("GET", "/chart", nil)
+	api.Header.Set("Accept", "application/json")
+	rec = httptest.NewRecorder()
+	handler.ServeHTTP(rec, api)
+	fmt.Println(rec.Code)
+	// Output:
+	// 303 /launch
+	// 401
+}
+
+// DefaultErrorHandler is the answer of the middleware's default: JSON, with
+// the status of core.StatusCode.
+func ExampleDefaultErrorHandler() {
+	e := echo.New()
+	rec := httptest.NewRecorder()
+	c := e.NewContext(httptest.NewRequest("GET", "/", nil), rec)
+	echoadapter.DefaultErrorHandler(c, core.ErrTransient)
+	fmt.Println(rec.Code, strings.TrimSpace(rec.Body.String()))
+	// Output: 503 {"error":"temporarily_unavailable","error_description":"the token service is temporarily unavailable; try again"}
+}

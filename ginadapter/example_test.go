@@ -142,3 +142,43 @@ func ExampleWithErrorHandler() {
 	fmt.Println(rec.Code, rec.Header().Get("Location"))
 	// Output: 302 /launch
 }
+
+// Browser navigations that need a new authorization go to the launch page;
+// API calls still get the JSON 401.
+func ExampleWithLoginURL() {
+	gin.SetMode(gin.ReleaseMode)
+	sessionManager := scs.New()
+	refresher := newRefresher(sessionManager)
+
+	router := gin.New()
+	router.GET("/chart", ginadapter.Middleware(refresher, ginadapter.WithLoginURL("/launch")),
+		func(c *gin.Context) { c.String(http.StatusOK, "chart") })
+	handler := sessionManager.LoadAndSave(router)
+
+	page := httptest.NewRequest("GET", "/chart", nil)
+	page.Header.Set("Sec-Fetch-Mode", "navigate")
+	rec := httptest.NewRecorder()
+	handler.ServeHTTP(rec, page)
+	fmt.Println(rec.Code, rec.Header().Get("Location"))
+
+	api := httptest.NewRequest("GET", "/chart", nil)
+	api.Header.Set("Accept", "application/json")
+	rec = httptest.NewRecorder()
+	handler.ServeHTTP(rec, api)
+	fmt.Println(rec.Code)
+	// Output:
+	// 303 /launch
+	// 401
+}
+
+// DefaultErrorHandler is the middleware's default answer: JSON, with the
+// status of core.StatusCode, and the chain aborted.
+func ExampleDefaultErrorHandler() {
+	gin.SetMode(gin.ReleaseMode)
+	rec := httptest.NewRecorder()
+	c, _ := gin.CreateTestContext(rec)
+	c.Request = httptest.NewRequest("GET", "/", nil)
+	ginadapter.DefaultErrorHandler(c, core.ErrNoToken)
+	fmt.Println(rec.Code, c.IsAborted(), strings.TrimSpace(rec.Body.String()))
+	// Output: 401 true {"error":"reauth_required","error_description":"no token in session; launch or log in"}
+}

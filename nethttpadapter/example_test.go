@@ -125,3 +125,30 @@ func ExampleWithErrorHandler() {
 	fmt.Println(rec.Code, rec.Header().Get("Location"))
 	// Output: 302 /launch
 }
+
+// Browser navigations that need a new authorization go to the launch page;
+// API calls still get the JSON 401.
+func ExampleWithLoginURL() {
+	sessionManager := scs.New()
+	refresher := newRefresher(sessionManager)
+
+	chart := http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) { fmt.Fprint(w, "chart") })
+	mux := http.NewServeMux()
+	mux.Handle("GET /chart", nethttpadapter.Middleware(refresher, nethttpadapter.WithLoginURL("/launch"))(chart))
+	handler := sessionManager.LoadAndSave(mux)
+
+	page := httptest.NewRequest("GET", "/chart", nil)
+	page.Header.Set("Sec-Fetch-Mode", "navigate")
+	rec := httptest.NewRecorder()
+	handler.ServeHTTP(rec, page)
+	fmt.Println(rec.Code, rec.Header().Get("Location"))
+
+	api := httptest.NewRequest("GET", "/chart", nil)
+	api.Header.Set("Accept", "application/json")
+	rec = httptest.NewRecorder()
+	handler.ServeHTTP(rec, api)
+	fmt.Println(rec.Code)
+	// Output:
+	// 303 /launch
+	// 401
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log"
+	"log/slog"
 	"net/http"
 	"os"
 	"time"
@@ -19,7 +20,7 @@ import (
 
 // Every replica of the app runs the same code: one Redis pool serves both
 // the session store and the Coordinator.
-func Example() {
+func ExampleNew() {
 	pool := &redis.Pool{
 		MaxIdle:     10,
 		IdleTimeout: 4 * time.Minute,
@@ -57,4 +58,19 @@ func Example() {
 	})
 	handler := sessions.LoadAndSave(nethttpadapter.Middleware(refresher)(mux))
 	log.Fatal(http.ListenAndServe(":8080", handler))
+}
+
+// A Redis shared with other apps: a key prefix keeps them apart, and a
+// lease longer than the refresh deadline makes the lock independent of
+// renewals (at the cost of a longer wait after a crashed holder).
+func ExampleWithPrefix() {
+	pool := &redis.Pool{Dial: func() (redis.Conn, error) { return redis.Dial("tcp", os.Getenv("REDIS_ADDR")) }}
+	coord := rediscoord.New(pool,
+		rediscoord.WithPrefix("chart-app:"),
+		rediscoord.WithLease(core.DefaultRefreshTimeout+5*time.Second),
+		rediscoord.WithRenewInterval(5*time.Second),
+		rediscoord.WithRetryInterval(50*time.Millisecond),
+		rediscoord.WithLogger(slog.Default()),
+	)
+	_ = coord // core.Config{..., Coordinator: coord}
 }

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"time"
 
 	"github.com/smartrefresh/smartrefresh/core/smarttest"
 )
@@ -92,4 +93,44 @@ func ExampleServer_SetTokenHook() {
 	// Output:
 	// 503 1 0
 	// 400 2 1
+}
+
+// New makes a server that does not listen, for apps that serve its handler
+// themselves at a known address.
+func ExampleNew() {
+	s := smarttest.New("http://127.0.0.1:9999", smarttest.Options{AccessTokenTTL: 30 * time.Second})
+	fmt.Println(s.TokenURL)
+	fmt.Println(s.FHIRBaseURL)
+	_ = s.Handler() // http.ListenAndServe("127.0.0.1:9999", s.Handler())
+	// Output:
+	// http://127.0.0.1:9999/token
+	// http://127.0.0.1:9999/fhir
+}
+
+// Grant issues a grant as if the authorization-code flow had just
+// completed, for tests that skip the browser.
+func ExampleServer_Grant() {
+	s := smarttest.NewServer(smarttest.Options{AccessTokenTTL: time.Hour})
+	defer s.Close()
+	tok := s.Grant()
+	fmt.Println(tok.Patient, tok.Scope, tok.RefreshToken != "", time.Until(tok.Expiry).Round(time.Minute))
+	// Output: 123 launch/patient patient/*.read openid fhirUser offline_access true 1h0m0s
+}
+
+// ExpireAccessTokens makes the FHIR endpoint answer 401 to every access
+// token issued so far, to exercise an app's 401 path.
+func ExampleServer_ExpireAccessTokens() {
+	s := smarttest.NewServer(smarttest.Options{})
+	defer s.Close()
+	tok := s.Grant()
+	s.ExpireAccessTokens()
+	req, _ := http.NewRequest("GET", s.FHIRBaseURL+"/Patient/123", nil)
+	req.Header.Set("Authorization", "Bearer "+tok.AccessToken)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		panic(err)
+	}
+	res.Body.Close()
+	fmt.Println(res.StatusCode, s.FHIRCalls())
+	// Output: 401 1
 }

@@ -1,0 +1,70 @@
+package core_test
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"time"
+
+	"github.com/smartrefresh/smartrefresh/core"
+)
+
+// ErrorHandler answers a browser navigation that needs a new authorization
+// with a redirect to the login page, and everything else as WriteError.
+func ExampleErrorHandler() {
+	handle := core.ErrorHandler("/launch")
+
+	page := httptest.NewRequest("GET", "/chart", nil)
+	page.Header.Set("Sec-Fetch-Mode", "navigate")
+	w := httptest.NewRecorder()
+	handle(w, page, core.ErrNoToken)
+	fmt.Println(w.Code, w.Header().Get("Location"))
+
+	api := httptest.NewRequest("GET", "/api/patient", nil)
+	w = httptest.NewRecorder()
+	handle(w, api, core.ErrNoToken)
+	fmt.Println(w.Code)
+
+	w = httptest.NewRecorder()
+	handle(w, page, core.ErrTransient) // never redirected: trying again may work
+	fmt.Println(w.Code)
+	// Output:
+	// 303 /launch
+	// 401
+	// 503
+}
+
+func ExampleClass() {
+	for _, err := range []error{core.ErrNoRefreshToken, core.ErrOutcomeUnknown, core.ErrNoSession} {
+		fmt.Println(core.Class(err))
+	}
+	// Output:
+	// smartrefresh: re-authorization required
+	// smartrefresh: temporary failure
+	// smartrefresh: misconfigured
+}
+
+func ExampleRetryAfter() {
+	_, err := core.ParseTokenResponse(http.StatusServiceUnavailable, http.Header{"Retry-After": {"30"}}, nil, time.Time{})
+	if d, ok := core.RetryAfter(err); ok {
+		fmt.Println("retry after", d, errors.Is(err, core.ErrTransient))
+	}
+	// Output: retry after 30s true
+}
+
+func ExampleErrorResponse() {
+	status, body := core.ErrorResponse(core.ErrNoRefreshToken)
+	fmt.Println(status, body.Error)
+	// Output: 401 reauth_required
+}
+
+// NewContext is what the middleware adapters use to hand the token to the
+// handlers; tests of handlers can use it the same way.
+func ExampleNewContext() {
+	req := httptest.NewRequest("GET", "/", nil)
+	ctx := core.NewContext(req.Context(), &core.Token{AccessToken: "at", Patient: "123"})
+	tok, ok := core.TokenFromContext(ctx)
+	fmt.Println(ok, tok.Patient)
+	// Output: true 123
+}
