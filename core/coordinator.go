@@ -78,21 +78,39 @@ func (r *Refresher) sharedRedemption(ctx context.Context, fp fingerprint) (*reco
 	if err != nil {
 		return nil, ErrSharedLedger
 	}
+	if fingerprintOf(next.Token.RefreshToken) == fp {
+		// Not a rotation (records of one are not written): fp is still
+		// the grant's refresh token.
+		return nil, nil
+	}
 	r.ledger.redeem(fp, next, r.cfg.Now())
 	return next, nil
 }
 
+// shareTimeout bounds each attempt to record a redemption for the other
+// replicas; shareAttempts is how many are made.
+const (
+	shareTimeout  = 5 * time.Second
+	shareAttempts = 3
+)
+
 // shareRedemption records for the other replicas that fp was redeemed for
-// next.
+// next. It runs on a deadline of its own: however late the token answer
+// came, the record must be made before the lock is released.
 func (r *Refresher) shareRedemption(ctx context.Context, fp fingerprint, next *record) error {
 	blob, err := r.encodeShared(next)
-	if err == nil {
-		err = r.cfg.Coordinator.Store(ctx, redeemedKey(fp), blob, r.ledger.ttl)
-	}
 	if err != nil {
 		return &CoordinatorError{Op: "store", Err: err}
 	}
-	return nil
+	for range shareAttempts {
+		sctx, cancel := context.WithTimeout(ctx, shareTimeout)
+		err = r.cfg.Coordinator.Store(sctx, redeemedKey(fp), blob, r.ledger.ttl)
+		cancel()
+		if err == nil {
+			return nil
+		}
+	}
+	return &CoordinatorError{Op: "store", Err: err}
 }
 
 // encodeShared and decodeShared convert a record for the Coordinator: the

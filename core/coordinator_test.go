@@ -81,8 +81,12 @@ type replicas struct {
 	rs       []*core.Refresher
 }
 
-func newReplicas(t *testing.T, n int, coord core.Coordinator) *replicas {
-	f := newFixture(t, smarttest.Options{}, func(c *core.Config) { c.Coordinator = coord })
+func newReplicas(t *testing.T, n int, coord core.Coordinator, opts ...smarttest.Options) *replicas {
+	var o smarttest.Options
+	if len(opts) > 0 {
+		o = opts[0]
+	}
+	f := newFixture(t, o, func(c *core.Config) { c.Coordinator = coord })
 	rep := &replicas{fixture: f, sms: []*scs.SessionManager{f.sm}, rs: []*core.Refresher{f.r}}
 	for range n - 1 {
 		rep.add(coord)
@@ -214,6 +218,76 @@ func TestCoordinatorFailureKeepsToken(t *testing.T) {
 	coord.fail = nil
 	if _, err := rep.token(0, session); err != nil || rep.srv.RefreshCalls() != 1 {
 		t.Fatalf("after recovery: %v, %d calls", err, rep.srv.RefreshCalls())
+	}
+	rep.checkNoReuse()
+}
+
+// TestReplicasNoRotation: a server that keeps the refresh token (no
+// rotation) must not leave records that make later refreshes loop.
+func TestReplicasNoRotation(t *testing.T) {
+	coord := newMemCoordinator()
+	rep := newReplicas(t, 2, coord, smarttest.Options{NoRotation: true})
+	session, _ := rep.login()
+	for i := range 4 {
+		rep.clock.Advance(time.Hour)
+		if _, err := rep.token(i%2, session); err != nil {
+			t.Fatalf("refresh %d: %v", i, err)
+		}
+		c := rep.add(coord) // a fresh replica, knowing only the shared records
+		if _, err := rep.token(c, session); err != nil {
+			t.Fatalf("fresh replica after refresh %d: %v", i, err)
+		}
+	}
+	if c := rep.srv.RefreshCalls(); c != 4 {
+		t.Errorf("refresh calls = %d, want 4", c)
+	}
+	rep.checkNoReuse()
+}
+
+// slowCoordinator delays Store, to model a shared store slower than the
+// refresh's remaining time.
+type slowCoordinator struct {
+	*memCoordinator
+	delay time.Duration
+}
+
+func (s slowCoordinator) Store(ctx context.Context, key string, v []byte, ttl time.Duration) error {
+	select {
+	case <-time.After(s.delay):
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return s.memCoordinator.Store(ctx, key, v, ttl)
+}
+
+// TestReplicasLateAnswerIsShared: a token answer that arrives near the end
+// of RefreshTimeout is still recorded for the other replicas.
+func TestReplicasLateAnswerIsShared(t *testing.T) {
+	coord := slowCoordinator{newMemCoordinator(), 50 * time.Millisecond}
+	rep := newReplicas(t, 1, coord)
+	session, _ := rep.login()
+	o := rep.srv.Options()
+	r, err := core.New(core.Config{TokenURL: rep.srv.TokenURL, ClientID: o.ClientID, ClientSecret: o.ClientSecret,
+		AuthMethod: o.AuthMethod, Sessions: rep.sm, Now: rep.clock.Now, Coordinator: coord,
+		RefreshTimeout: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep.rs[0] = r
+	rep.srv.SetTokenHook(func(w http.ResponseWriter, req *http.Request, next http.Handler) {
+		time.Sleep(280 * time.Millisecond)
+		next.ServeHTTP(w, req)
+	})
+	rep.clock.Advance(time.Hour)
+	rep.on(0, session, func(slow context.Context, _ *core.Refresher) {
+		if _, err := rep.token(0, session); err != nil {
+			t.Fatal(err)
+		}
+	}) // a stale copy written back
+	rep.srv.SetTokenHook(nil)
+	c := rep.add(coord)
+	if _, err := rep.token(c, session); err != nil || rep.srv.RefreshCalls() != 1 {
+		t.Fatalf("stale copy on a fresh replica: %v, %d calls", err, rep.srv.RefreshCalls())
 	}
 	rep.checkNoReuse()
 }

@@ -117,11 +117,16 @@ func (r *Refresher) Token(ctx context.Context) (*Token, error) {
 	if !r.due(rec) || rec.Token.RefreshToken == "" && rec.Token.Valid(r.cfg.Now()) {
 		return &rec.Token, nil
 	}
-	rec, err = r.refresh(ctx, rec)
+	next, err := r.refresh(ctx, rec)
 	if err != nil {
+		if errors.Is(err, ErrTransient) && rec.Token.Valid(r.cfg.Now()) {
+			// Within Leeway the old token still works: use it, and let a
+			// later request try the refresh again.
+			return &rec.Token, nil
+		}
 		return nil, err
 	}
-	return &rec.Token, nil
+	return &next.Token, nil
 }
 
 // refreshAfter401 returns the token to retry with after the FHIR server
@@ -198,29 +203,35 @@ func (r *Refresher) refresh(ctx context.Context, cur *record) (*record, error) {
 			defer r.leaveFlight(key, shared)
 			return r.redeem(ctx, fp, cur, shared)
 		})
+		var res singleflight.Result
 		select {
-		case res := <-ch:
+		case res = <-ch:
 			r.leaveFlight(key, shared)
-			if res.Err != nil {
-				if errors.Is(res.Err, ErrReauthRequired) {
-					r.remove(ctx)
-				}
-				return nil, res.Err
-			}
-			next := res.Val.(*record)
-			if r.due(next) && next.Token.RefreshToken != cur.Token.RefreshToken {
-				// The flight found an older redemption in the ledger.
-				cur = next
-				continue
-			}
-			r.store(ctx, next)
-			return next, nil
 		case <-ctx.Done():
+			r.leaveFlight(key, shared)
 			return nil, context.Cause(ctx)
 		}
+		if res.Err != nil {
+			if errors.Is(res.Err, ErrReauthRequired) {
+				r.remove(ctx)
+			}
+			return nil, res.Err
+		}
+		next = res.Val.(*record)
+		if r.due(next) && next.Token.RefreshToken != cur.Token.RefreshToken {
+			// The flight found an older redemption in the ledger.
+			cur = next
+			continue
+		}
+		r.store(ctx, next)
+		return next, nil
 	}
-	return nil, errors.New("smartrefresh: refresh chain too long")
+	return nil, errChainTooLong
 }
+
+// errChainTooLong: following the ledger from a stale copy took more than
+// maxChain steps. Nothing was sent; the token is kept.
+var errChainTooLong = &transientError{err: errors.New("refresh chain too long")}
 
 // redeem makes the one token call for the refresh token fp of cur. It runs
 // once per flight; ctx is the session of the caller that started it, and
@@ -263,10 +274,12 @@ func (r *Refresher) redeem(ctx context.Context, fp fingerprint, cur *record, sha
 	}
 	next := &record{Token: *merge(&cur.Token, tok), Obtained: start, Refreshes: cur.Refreshes + 1}
 	r.ledger.redeem(fp, next, start)
-	if r.cfg.Coordinator != nil {
-		// Tell the other replicas before unlocking. If that fails, they may
-		// redeem fp again from a stale copy: say so loudly.
-		if err := r.shareRedemption(callCtx, fp, next); err != nil {
+	rotated := tok.RefreshToken != "" && tok.RefreshToken != cur.Token.RefreshToken
+	if r.cfg.Coordinator != nil && rotated {
+		// Tell the other replicas before unlocking, whatever time the
+		// refresh has left. If that fails, they may redeem fp again from
+		// a stale copy: say so loudly.
+		if err := r.shareRedemption(context.WithoutCancel(ctx), fp, next); err != nil {
 			r.cfg.Logger.ErrorContext(ctx, "smartrefresh: could not record the refresh for the other replicas", "error", err)
 		}
 	}
@@ -274,7 +287,7 @@ func (r *Refresher) redeem(ctx context.Context, fp fingerprint, cur *record, sha
 	// that caller's request.
 	r.store(context.WithoutCancel(ctx), next)
 	r.refreshed(ctx, span, RefreshInfo{
-		Rotated:  tok.RefreshToken != "" && tok.RefreshToken != cur.Token.RefreshToken,
+		Rotated:  rotated,
 		Duration: elapsed, Expiry: next.Token.Expiry, Shared: int(shared.Load()),
 	})
 	return next, nil

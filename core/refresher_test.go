@@ -808,3 +808,24 @@ func TestMaxConcurrentRefreshes(t *testing.T) {
 	}
 	f.checkNoReuse()
 }
+
+// TestValidTokenSurvivesTransientFailure: within Leeway the old token still
+// works, so a failed refresh must not fail the request.
+func TestValidTokenSurvivesTransientFailure(t *testing.T) {
+	f := newFixture(t, smarttest.Options{})
+	session, saved := f.login()
+	f.srv.SetTokenHook(func(w http.ResponseWriter, r *http.Request, next http.Handler) { w.WriteHeader(502) })
+	f.clock.Advance(59*time.Minute + 30*time.Second)
+	tok, err := f.token(session)
+	if err != nil || tok.AccessToken != saved.AccessToken {
+		t.Fatalf("within leeway, after a 502: %v, %v", tok, err)
+	}
+	f.clock.Advance(time.Minute) // now expired
+	if _, err := f.token(session); !errors.Is(err, core.ErrTransient) {
+		t.Fatalf("expired, after a 502: %v", err)
+	}
+	f.srv.SetTokenHook(nil)
+	if _, err := f.token(session); err != nil {
+		t.Fatal(err)
+	}
+}
