@@ -40,7 +40,7 @@ func (r *Refresher) requestToken(ctx context.Context, refreshToken string) (*Tok
 		return nil, err
 	}
 	sent = append(sent, refreshToken)
-	resp, err := r.cfg.HTTPClient.Do(req)
+	resp, err := r.endpoints.Do(req)
 	if err != nil {
 		return nil, &transientError{err: sent.scrubErr(scrubURLError(err))}
 	}

@@ -144,6 +144,8 @@ func (e *TokenError) hint() string {
 		return "check TokenURL, ClientID and the client credentials"
 	case e.StatusCode == http.StatusNotFound || e.StatusCode == http.StatusMethodNotAllowed:
 		return "check TokenURL"
+	case e.StatusCode >= 300 && e.StatusCode < 400:
+		return "the endpoint redirected, and token requests never follow redirects; check TokenURL"
 	}
 	return ""
 }

@@ -156,7 +156,7 @@ func (r *Refresher) revoke(ctx context.Context, token, hint string) error {
 		return &RevocationError{TokenTypeHint: hint, Err: err}
 	}
 	sent = append(sent, token)
-	resp, err := r.cfg.HTTPClient.Do(req)
+	resp, err := r.endpoints.Do(req)
 	if err != nil {
 		return &RevocationError{TokenTypeHint: hint, Err: sent.scrubErr(scrubURLError(err))}
 	}

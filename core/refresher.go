@@ -3,6 +3,9 @@ package core
 import (
 	"context"
 	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -33,9 +36,13 @@ type Refresher struct {
 	obs     *observer
 	slots   *semaphore.Weighted // Config.MaxConcurrentRefreshes; nil: no cap
 	ledger  *ledger
-	signer  jose.Signer // client assertions, for PrivateKeyJWT
-	sealer  *sealer     // encrypts session values, with EncryptionKeys
-	bases   []baseURL   // Config.FHIRBaseURLs, parsed
+	// endpoints is HTTPClient without redirects, for the token and
+	// revocation endpoints: a redirect would re-post the refresh token and
+	// the client secret to wherever it points.
+	endpoints *http.Client
+	signer    jose.Signer // client assertions, for PrivateKeyJWT
+	sealer    *sealer     // encrypts session values, with EncryptionKeys
+	bases     []baseURL   // Config.FHIRBaseURLs, parsed
 
 	sleep func(context.Context, time.Duration) error // retry waits; tests replace it
 }
@@ -56,6 +63,9 @@ func New(cfg Config) (*Refresher, error) {
 		ttl = 24 * time.Hour
 	}
 	r := &Refresher{cfg: cfg, ledger: newLedger(ttl)}
+	endpoints := *cfg.HTTPClient
+	endpoints.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	r.endpoints = &endpoints
 	var err error
 	if r.obs, err = newObserver(cfg.MeterProvider, cfg.TracerProvider); err != nil {
 		return nil, err
@@ -81,6 +91,23 @@ func New(cfg Config) (*Refresher, error) {
 	}
 	return r, nil
 }
+
+// Format prints the Refresher as its Config, without secrets, under every
+// fmt verb.
+func (r *Refresher) Format(f fmt.State, verb rune) {
+	if f.Flag('#') {
+		fmt.Fprintf(f, "&core.Refresher{cfg:%#v}", r.cfg)
+		return
+	}
+	fmt.Fprintf(f, "&{%v}", r.cfg)
+}
+
+// String returns the Refresher's configuration without secrets.
+func (r *Refresher) String() string { return fmt.Sprint(r) }
+
+// LogValue implements slog.LogValuer: logs show the Refresher's Config
+// without secrets.
+func (r *Refresher) LogValue() slog.Value { return r.cfg.LogValue() }
 
 // Save stores tok in the session of ctx and commits the session, after the
 // app obtained tok (typically by exchanging an authorization code). It

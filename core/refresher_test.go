@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -827,5 +828,50 @@ func TestValidTokenSurvivesTransientFailure(t *testing.T) {
 	f.srv.SetTokenHook(nil)
 	if _, err := f.token(session); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestTokenEndpointRedirectNotFollowed: a redirect from the token endpoint
+// would re-post the refresh token and the client secret to wherever it
+// points (307/308 keep the body). It is never followed.
+func TestTokenEndpointRedirectNotFollowed(t *testing.T) {
+	var got atomic.Int32
+	elsewhere := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got.Add(1)
+	}))
+	defer elsewhere.Close()
+	for _, code := range []int{http.StatusTemporaryRedirect, http.StatusPermanentRedirect, http.StatusFound} {
+		f := newFixture(t, smarttest.Options{})
+		session, _ := f.login()
+		f.srv.SetTokenHook(func(w http.ResponseWriter, r *http.Request, next http.Handler) {
+			http.Redirect(w, r, elsewhere.URL+"/token", code)
+		})
+		f.clock.Advance(time.Hour)
+		_, err := f.token(session)
+		if !errors.Is(err, core.ErrMisconfigured) || !strings.Contains(err.Error(), "redirect") {
+			t.Errorf("%d: err = %v, want a misconfiguration naming the redirect", code, err)
+		}
+		if _, err := f.r.Info(f.request(session)); err != nil {
+			t.Errorf("%d: token not kept: %v", code, err)
+		}
+	}
+	if got.Load() != 0 {
+		t.Errorf("the redirect target received %d requests", got.Load())
+	}
+}
+
+func TestRefresherRedactsItself(t *testing.T) {
+	f := newFixture(t, smarttest.Options{ClientSecret: "TOPSECRET-123"}, func(c *core.Config) {
+		c.EncryptionKeys = [][]byte{[]byte("0123456789abcdef0123456789abcdef")}
+	})
+	var logs bytes.Buffer
+	slog.New(slog.NewJSONHandler(&logs, nil)).Info("ready", "refresher", f.r)
+	for _, out := range []string{fmt.Sprint(f.r), fmt.Sprintf("%+v", f.r), fmt.Sprintf("%#v", f.r), f.r.String(), logs.String()} {
+		if strings.Contains(out, "TOPSECRET") || strings.Contains(out, "0123456789abcdef") || strings.Contains(out, "[48 49") {
+			t.Errorf("leaks a secret: %s", out)
+		}
+		if !strings.Contains(out, f.srv.TokenURL) && !strings.Contains(out, "token_url") {
+			t.Errorf("hides the token URL: %s", out)
+		}
 	}
 }
