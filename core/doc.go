@@ -32,8 +32,8 @@
 //   - The token request is sent once per refresh, never with another
 //     client authentication method. It is sent again within the refresh
 //     only when it certainly never reached the server: a connection that
-//     could not be made (DNS, TCP, TLS), or a 429 or 503 refusal (see
-//     RetryPolicy).
+//     could not be made (DNS, TCP, TLS), or a refusal: 429, or 503 with
+//     Retry-After (see RetryPolicy).
 //
 // One case is out of any client's hands: a request that was sent but whose
 // answer was lost (a timeout, a reset connection, a 502 or 504 from a

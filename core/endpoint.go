@@ -116,7 +116,7 @@ func (s secrets) scrubAnswer(err error, header http.Header, body []byte) error {
 func ParseTokenResponse(status int, header http.Header, body []byte, now time.Time) (*Token, error) {
 	ctype := header.Get("Content-Type")
 	if status < 200 || status > 299 {
-		return nil, parseErrorResponse(status, header, body)
+		return nil, parseErrorResponse(status, header, body, now)
 	}
 	bad := func(reason string) error {
 		return &ResponseError{StatusCode: status, ContentType: ctype, Reason: reason}
@@ -202,8 +202,8 @@ func parseExpiresIn(raw json.RawMessage) (secs int64, ok bool) {
 }
 
 // parseErrorResponse turns a non-2xx answer into a *TokenError.
-func parseErrorResponse(status int, header http.Header, body []byte) error {
-	te := &TokenError{StatusCode: status, RetryAfter: parseRetryAfter(header.Get("Retry-After"), time.Now())}
+func parseErrorResponse(status int, header http.Header, body []byte, now time.Time) error {
+	te := &TokenError{StatusCode: status, RetryAfter: parseRetryAfter(header.Get("Retry-After"), now)}
 	if e, ok := decodeOAuthError(body); ok {
 		te.Code = limit(e.Code, 64)
 		te.Description = limit(e.Description, 256)

@@ -18,7 +18,7 @@ import (
 //	ErrReauthRequired  invalid_grant (refresh token expired,  removed and     401
 //	                   revoked or reused), no token, no       committed
 //	                   refresh token, corrupt session value
-//	ErrTransient       network error, timeout, 429, 5xx,      kept            503 (with the
+//	ErrTransient       network error, timeout, 408, 429, 5xx, kept            503 (with the
 //	                   broken answer; ErrOutcomeUnknown when                  server's
 //	                   the request may have been processed                    Retry-After)
 //	ErrMisconfigured   invalid_client, unauthorized_client,   kept            500
@@ -29,7 +29,8 @@ import (
 // ErrReauthRequired: the app sends the user to launch or log in again
 // (ErrorHandler does that for browser navigations). ErrTransient: the next
 // request tries again; a refresh whose request certainly did not reach the
-// server (connection refused, DNS or TLS failure, 429, 503) is first
+// server (connection refused, DNS or TLS failure, 429, 503 with
+// Retry-After) is first
 // retried within Config.RefreshTimeout (see RetryPolicy). ErrMisconfigured:
 // the error names the setting to fix (*ConfigError.Field, or a hint such
 // as "check ClientID, ClientSecret and AuthMethod" in *TokenError).
@@ -74,7 +75,7 @@ var (
 	// with the session manager's LoadAndSave.
 	ErrNoSession = fmt.Errorf("%w: no session in context (wrap the handler with the scs SessionManager's LoadAndSave)", ErrMisconfigured)
 	// ErrInvalidToken: a token given to Save has no access token.
-	ErrInvalidToken = errors.New("smartrefresh: token has no access token")
+	ErrInvalidToken = fmt.Errorf("%w: token has no access token", ErrMisconfigured)
 	// ErrRevoked: Logout revoked the session's grant. A copy of the token
 	// that turns up later (a stale session copy, a refresh that was in
 	// flight) is removed instead of being used.
@@ -161,18 +162,24 @@ func (e *TokenError) Is(target error) bool {
 	case ErrMisconfigured:
 		return e.class() == ErrMisconfigured
 	case ErrOutcomeUnknown:
-		// 429 and 503 mean the server declined the request; any other 5xx
-		// may come after it was processed (or from a gateway that lost
-		// the answer).
-		return e.class() == ErrTransient && e.StatusCode != http.StatusTooManyRequests &&
-			e.StatusCode != http.StatusServiceUnavailable
+		return e.class() == ErrTransient && !e.refused()
 	}
 	return false
 }
 
+// refused reports whether the server declined the request without
+// processing it: a 429, or a 503 with Retry-After. Any other 5xx may come
+// after the request was processed, or from a gateway that lost the answer:
+// proxies such as Envoy answer a bare 503 for an upstream reset after the
+// request went through.
+func (e *TokenError) refused() bool {
+	return e.StatusCode == http.StatusTooManyRequests ||
+		e.StatusCode == http.StatusServiceUnavailable && e.RetryAfter > 0
+}
+
 func (e *TokenError) class() error {
 	switch {
-	case e.StatusCode == http.StatusTooManyRequests || e.StatusCode >= 500:
+	case e.StatusCode == http.StatusRequestTimeout || e.StatusCode == http.StatusTooManyRequests || e.StatusCode >= 500:
 		return ErrTransient
 	case e.Code == "invalid_grant":
 		return ErrReauthRequired

@@ -210,6 +210,8 @@ func TestFaults(t *testing.T) {
 			after: afterReauth, reuses: 1},
 		{name: "504", hook: status(504, ""),
 			class: core.ErrTransient, unknown: true, status: 503, calls: 1, kept: true},
+		{name: "bare 503 (maybe a proxy that lost the answer)", hook: status(503, ""),
+			class: core.ErrTransient, unknown: true, status: 503, calls: 1, kept: true},
 		{name: "503 with Retry-After, persisting", hook: status(503, "1"),
 			class: core.ErrTransient, status: 503, retry: time.Second, calls: 3, kept: true},
 		{name: "503 with Retry-After, then success", hook: failFirst(1, status(503, "1")),

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"math/rand/v2"
 	"net"
-	"net/http"
 	"net/http/httptrace"
 	"sync"
 	"time"
@@ -26,8 +25,9 @@ const (
 // Only requests that cannot have used the refresh token are retried: those
 // that failed before a connection to the token endpoint existed (DNS, TCP
 // connect or TLS handshake errors), those the server refused with 429 Too
-// Many Requests or 503 Service Unavailable, and a client assertion that could
-// not be signed. A request that was sent but whose answer was lost (a
+// Many Requests or with 503 Service Unavailable and a Retry-After (a bare
+// 503 may come from a proxy that lost the answer), and a client assertion
+// that could not be signed. A request that was sent but whose answer was lost (a
 // timeout or a reset after the request went out, 500, 502, 504, a broken
 // answer) is never retried: the server may have rotated the refresh token,
 // and sending it again would be a reuse that revokes the grant. Such a
@@ -138,11 +138,11 @@ func (r *Refresher) wait(ctx context.Context, d time.Duration) error {
 }
 
 // refused reports whether the token endpoint declined the request without
-// processing it: 429 Too Many Requests or 503 Service Unavailable.
+// processing it: 429 Too Many Requests, or 503 Service Unavailable with
+// Retry-After (see TokenError.refused).
 func refused(err error) bool {
 	var te *TokenError
-	return errors.As(err, &te) &&
-		(te.StatusCode == http.StatusTooManyRequests || te.StatusCode == http.StatusServiceUnavailable)
+	return errors.As(err, &te) && te.refused()
 }
 
 // markUnknown marks a failure to get an answer to a request that was sent

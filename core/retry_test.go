@@ -65,7 +65,7 @@ func TestRetryBackoff(t *testing.T) {
 	var waits sleeps
 	core.SetSleep(f.r, waits.sleep)
 	session, _ := f.login()
-	f.srv.SetTokenHook(status(503, ""))
+	f.srv.SetTokenHook(status(429, ""))
 	f.clock.Advance(time.Hour)
 	if _, err := f.token(session); !errors.Is(err, core.ErrTransient) || errors.Is(err, core.ErrOutcomeUnknown) {
 		t.Fatalf("err = %v", err)
@@ -89,7 +89,7 @@ func TestRetryBackoff(t *testing.T) {
 func TestRetryDisabled(t *testing.T) {
 	f := newFixture(t, smarttest.Options{}, func(c *core.Config) { c.Retry.MaxAttempts = 1 })
 	session, _ := f.login()
-	f.srv.SetTokenHook(status(503, ""))
+	f.srv.SetTokenHook(status(429, ""))
 	f.clock.Advance(time.Hour)
 	if _, err := f.token(session); !errors.Is(err, core.ErrTransient) {
 		t.Fatalf("err = %v", err)
@@ -124,7 +124,7 @@ func TestRetryWaitsForReal(t *testing.T) {
 		c.Retry = core.RetryPolicy{BaseDelay: 20 * time.Millisecond, MaxDelay: 20 * time.Millisecond}
 	})
 	session, _ := f.login()
-	f.srv.SetTokenHook(failFirst(1, status(503, "")))
+	f.srv.SetTokenHook(failFirst(1, status(429, "")))
 	f.clock.Advance(time.Hour)
 	start := time.Now()
 	if _, err := f.token(session); err != nil {
