@@ -22,7 +22,9 @@ type Preset struct {
 }
 
 // Config returns base with the preset's endpoints filled in where base
-// leaves them empty: TokenURL, and RevocationURL with RevocationStyle.
+// leaves them empty: TokenURL, RevocationURL with RevocationStyle, and
+// FHIRBaseURLs (the preset's FHIR base, so Client sends the token nowhere
+// else).
 // AuthMethod is filled in only for a base that sets a ClientSecret but no
 // AuthMethod and no PrivateKey: it is the method the platform documents,
 // not a guess between methods. Fields base sets win, so a TokenURL can
@@ -37,6 +39,10 @@ func (p Preset) Config(base Config) Config {
 	}
 	if base.AuthMethod == "" && base.ClientSecret != "" && base.PrivateKey == nil {
 		base.AuthMethod = p.AuthMethod
+	}
+	if len(base.FHIRBaseURLs) == 0 && p.FHIRBaseURL != "" {
+		// The token goes to the platform's FHIR server only.
+		base.FHIRBaseURLs = []string{p.FHIRBaseURL}
 	}
 	return base
 }

@@ -185,10 +185,3 @@ func (l *ledger) sweep(now time.Time) {
 		return true
 	})
 }
-
-// size reports the number of redeemed refresh tokens remembered.
-func (l *ledger) size() int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return len(l.redeemed)
-}
