@@ -50,7 +50,9 @@
 // Config.Coordinator (package rediscoord implements it on Redis): a refresh
 // then holds a shared lock named after its refresh token, checks the shared
 // ledger for another replica's redemption, and records its own before
-// unlocking. Without a Coordinator, pin each session to one replica.
+// unlocking. Without a Coordinator, pin each session to one replica, and
+// know that a restart empties the ledger: a stale copy written back around
+// a restart is redeemed again.
 //
 // # Client authentication
 //
