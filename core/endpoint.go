@@ -55,10 +55,46 @@ func (r *Refresher) requestToken(ctx context.Context, refreshToken string) (*Tok
 	}
 	tok, err := ParseTokenResponse(resp.StatusCode, resp.Header, body, r.cfg.Now())
 	if err != nil {
-		return nil, sent.scrubAnswer(err, resp.Header, body)
+		err = sent.scrubAnswer(err, resp.Header, body)
+		if rotatedAway(body, refreshToken) {
+			return nil, &UnusableRotationError{Err: err}
+		}
+		return nil, err
 	}
 	return tok, nil
 }
+
+// rotatedAway reports whether an answer that could not be used still
+// shows that the server issued a refresh token other than sent: then the
+// refresh token sent is spent, and keeping it would only lead to a reuse.
+func rotatedAway(body []byte, sent string) bool {
+	var a struct {
+		RefreshToken any `json:"refresh_token"`
+	}
+	if json.Unmarshal(body, &a) != nil {
+		return false
+	}
+	rt, ok := a.RefreshToken.(string)
+	return ok && rt != "" && rt != sent
+}
+
+// UnusableRotationError is a token answer that rotated the refresh token
+// (it carries a new one) but cannot be used otherwise, such as one with a
+// token type other than Bearer. The refresh token sent is spent at the
+// server, so the session's token is removed rather than kept for a retry
+// that would be a reuse: it matches ErrReauthRequired.
+type UnusableRotationError struct {
+	// Err is the *ResponseError that describes what was unusable.
+	Err error
+}
+
+func (e *UnusableRotationError) Error() string {
+	return "smartrefresh: the server rotated the refresh token but its answer is unusable: " + e.Err.Error()
+}
+
+// Is makes an UnusableRotationError match ErrReauthRequired only, whatever
+// class its cause has on its own.
+func (e *UnusableRotationError) Is(target error) bool { return target == ErrReauthRequired }
 
 // scrubURLError keeps the cause of a transport error but drops the
 // *url.Error wrapper, whose message repeats the URL.

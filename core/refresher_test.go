@@ -875,3 +875,36 @@ func TestRefresherRedactsItself(t *testing.T) {
 		}
 	}
 }
+
+// TestUnusableRotatedAnswer: a 2xx answer that carries a new refresh token
+// but cannot be used (here: a DPoP-bound token) has spent the old refresh
+// token at the server. Keeping it for a retry would be a reuse; the session
+// goes the re-authorization way instead, and the old token is never sent
+// again.
+func TestUnusableRotatedAnswer(t *testing.T) {
+	f := newFixture(t, smarttest.Options{})
+	session, _ := f.login()
+	f.srv.SetTokenHook(func(w http.ResponseWriter, r *http.Request, next http.Handler) {
+		rec := httptest.NewRecorder()
+		next.ServeHTTP(rec, r)
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(rec.Code)
+		io.WriteString(w, strings.Replace(rec.Body.String(), `"token_type":"Bearer"`, `"token_type":"DPoP"`, 1))
+	})
+	f.clock.Advance(time.Hour)
+	_, err := f.token(session)
+	var ure *core.UnusableRotationError
+	if !errors.Is(err, core.ErrReauthRequired) || errors.Is(err, core.ErrTransient) || !errors.As(err, &ure) {
+		t.Fatalf("err = %v, want an UnusableRotationError (re-auth only)", err)
+	}
+	if !strings.Contains(err.Error(), "DPoP") {
+		t.Errorf("error does not say what was unusable: %v", err)
+	}
+	if _, err := f.token(session); !errors.Is(err, core.ErrNoToken) {
+		t.Fatalf("the spent token was kept: %v", err)
+	}
+	if c := f.srv.RefreshCalls(); c != 1 {
+		t.Errorf("refresh calls = %d, want 1", c)
+	}
+	f.checkNoReuse()
+}
