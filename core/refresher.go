@@ -312,7 +312,7 @@ func (r *Refresher) redeem(ctx context.Context, fp fingerprint, cur *record, sha
 	}
 	// Persist at once in the starting caller's session, whatever becomes of
 	// that caller's request.
-	r.store(context.WithoutCancel(ctx), next)
+	r.persist(ctx, next)
 	r.refreshed(ctx, span, RefreshInfo{
 		Rotated:  rotated,
 		Duration: elapsed, Expiry: next.Token.Expiry, Shared: int(shared.Load()),

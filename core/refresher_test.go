@@ -908,3 +908,58 @@ func TestUnusableRotatedAnswer(t *testing.T) {
 	}
 	f.checkNoReuse()
 }
+
+// TestBackgroundStoreUsesLatestSession: a refresh that completes after the
+// request that started it has gone stores the token into the session as it
+// is in the store then: it neither writes back that request's older copy of
+// the other keys nor brings back a session destroyed meanwhile.
+func TestBackgroundStoreUsesLatestSession(t *testing.T) {
+	for _, destroy := range []bool{false, true} {
+		stored := make(chan struct{}, 1)
+		f := newFixture(t, smarttest.Options{}, func(c *core.Config) {
+			c.OnRefresh = func(core.RefreshInfo) { stored <- struct{}{} } // after the store
+		})
+		session, _ := f.login()
+		release, entered := make(chan struct{}), make(chan struct{}, 1)
+		f.srv.SetTokenHook(func(w http.ResponseWriter, r *http.Request, next http.Handler) {
+			entered <- struct{}{}
+			<-release
+			next.ServeHTTP(w, r)
+		})
+		f.clock.Advance(time.Hour)
+		leader, cancel := context.WithCancel(f.request(session))
+		done := make(chan error, 1)
+		go func() { _, err := f.r.Token(leader); done <- err }()
+		<-entered
+		cancel() // the request that started the refresh goes away
+		<-done
+
+		other := f.request(session) // meanwhile another request changes the session
+		if destroy {
+			if err := f.sm.Destroy(other); err != nil {
+				t.Fatal(err)
+			}
+		} else {
+			f.sm.Put(other, "csrf", "new")
+			f.end(other)
+		}
+		close(release)
+		f.srv.SetTokenHook(nil)
+
+		<-stored
+		ctx := f.request(session)
+		info, err := f.r.Info(ctx)
+		if destroy {
+			if f.sm.Token(ctx) != "" || err == nil {
+				t.Errorf("a destroyed session came back: %+v, %v", info, err)
+			}
+			continue
+		}
+		if err != nil || info.Refreshes != 1 {
+			t.Errorf("refreshed token not stored: %+v, %v", info, err)
+		}
+		if got := f.sm.GetString(ctx, "csrf"); got != "new" {
+			t.Errorf("csrf = %q: the refresh wrote back an older copy of the session", got)
+		}
+	}
+}

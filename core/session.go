@@ -80,6 +80,34 @@ func (r *Refresher) store(ctx context.Context, rec *record) error {
 	return r.commit(ctx)
 }
 
+// persist stores rec in the session of ctx as it is now in the store, read
+// afresh, whatever became of the request that carries ctx. Writing that
+// request's own copy instead would put back whatever other requests have
+// changed in the session since it was loaded, and could bring back a
+// session they destroyed; a session that is gone from the store stays gone.
+// The request itself, if it is still running, stores rec in its own copy
+// too (Refresher.refresh).
+func (r *Refresher) persist(ctx context.Context, rec *record) {
+	bg := context.WithoutCancel(ctx)
+	token := r.cfg.Sessions.Token(ctx)
+	if token == "" {
+		// A session that was never committed: only this copy has it.
+		r.store(bg, rec)
+		return
+	}
+	// A context without ctx's values: scs's Load returns a context that
+	// already carries a session unchanged.
+	fresh, err := r.cfg.Sessions.Load(context.Background(), token)
+	if err != nil {
+		r.cfg.Logger.ErrorContext(ctx, "smartrefresh: loading the session to store the refreshed token failed", "error", err)
+		return
+	}
+	if r.cfg.Sessions.Token(fresh) == "" {
+		return // destroyed or expired meanwhile
+	}
+	r.store(fresh, rec)
+}
+
 // remove deletes the token from the session of ctx and commits.
 func (r *Refresher) remove(ctx context.Context) error {
 	r.cfg.Sessions.Remove(ctx, r.cfg.SessionKey)
