@@ -108,8 +108,28 @@ func (t Token) redacted() redactedToken {
 		IDToken:      redact(t.IDToken),
 		Patient:      t.Patient,
 		Encounter:    t.Encounter,
-		Extra:        t.Extra,
+		Extra:        redactExtra(t.Extra),
 	}
+}
+
+// secretFields are names that never show in a redacted Extra, whatever
+// their type: a server that sent, say, a non-string id_token leaves it in
+// Extra.
+var secretFields = []string{"access_token", "refresh_token", "id_token", "client_secret", "assertion", "client_assertion"}
+
+func redactExtra(extra map[string]any) map[string]any {
+	for _, k := range secretFields {
+		if _, ok := extra[k]; ok {
+			out := maps.Clone(extra)
+			for _, k := range secretFields {
+				if _, ok := out[k]; ok {
+					out[k] = redacted
+				}
+			}
+			return out
+		}
+	}
+	return extra
 }
 
 // Format implements fmt.Formatter so that every verb (%v, %+v, %#v, %s, …)

@@ -44,6 +44,19 @@ func TestTokenRedactsItself(t *testing.T) {
 	}
 }
 
+func TestTokenRedactsSecretsInExtra(t *testing.T) {
+	tok := Token{AccessToken: "a", Extra: map[string]any{"id_token": map[string]any{"jwt": "ID-SECRET"}, "tenant": "t1"}}
+	js, _ := json.Marshal(tok)
+	for _, out := range []string{fmt.Sprintf("%+v", tok), fmt.Sprintf("%#v", tok), string(js)} {
+		if strings.Contains(out, "ID-SECRET") || !strings.Contains(out, "t1") {
+			t.Errorf("Extra not redacted right: %s", out)
+		}
+	}
+	if tok.Extra["id_token"].(map[string]any)["jwt"] != "ID-SECRET" {
+		t.Error("redaction modified the token")
+	}
+}
+
 func TestMerge(t *testing.T) {
 	old := &Token{AccessToken: "a1", RefreshToken: "r1", Scope: "s", Patient: "p", Encounter: "e",
 		IDToken: "id", Extra: map[string]any{"need_patient_banner": true, "tenant": "old"}}
