@@ -87,12 +87,12 @@ func (l *ledger) revoke(now time.Time, toks ...*Token) {
 // isRevokedAccess reports whether Logout revoked the access token at. It
 // is cheap enough for every request; isRevoked, which also knows the
 // grant's older tokens, runs before each refresh.
-func (l *ledger) isRevokedAccess(at string, now time.Time) bool {
+func (l *ledger) isRevokedAccess(at string, now func() time.Time) bool {
 	if !l.anyRevoke.Load() {
-		return false
+		return false // no clock read either, until a Logout happened
 	}
 	exp, ok := l.revokedAccess.Load(at)
-	return ok && now.Before(exp.(time.Time))
+	return ok && now().Before(exp.(time.Time))
 }
 
 // isRevoked reports whether Logout revoked t's grant. It costs nothing

@@ -52,7 +52,7 @@ func (r *Refresher) load(ctx context.Context) (*record, error) {
 		return nil, ErrNoToken
 	}
 	if v, ok := r.decodeSessionRecord(v); ok {
-		if r.ledger.isRevokedAccess(v.Token.AccessToken, r.cfg.Now()) {
+		if r.ledger.isRevokedAccess(v.Token.AccessToken, r.cfg.Now) {
 			// A copy of a token Logout revoked: a stale session copy
 			// written back, or a refresh stored after the Logout.
 			r.reauth(ctx, ErrRevoked)
