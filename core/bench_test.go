@@ -290,7 +290,7 @@ func BenchmarkManySessions(b *testing.B) {
 // the token and answers 204.
 type benchEnv struct {
 	b     *testing.B
-	clock *clock
+	clock *smarttest.Clock
 	srv   *smarttest.Server
 	sm    *scs.SessionManager
 	r     *core.Refresher

@@ -21,24 +21,8 @@ import (
 	"github.com/smartrefresh/smartrefresh/core/smarttest"
 )
 
-// clock is a fake clock shared by the refresher and the mock server.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func newClock() *clock { return &clock{now: time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
+func newClock() *smarttest.Clock {
+	return smarttest.NewClock(time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC))
 }
 
 // fixture is a mock server, a real scs session manager (memstore, with
@@ -46,7 +30,7 @@ func (c *clock) Advance(d time.Duration) {
 // refresher wired to both.
 type fixture struct {
 	t     *testing.T
-	clock *clock
+	clock *smarttest.Clock
 	srv   *smarttest.Server
 	sm    *scs.SessionManager
 	r     *core.Refresher

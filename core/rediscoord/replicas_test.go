@@ -25,25 +25,6 @@ import (
 // balancer would. The mock authorization server is strict: a refresh
 // token presented twice revokes the grant.
 
-// clock is a fake clock shared by the replicas and the mock server, for
-// token expiry; Redis leases and session lifetimes run on real time.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
-
 type lockedBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
@@ -65,7 +46,7 @@ func (l *lockedBuffer) String() string {
 // prefix of this test, and the settings every replica gets.
 type cluster struct {
 	t      *testing.T
-	clock  *clock
+	clock  *smarttest.Clock // token expiry; Redis leases and session lifetimes run on real time
 	srv    *smarttest.Server
 	prefix string
 	logs   *lockedBuffer
@@ -80,7 +61,7 @@ func newCluster(t *testing.T, coordinated bool, coordOpts ...rediscoord.Option) 
 	pool := rediscoord.NewTestPool(t)
 	c := &cluster{
 		t:           t,
-		clock:       &clock{now: time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)},
+		clock:       smarttest.NewClock(time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)),
 		prefix:      rediscoord.KeyPrefix(t, pool),
 		logs:        &lockedBuffer{},
 		coordinated: coordinated,

@@ -134,3 +134,15 @@ func ExampleServer_ExpireAccessTokens() {
 	fmt.Println(res.StatusCode, s.FHIRCalls())
 	// Output: 401 1
 }
+
+// A Clock lets a test move past a token's expiry without waiting.
+func ExampleClock() {
+	clock := smarttest.NewClock(time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC))
+	s := smarttest.NewServer(smarttest.Options{AccessTokenTTL: 30 * time.Second, Now: clock.Now})
+	defer s.Close()
+	tok := s.Grant()
+	clock.Advance(31 * time.Second)
+	fmt.Println(tok.Expiry.Format(time.TimeOnly), tok.Valid(clock.Now()))
+	// core.Config{..., Now: clock.Now} makes the Refresher refresh it.
+	// Output: 12:00:30 false
+}

@@ -15,7 +15,6 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
-	"sync"
 	"testing"
 	"time"
 
@@ -28,24 +27,11 @@ import (
 // Epoch is the time a Clock of NewEnv starts at.
 var Epoch = time.Date(2025, 1, 1, 12, 0, 0, 0, time.UTC)
 
-// Clock is a settable clock shared by the mock server and the Refresher.
-type Clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
+// Clock is the settable clock shared by the mock server and the Refresher.
+type Clock = smarttest.Clock
 
 // NewClock returns a Clock set to t.
-func NewClock(t time.Time) *Clock { return &Clock{t: t} }
-
-// Now returns the clock's time.
-func (c *Clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-
-// Advance moves the clock forward by d.
-func (c *Clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
+func NewClock(t time.Time) *Clock { return smarttest.NewClock(t) }
 
 // Option configures NewEnv.
 type Option func(*options)

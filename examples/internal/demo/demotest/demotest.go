@@ -31,27 +31,10 @@ const TokenTTL = 30 * time.Second
 const PatientName = "Amy V. Shaw"
 
 // Clock is a controllable clock, shared by the mock server and the app.
-type Clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
+type Clock = smarttest.Clock
 
 // NewClock returns a clock set to the real time.
-func NewClock() *Clock { return &Clock{now: time.Now()} }
-
-// Now returns the clock's time.
-func (c *Clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-// Advance moves the clock forward by d.
-func (c *Clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
+func NewClock() *Clock { return smarttest.NewClock(time.Now()) }
 
 // Env is an example app served by an httptest server, with the embedded
 // mock SMART server and a shared clock.
