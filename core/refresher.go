@@ -250,7 +250,7 @@ func (r *Refresher) refresh(ctx context.Context, cur *record) (*record, error) {
 			cur = next
 			continue
 		}
-		r.store(ctx, next)
+		r.put(ctx, next) // persist in redeem has committed it
 		return next, nil
 	}
 	return nil, errChainTooLong

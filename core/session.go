@@ -71,13 +71,25 @@ func (r *Refresher) load(ctx context.Context) (*record, error) {
 // so that the new token is persisted even when the request that carries
 // ctx is cancelled or has already answered.
 func (r *Refresher) store(ctx context.Context, rec *record) error {
+	if err := r.put(ctx, rec); err != nil {
+		return err
+	}
+	return r.commit(ctx)
+}
+
+// put puts rec into the session of ctx without committing: the request's
+// own LoadAndSave commits it (Put marks the session modified). For the
+// copies of requests that waited on a refresh, whose result persist has
+// already committed; committing each of them too would encode and write
+// the session twice per request.
+func (r *Refresher) put(ctx context.Context, rec *record) error {
 	v, err := r.sessionValue(rec)
 	if err != nil {
 		r.cfg.Logger.ErrorContext(ctx, "smartrefresh: encrypting the token for the session failed", "error", err)
 		return err
 	}
 	r.cfg.Sessions.Put(ctx, r.cfg.SessionKey, v)
-	return r.commit(ctx)
+	return nil
 }
 
 // persist stores rec in the session of ctx as it is now in the store, read
