@@ -1,0 +1,124 @@
+package core
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+func rewriteAll(t testing.TB, body string, rewrite func(string) string) (string, error) {
+	t.Helper()
+	out, err := io.ReadAll(rewriteBundleLinks(io.NopCloser(strings.NewReader(body)), rewrite))
+	return string(out), err
+}
+
+func TestRewriteBundleLinks(t *testing.T) {
+	mark := func(s string) string { return "P:" + s }
+	for _, tc := range []struct {
+		name, in, want string
+	}{
+		{"links and fullUrls", `{"resourceType":"Bundle","link":[{"relation":"next","url":"a"}],"entry":[{"fullUrl":"b","resource":{"resourceType":"Patient","id":"1"}}]}`,
+			`{"resourceType":"Bundle","link":[{"relation":"next","url":"P:a"}],"entry":[{"fullUrl":"P:b","resource":{"resourceType":"Patient","id":"1"}}]}`},
+		{"resourceType not first", `{"link":[{"url":"a"}],"resourceType":"Bundle"}`, `{"link":[{"url":"P:a"}],"resourceType":"Bundle"}`},
+		{"nested links untouched", `{"resourceType":"Bundle","entry":[{"resource":{"link":[{"url":"a"}],"fullUrl":"c"},"link":[{"url":"d"}]}]}`,
+			`{"resourceType":"Bundle","entry":[{"resource":{"link":[{"url":"a"}],"fullUrl":"c"},"link":[{"url":"d"}]}]}`},
+		{"non-string url untouched", `{"resourceType":"Bundle","link":[{"url":7},{"url":null},{"url":["x"]}]}`, `{"resourceType":"Bundle","link":[{"url":7},{"url":null},{"url":["x"]}]}`},
+		{"numbers keep their text", `{"resourceType":"Bundle","total":1.50e+3,"n":-0,"b":[true,false,null]}`, `{"resourceType":"Bundle","total":1.50e+3,"n":-0,"b":[true,false,null]}`},
+		{"white space is dropped", "{ \"resourceType\" : \"Bundle\" ,\n \"link\" : [ { \"url\" : \"a\" } ] }", `{"resourceType":"Bundle","link":[{"url":"P:a"}]}`},
+		{"escapes are decoded", `{"resourceType":"Bundle","link":[{"u\u0072l":"\u0061"}]}`, `{"resourceType":"Bundle","link":[{"url":"P:a"}]}`},
+		{"other resources byte for byte", `{ "resourceType":"Patient", "link":[{"url":"a"}] }`, `{ "resourceType":"Patient", "link":[{"url":"a"}] }`},
+		{"not an object byte for byte", ` ["a"]`, ` ["a"]`},
+		{"empty body", ``, ``},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := rewriteAll(t, tc.in, mark)
+			if err != nil || got != tc.want {
+				t.Errorf("got %s, %v\nwant %s", got, err, tc.want)
+			}
+		})
+	}
+	for _, bad := range []string{`{"resourceType":"Bundle","link":[}`, `{"resourceType":"Bundle"} {}`, `{"resourceType":"Bundle"`} {
+		if _, err := rewriteAll(t, bad, mark); err == nil {
+			t.Errorf("%s: no error", bad)
+		}
+	}
+}
+
+func TestSniffBundleWaitsOnlyForWhatItNeeds(t *testing.T) {
+	// A body that arrives a byte at a time is decided as soon as its first
+	// member is known, not after sniffLimit bytes.
+	for _, tc := range []struct {
+		in     string
+		bundle bool
+		read   int
+	}{
+		{`{"resourceType":"Bundle",`, true, len(`{"resourceType":"Bundle"`)},
+		{`{"resourceType":"Patient",`, false, len(`{"resourceType":"P`)},
+		{`{"id":"1",`, true, len(`{"i`)},
+		{`[1,2]`, false, 1},
+	} {
+		r := &oneByteReader{s: tc.in}
+		head, bundle := sniffBundle(r)
+		if bundle != tc.bundle || len(head) != tc.read {
+			t.Errorf("%s: bundle %v after %d bytes, want %v after %d", tc.in, bundle, len(head), tc.bundle, tc.read)
+		}
+	}
+}
+
+type oneByteReader struct{ s string }
+
+func (r *oneByteReader) Read(p []byte) (int, error) {
+	if r.s == "" {
+		return 0, io.EOF
+	}
+	p[0] = r.s[0]
+	r.s = r.s[1:]
+	return 1, nil
+}
+
+// FuzzRewriteBundleLinks: whatever a FHIR server answers, the rewriter
+// changes nothing but the strings it is asked to rewrite, and valid JSON
+// stays valid.
+func FuzzRewriteBundleLinks(f *testing.F) {
+	for _, s := range []string{
+		`{"resourceType":"Bundle","link":[{"relation":"next","url":"https://x/R4/Patient?page=2"}],"entry":[{"fullUrl":"https://x/R4/Patient/1"}]}`,
+		`{"resourceType":"Patient","id":"1"}`,
+		`{"link":[{"url":"a"}],"entry":[{"fullUrl":"b"}],"resourceType":"Bundle","n":1e400}`,
+		`{"resourceType":"Bundle","entry":[{"resource":{"resourceType":"Bundle","link":[{"url":"a"}]}}]}`,
+		`[]`, `"x"`, `{`, ``,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, in []byte) {
+		same, err := rewriteAll(t, string(in), func(s string) string { return s })
+		if !json.Valid(in) {
+			return
+		}
+		if err != nil {
+			t.Fatalf("valid JSON %q: %v", in, err)
+		}
+		if !json.Valid([]byte(same)) {
+			t.Fatalf("valid JSON %q became %q", in, same)
+		}
+		var a, b any
+		decode := func(s []byte, v *any) {
+			d := json.NewDecoder(bytes.NewReader(s))
+			d.UseNumber()
+			if err := d.Decode(v); err != nil {
+				t.Fatal(err)
+			}
+		}
+		decode(in, &a)
+		decode([]byte(same), &b)
+		if !reflect.DeepEqual(a, b) {
+			t.Fatalf("the identity rewrite changed %q into %q", in, same)
+		}
+		marked, err := rewriteAll(t, string(in), func(s string) string { return s + "#" })
+		if err != nil || !json.Valid([]byte(marked)) {
+			t.Fatalf("rewriting %q gave %q, %v", in, marked, err)
+		}
+	})
+}
