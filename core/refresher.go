@@ -2,6 +2,7 @@ package core
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -114,6 +115,12 @@ func (r *Refresher) LogValue() slog.Value { return r.cfg.LogValue() }
 // first renews the session token, as a login should, to prevent session
 // fixation.
 func (r *Refresher) Save(ctx context.Context, tok *Token) error {
+	return r.saveLogin(ctx, tok, nil)
+}
+
+// saveLogin is Save with the identity a Launcher established (nil: none,
+// and any identity of an earlier login is removed).
+func (r *Refresher) saveLogin(ctx context.Context, tok *Token, id *identity) error {
 	if tok == nil || tok.AccessToken == "" {
 		return ErrInvalidToken
 	}
@@ -122,6 +129,12 @@ func (r *Refresher) Save(ctx context.Context, tok *Token) error {
 	}
 	if err := r.cfg.Sessions.RenewToken(ctx); err != nil {
 		return err
+	}
+	if id != nil {
+		b, _ := json.Marshal(id)
+		r.cfg.Sessions.Put(ctx, r.identityKey(), string(b))
+	} else {
+		r.cfg.Sessions.Remove(ctx, r.identityKey())
 	}
 	t := *tok
 	return r.store(ctx, &record{Token: t, Obtained: r.cfg.Now()})
@@ -343,6 +356,14 @@ type SessionInfo struct {
 	HasRefreshToken bool
 	// Refreshes counts the refreshes since the token was saved.
 	Refreshes int
+	// FHIRBaseURL is the FHIR server the token is for (the aud of the
+	// launch), when a Launcher logged the session in.
+	FHIRBaseURL string
+	// FHIRUser is the logged-in user as a FHIR resource URL (such as
+	// https://ehr.example/fhir/Practitioner/123), from the fhirUser claim
+	// of the id_token a Launcher validated; empty without openid and
+	// fhirUser in the scope.
+	FHIRUser string
 }
 
 // Info describes the token in the session of ctx without refreshing it. The
@@ -352,6 +373,7 @@ func (r *Refresher) Info(ctx context.Context) (SessionInfo, error) {
 	if err != nil {
 		return SessionInfo{}, err
 	}
+	id := r.identityOf(ctx)
 	return SessionInfo{
 		Expiry:          rec.Token.Expiry,
 		Scope:           rec.Token.Scope,
@@ -359,5 +381,7 @@ func (r *Refresher) Info(ctx context.Context) (SessionInfo, error) {
 		Encounter:       rec.Token.Encounter,
 		HasRefreshToken: rec.Token.RefreshToken != "",
 		Refreshes:       rec.Refreshes,
+		FHIRBaseURL:     id.Aud,
+		FHIRUser:        id.FHIRUser,
 	}, nil
 }

@@ -120,9 +120,11 @@ func (r *Refresher) persist(ctx context.Context, rec *record) {
 	r.store(fresh, rec)
 }
 
-// remove deletes the token from the session of ctx and commits.
+// remove deletes the token, and the identity of its login, from the
+// session of ctx and commits.
 func (r *Refresher) remove(ctx context.Context) error {
 	r.cfg.Sessions.Remove(ctx, r.cfg.SessionKey)
+	r.cfg.Sessions.Remove(ctx, r.identityKey())
 	return r.commit(ctx)
 }
 

@@ -1,0 +1,210 @@
+package core
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/json"
+	"hash/maphash"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+)
+
+// pendingLaunch is a launch under way: what the callback needs to finish
+// it. It lives in the session, encoded as JSON text (a string survives
+// every scs codec), under the Refresher's SessionKey + ".launches".
+type pendingLaunch struct {
+	State    string `json:"s"`
+	Verifier string `json:"v"`
+	Nonce    string `json:"n,omitempty"`
+	Aud      string `json:"a"`
+	ReturnTo string `json:"r,omitempty"`
+	Expires  int64  `json:"e"` // Unix seconds
+}
+
+// pendingStore keeps the pending launches of each session.
+//
+// scs commits whole sessions and the last writer wins, so two launches of
+// one session at the same moment (two tabs) could each write back a list
+// without the other's state. Each update therefore merges the request's
+// copy with the session as it is in the store now, under a lock per
+// session, and commits before unlocking: concurrent launches in one
+// process all keep their state.
+type pendingStore struct {
+	key   string
+	seed  maphash.Seed
+	once  sync.Once
+	locks [64]sync.Mutex
+}
+
+func (s *pendingStore) lock(token string) *sync.Mutex {
+	s.once.Do(func() { s.seed = maphash.MakeSeed() })
+	return &s.locks[maphash.String(s.seed, token)%uint64(len(s.locks))]
+}
+
+// update applies fn to the session's pending launches, merged with the
+// stored session's, and commits the result; then, still holding the
+// session's lock, it runs then (if not nil), which writes the answer: scs
+// commits the request's copy again when the answer starts, and that copy
+// must not be older than another launch's commit.
+func (s *pendingStore) update(ctx context.Context, l *Launcher, fn func([]pendingLaunch) []pendingLaunch, then func() error) error {
+	sm := l.r.cfg.Sessions
+	if token := sm.Token(ctx); token != "" {
+		mu := s.lock(token)
+		mu.Lock()
+		defer mu.Unlock()
+	}
+	own := sm.GetString(ctx, s.key)
+	list := decodePending(own)
+	if token := sm.Token(ctx); token != "" {
+		if fresh, err := sm.Load(context.Background(), token); err == nil && sm.Token(fresh) != "" {
+			list = mergePending(list, decodePending(sm.GetString(fresh, s.key)))
+		}
+	}
+	now := l.r.cfg.Now()
+	kept := list[:0]
+	for _, p := range list {
+		// Expired launches stay for one more StateTTL, so that a late
+		// callback is told it came too late; used ones go at once.
+		if now.Before(time.Unix(p.Expires, 0).Add(l.cfg.StateTTL)) && !l.used.seen(p.State) {
+			kept = append(kept, p)
+		}
+	}
+	list = fn(kept)
+	if next := encodePending(list); next != own {
+		if next == "" {
+			sm.Remove(ctx, s.key)
+		} else {
+			sm.Put(ctx, s.key, next)
+		}
+		if err := l.r.commit(ctx); err != nil {
+			return err
+		}
+	}
+	if then != nil {
+		return then()
+	}
+	return nil
+}
+
+// mergePending returns a with the launches of b that a lacks, oldest
+// first.
+func mergePending(a, b []pendingLaunch) []pendingLaunch {
+	out := append([]pendingLaunch(nil), a...)
+	for _, p := range b {
+		found := false
+		for _, q := range a {
+			if q.State == p.State {
+				found = true
+				break
+			}
+		}
+		if !found {
+			out = append(out, p)
+		}
+	}
+	// Oldest first: MaxPendingLaunches drops from the front.
+	for i := 1; i < len(out); i++ {
+		for j := i; j > 0 && out[j].Expires < out[j-1].Expires; j-- {
+			out[j], out[j-1] = out[j-1], out[j]
+		}
+	}
+	return out
+}
+
+func decodePending(s string) []pendingLaunch {
+	if s == "" {
+		return nil
+	}
+	var list []pendingLaunch
+	if json.Unmarshal([]byte(s), &list) != nil {
+		return nil
+	}
+	return list
+}
+
+func encodePending(list []pendingLaunch) string {
+	if len(list) == 0 {
+		return ""
+	}
+	b, _ := json.Marshal(list)
+	return string(b)
+}
+
+// usedStates remembers the states whose callback has been handled, until
+// they expire, so that no state (and so no authorization code) is used
+// twice, even when a stale session copy brings the pending launch back or
+// two loads of the callback run at once.
+type usedStates struct {
+	mu     sync.Mutex
+	states map[[32]byte]time.Time
+	adds   int
+}
+
+// claim records state as used until until; false if it already was.
+func (u *usedStates) claim(state string, until time.Time) bool {
+	key := sha256.Sum256([]byte(state))
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if _, ok := u.states[key]; ok {
+		return false
+	}
+	if u.states == nil {
+		u.states = map[[32]byte]time.Time{}
+	}
+	u.adds++
+	if u.adds%256 == 0 {
+		now := time.Now()
+		for k, exp := range u.states {
+			if now.After(exp) {
+				delete(u.states, k)
+			}
+		}
+	}
+	// Kept a while past the launch's expiry, against clock differences.
+	u.states[key] = until.Add(time.Hour)
+	return true
+}
+
+func (u *usedStates) seen(state string) bool {
+	key := sha256.Sum256([]byte(state))
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	_, ok := u.states[key]
+	return ok
+}
+
+func equalSecret(a, b string) bool {
+	return len(a) == len(b) && subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1
+}
+
+// maxReturnTo bounds a return_to.
+const maxReturnTo = 2048
+
+// SafeReturnTo reports whether s is a path on this site that a redirect may
+// send the browser to: it starts with one "/" (not "//", not "/\"), has no
+// scheme, host, backslash, control character or space, and stays so once
+// percent-decoded. Everything else could send the browser to another site
+// (an open redirect).
+func SafeReturnTo(s string) bool {
+	if s == "" || len(s) > maxReturnTo || s[0] != '/' {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c <= ' ' || c == 0x7f || c == '\\' {
+			return false
+		}
+	}
+	if len(s) > 1 && s[1] == '/' {
+		return false
+	}
+	u, err := url.Parse(s)
+	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil || u.Opaque != "" {
+		return false
+	}
+	// Some servers and proxies decode the path before they redirect.
+	p := u.Path
+	return !strings.HasPrefix(p, "//") && !strings.ContainsAny(p, "\\\x00") && strings.HasPrefix(p, "/")
+}
