@@ -30,8 +30,9 @@ type pendingLaunch struct {
 // one session at the same moment (two tabs) could each write back a list
 // without the other's state. Each update therefore merges the request's
 // copy with the session as it is in the store now, under a lock per
-// session, and commits before unlocking: concurrent launches in one
-// process all keep their state.
+// session, commits the change into the stored session, and writes the
+// answer (when scs commits the request's own copy) before unlocking:
+// concurrent launches in one process all keep their state.
 type pendingStore struct {
 	key   string
 	seed  maphash.Seed
@@ -51,16 +52,22 @@ func (s *pendingStore) lock(token string) *sync.Mutex {
 // must not be older than another launch's commit.
 func (s *pendingStore) update(ctx context.Context, l *Launcher, fn func([]pendingLaunch) []pendingLaunch, then func() error) error {
 	sm := l.r.cfg.Sessions
-	if token := sm.Token(ctx); token != "" {
+	token := sm.Token(ctx)
+	if token != "" {
 		mu := s.lock(token)
 		mu.Lock()
 		defer mu.Unlock()
 	}
 	own := sm.GetString(ctx, s.key)
 	list := decodePending(own)
-	if token := sm.Token(ctx); token != "" {
-		if fresh, err := sm.Load(context.Background(), token); err == nil && sm.Token(fresh) != "" {
-			list = mergePending(list, decodePending(sm.GetString(fresh, s.key)))
+	// The session as it is in the store now: a copy without ctx's values,
+	// since scs's Load returns a context that already has a session as it
+	// is. A session gone from the store (destroyed, expired) stays gone.
+	var fresh context.Context
+	if token != "" {
+		if f, err := sm.Load(context.Background(), token); err == nil && sm.Token(f) != "" {
+			fresh = f
+			list = mergePending(list, decodePending(sm.GetString(f, s.key)))
 		}
 	}
 	now := l.r.cfg.Now()
@@ -72,14 +79,22 @@ func (s *pendingStore) update(ctx context.Context, l *Launcher, fn func([]pendin
 			kept = append(kept, p)
 		}
 	}
-	list = fn(kept)
-	if next := encodePending(list); next != own {
+	next := encodePending(fn(kept))
+	set := func(ctx context.Context) {
 		if next == "" {
 			sm.Remove(ctx, s.key)
 		} else {
 			sm.Put(ctx, s.key, next)
 		}
-		if err := l.r.commit(ctx); err != nil {
+	}
+	if next != own {
+		set(ctx) // committed by the request's own LoadAndSave
+	}
+	if fresh != nil && next != sm.GetString(fresh, s.key) {
+		// Committed at once into the stored session, never this request's
+		// copy, which may be older than other requests' writes.
+		set(fresh)
+		if err := l.r.commit(fresh); err != nil {
 			return err
 		}
 	}
