@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"strings"
 	"time"
 
 	"golang.org/x/oauth2"
@@ -18,7 +19,9 @@ import (
 // them. Tokens handed out by a Refresher are shared between goroutines and
 // must not be modified.
 type Token struct {
-	AccessToken  string
+	AccessToken string
+	// TokenType is the token_type as the server (or the app) gave it,
+	// spelling included; Type gives the scheme Client sends.
 	TokenType    string
 	RefreshToken string
 	// Expiry is when the access token expires. The zero value means the
@@ -40,9 +43,13 @@ func (t *Token) Valid(now time.Time) bool {
 	return t != nil && t.AccessToken != "" && (t.Expiry.IsZero() || now.Before(t.Expiry))
 }
 
-// Type returns the token type, "Bearer" when the server did not send one.
+// Type returns the authorization scheme the token is sent with: the
+// canonical "Bearer" for a bearer token in any spelling ("bearer",
+// "BEARER", as some servers and golang.org/x/oauth2 hand it over) and when
+// the server sent no token_type, since many resource servers compare the
+// scheme case-sensitively. TokenType keeps the server's raw value.
 func (t *Token) Type() string {
-	if t.TokenType == "" {
+	if tt := strings.TrimSpace(t.TokenType); tt == "" || strings.EqualFold(tt, "bearer") {
 		return "Bearer"
 	}
 	return t.TokenType

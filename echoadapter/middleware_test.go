@@ -45,7 +45,7 @@ func app(opts ...echoadapter.Option) adaptertest.App {
 // would.
 func login(env *adaptertest.Env, r *core.Refresher) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		if err := r.Save(c.Request().Context(), env.Server.Grant()); err != nil {
+		if err := r.Save(c.Request().Context(), env.Grant()); err != nil {
 			return err
 		}
 		return c.NoContent(http.StatusNoContent)
@@ -116,3 +116,7 @@ func TestAllocs(t *testing.T) {
 		return func() bool { c.SetRequest(req); h(c); return ok }
 	})
 }
+
+// TestCanonicalBearer: a server spelling token_type "bearer" or "BEARER"
+// behind a resource server that accepts only "Bearer ".
+func TestCanonicalBearer(t *testing.T) { adaptertest.CanonicalBearer(t, app()) }

@@ -49,7 +49,7 @@ func app(opts ...ginadapter.Option) adaptertest.App {
 // would.
 func login(env *adaptertest.Env, r *core.Refresher) gin.HandlerFunc {
 	return func(c *gin.Context) {
-		if err := r.Save(c.Request.Context(), env.Server.Grant()); err != nil {
+		if err := r.Save(c.Request.Context(), env.Grant()); err != nil {
 			c.String(http.StatusInternalServerError, err.Error())
 			return
 		}
@@ -124,3 +124,7 @@ func TestMain(m *testing.M) {
 	gin.SetMode(gin.TestMode)
 	os.Exit(m.Run())
 }
+
+// TestCanonicalBearer: a server spelling token_type "bearer" or "BEARER"
+// behind a resource server that accepts only "Bearer ".
+func TestCanonicalBearer(t *testing.T) { adaptertest.CanonicalBearer(t, app()) }

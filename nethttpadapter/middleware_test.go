@@ -39,7 +39,7 @@ func app(opts ...nethttpadapter.Option) adaptertest.App {
 		})
 		mux := http.NewServeMux()
 		mux.HandleFunc("GET /login", func(w http.ResponseWriter, req *http.Request) {
-			if err := r.Save(req.Context(), e.Server.Grant()); err != nil {
+			if err := r.Save(req.Context(), e.Grant()); err != nil {
 				http.Error(w, err.Error(), http.StatusInternalServerError)
 				return
 			}
@@ -89,3 +89,7 @@ func TestAllocs(t *testing.T) {
 		return func() bool { h.ServeHTTP(nil, req); return ok }
 	})
 }
+
+// TestCanonicalBearer: a server spelling token_type "bearer" or "BEARER"
+// behind a resource server that accepts only "Bearer ".
+func TestCanonicalBearer(t *testing.T) { adaptertest.CanonicalBearer(t, app()) }

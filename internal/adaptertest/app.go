@@ -14,7 +14,7 @@ import (
 // without LoadAndSave, with the adapter's middleware over r configured as
 // the adapter's test chose:
 //
-//   - GET /login saves e.Server.Grant() through r (as a callback would) and
+//   - GET /login saves e.Grant() through r (as a callback would) and
 //     answers 204;
 //   - GET /api/me, behind the middleware, answers the attached access token
 //     as text, or 500 "no token" if none is attached;
