@@ -20,6 +20,10 @@ import (
 // golang.org/x/oauth2 does.
 const maxResponseBytes = 1 << 20
 
+// maxRetryAfter caps a Retry-After: a server that asks for a day or more
+// gets a day, which is as good as "not soon" to every caller.
+const maxRetryAfter = 24 * time.Hour
+
 // maxExpiresIn is the longest access-token lifetime accepted (400 days);
 // anything longer is treated as a broken answer.
 const maxExpiresIn = 400 * 24 * 60 * 60
@@ -275,19 +279,24 @@ func mediaType(header http.Header) string {
 	return mt
 }
 
-// parseRetryAfter reads a Retry-After header: seconds or an HTTP date.
+// parseRetryAfter reads a Retry-After header: seconds or an HTTP date. A
+// wait of a day or more is clamped to maxRetryAfter, not dropped: it still
+// says the server refused, ends the retries and goes to the app's client.
+// Zero means no usable hint (none, unreadable, zero or in the past).
 func parseRetryAfter(v string, now time.Time) time.Duration {
+	v = strings.TrimSpace(v)
 	if v == "" {
 		return 0
 	}
-	if s, err := strconv.Atoi(strings.TrimSpace(v)); err == nil {
-		if s > 0 && s < 24*60*60 {
-			return time.Duration(s) * time.Second
+	if strings.Trim(v, "0123456789") == "" {
+		s, err := strconv.ParseUint(v, 10, 64)
+		if err != nil || s >= uint64(maxRetryAfter/time.Second) {
+			return maxRetryAfter // only digits: out of range means very long
 		}
-		return 0
+		return time.Duration(s) * time.Second
 	}
-	if t, err := http.ParseTime(v); err == nil && t.After(now) && t.Sub(now) < 24*time.Hour {
-		return t.Sub(now)
+	if t, err := http.ParseTime(v); err == nil && t.After(now) {
+		return min(t.Sub(now), maxRetryAfter)
 	}
 	return 0
 }

@@ -437,3 +437,33 @@ func TestScrubDescriptionBeforeCut(t *testing.T) {
 		t.Errorf("part of the secret survived: %v", err)
 	}
 }
+
+// TestParseRetryAfterClamps: a Retry-After of a day or more, in seconds or
+// as an HTTP date, is clamped to maxRetryAfter rather than dropped; what
+// cannot be read, or lies in the past, is no hint at all.
+func TestParseRetryAfterClamps(t *testing.T) {
+	tests := []struct {
+		value string
+		want  time.Duration
+	}{
+		{"", 0},
+		{"7", 7 * time.Second},
+		{" 120 ", 2 * time.Minute},
+		{"86399", 86399 * time.Second},
+		{"86400", maxRetryAfter},
+		{"604800", maxRetryAfter},
+		{"99999999999999999999999999", maxRetryAfter},
+		{"0", 0},
+		{"-5", 0},
+		{"soon", 0},
+		{t0.Add(90 * time.Second).Format(http.TimeFormat), 90 * time.Second},
+		{t0.Add(25 * time.Hour).Format(http.TimeFormat), maxRetryAfter},
+		{t0.Add(30 * 24 * time.Hour).Format(http.TimeFormat), maxRetryAfter},
+		{t0.Add(-time.Hour).Format(http.TimeFormat), 0},
+	}
+	for _, tt := range tests {
+		if got := parseRetryAfter(tt.value, t0); got != tt.want {
+			t.Errorf("parseRetryAfter(%q) = %v, want %v", tt.value, got, tt.want)
+		}
+	}
+}
