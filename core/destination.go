@@ -45,7 +45,7 @@ func parseBaseURLs(raw []string) ([]baseURL, error) {
 			return nil, &ConfigError{Field: field, Reason: "must not have a query or fragment"}
 		}
 		if hasDotSegment(u) {
-			return nil, &ConfigError{Field: field, Reason: "must not contain . or .. path segments"}
+			return nil, &ConfigError{Field: field, Reason: "must not contain . or .. path segments (in any encoding, or with \\ as separator) or control characters"}
 		}
 		out = append(out, baseURL{
 			scheme: strings.ToLower(u.Scheme),
@@ -81,16 +81,47 @@ func canonicalHost(u *url.URL) string {
 	return host
 }
 
-// hasDotSegment reports whether u's path has a "." or ".." segment, in
-// plain or percent-encoded form: a server that resolves it could serve a
-// URL outside a base that the URL seems to be under.
+// maxUnescapes bounds how many layers of percent-encoding hasDotSegment
+// peels off: servers that decode twice exist, and a path encoded more often
+// than this is refused outright.
+const maxUnescapes = 4
+
+// hasDotSegment reports whether u's path could be resolved by some server
+// to a place other than where it seems to be, outside a base the URL seems
+// to be under: a "." or ".." segment in plain, percent-encoded or
+// multiply percent-encoded form, with "\" as well as "/" as separator (IIS
+// and some Java stacks treat "\" as "/"), with a ";" parameter after it
+// (Tomcat resolves "..;/" as "../"), with the trailing dots or spaces
+// Windows strips ("...", ".. "), or a path with control characters.
 func hasDotSegment(u *url.URL) bool {
-	for _, p := range []string{u.Path, u.EscapedPath()} {
-		for seg := range strings.SplitSeq(p, "/") {
-			seg = strings.ToLower(seg)
-			if seg == "." || seg == ".." || seg == "%2e" || seg == "%2e%2e" || seg == ".%2e" || seg == "%2e." {
-				return true
-			}
+	p := u.EscapedPath()
+	for range maxUnescapes + 1 {
+		if dotSegment(p) {
+			return true
+		}
+		next, err := url.PathUnescape(p)
+		if err != nil {
+			// A stray "%" in a decoded layer: judge what is there.
+			return dotSegment(strings.ReplaceAll(p, "%", ""))
+		}
+		if next == p {
+			return false
+		}
+		p = next
+	}
+	return true // still encoded after maxUnescapes layers
+}
+
+// dotSegment reports whether the path p, taken literally, has a segment a
+// server could resolve as "." or "..", or a control character.
+func dotSegment(p string) bool {
+	if strings.ContainsFunc(p, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+		return true
+	}
+	for seg := range strings.FieldsFuncSeq(p, func(r rune) bool { return r == '/' || r == '\\' }) {
+		seg, _, _ = strings.Cut(seg, ";")
+		if strings.Contains(seg, ".") && strings.Trim(seg, ". ") == "" {
+			return true
 		}
 	}
 	return false
@@ -117,7 +148,7 @@ func (r *Refresher) tokenAllowed(u *url.URL) error {
 		return nil
 	}
 	if hasDotSegment(u) {
-		return refuse("the path has . or .. segments")
+		return refuse("the path has a segment a server could resolve as . or .. (in some encoding, or with \\ as separator), or control characters")
 	}
 	for _, b := range r.bases {
 		if b.contains(u) {
@@ -137,12 +168,31 @@ func (r *Refresher) tokenAllowed(u *url.URL) error {
 // net/http sends a cross-domain redirect without the Authorization header.
 func (r *Refresher) attachToken(req *http.Request) (bool, error) {
 	if req.Response == nil {
-		return true, r.tokenAllowed(req.URL)
+		if err := r.tokenAllowed(req.URL); err != nil {
+			return false, err
+		}
+		return true, r.hostAllowed(req)
 	}
 	first := req
 	for first.Response != nil && first.Response.Request != nil {
 		first = first.Response.Request
 	}
 	sameOrigin := strings.EqualFold(req.URL.Scheme, first.URL.Scheme) && canonicalHost(req.URL) == canonicalHost(first.URL)
-	return sameOrigin && r.tokenAllowed(req.URL) == nil, nil
+	return sameOrigin && r.tokenAllowed(req.URL) == nil && r.hostAllowed(req) == nil, nil
+}
+
+// hostAllowed returns nil unless Config.FHIRBaseURLs is set and req.Host
+// names another host than req.URL: the request would go to the URL's
+// server, but a front end that routes by Host would hand it, and the
+// token, to that other host.
+func (r *Refresher) hostAllowed(req *http.Request) error {
+	if len(r.bases) == 0 || req.Host == "" {
+		return nil
+	}
+	if canonicalHost(&url.URL{Scheme: req.URL.Scheme, Host: req.Host}) == canonicalHost(req.URL) {
+		return nil
+	}
+	v := *req.URL
+	v.RawQuery, v.ForceQuery, v.Fragment, v.User = "", false, "", nil
+	return &DestinationError{URL: v.String(), Reason: "the request's Host " + strconv.Quote(limit(req.Host, 64)) + " is not its URL's host"}
 }
