@@ -96,9 +96,18 @@ type Config struct {
 	Coordinator Coordinator
 	// MaxConcurrentRefreshes caps the token calls this Refresher makes at
 	// once, so that many sessions expiring together do not flood the
-	// authorization server (0: no cap). Refreshes over the cap wait for a
-	// slot within their RefreshTimeout.
+	// authorization server (0: no cap). Refreshes over the cap queue for a
+	// slot, first come first served, for at most RefreshQueueTimeout; the
+	// token call then starts with its whole RefreshTimeout. A refresh that
+	// finds no slot in time fails with an *OverloadError (ErrOverloaded,
+	// ErrTransient: 503 with Retry-After) without sending anything, and the
+	// stored token is kept.
 	MaxConcurrentRefreshes int
+	// RefreshQueueTimeout bounds the wait for one of the
+	// MaxConcurrentRefreshes slots (DefaultRefreshQueueTimeout when zero).
+	// It is separate from RefreshTimeout, which only starts once a slot is
+	// held.
+	RefreshQueueTimeout time.Duration
 	// HTTPClient makes the token requests and, through Client, the FHIR
 	// requests (http.DefaultClient's transport when nil). Its Timeout, if
 	// any, also applies.
@@ -145,6 +154,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.RefreshTimeout == 0 {
 		c.RefreshTimeout = DefaultRefreshTimeout
+	}
+	if c.RefreshQueueTimeout == 0 {
+		c.RefreshQueueTimeout = DefaultRefreshQueueTimeout
 	}
 	if c.AuthMethod == "" && c.ClientSecret == "" && c.PrivateKey == nil {
 		c.AuthMethod = None
@@ -194,6 +206,9 @@ func (c Config) validate() error {
 	}
 	if c.RefreshTimeout < 0 {
 		return &ConfigError{Field: "RefreshTimeout", Reason: "must not be negative"}
+	}
+	if c.RefreshQueueTimeout < 0 {
+		return &ConfigError{Field: "RefreshQueueTimeout", Reason: "must not be negative"}
 	}
 	if err := c.Retry.validate(); err != nil {
 		return err

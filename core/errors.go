@@ -339,12 +339,17 @@ func (e *DiscoveryError) Is(target error) bool {
 
 func (e *DiscoveryError) Unwrap() error { return e.Err }
 
-// RetryAfter returns how long the token endpoint asked to wait before the
-// next attempt, if err carries such a hint.
+// RetryAfter returns how long to wait before the next attempt, if err
+// carries such a hint: the token endpoint's Retry-After, or the
+// *OverloadError of a refresh that found no free slot.
 func RetryAfter(err error) (time.Duration, bool) {
 	var te *TokenError
 	if errors.As(err, &te) && te.RetryAfter > 0 {
 		return te.RetryAfter, true
+	}
+	var oe *OverloadError
+	if errors.As(err, &oe) && oe.RetryAfter > 0 {
+		return oe.RetryAfter, true
 	}
 	return 0, false
 }

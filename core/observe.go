@@ -74,6 +74,8 @@ func outcome(err error) string {
 		return "success"
 	case errors.Is(err, ErrOutcomeUnknown):
 		return "outcome_unknown"
+	case errors.Is(err, ErrOverloaded):
+		return "shed"
 	case errors.Is(err, ErrReauthRequired):
 		return "reauth_required"
 	case errors.Is(err, ErrTransient):

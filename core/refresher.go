@@ -12,7 +12,6 @@ import (
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
-	"golang.org/x/sync/semaphore"
 	"golang.org/x/sync/singleflight"
 )
 
@@ -35,7 +34,7 @@ type Refresher struct {
 	flights singleflight.Group // keyed by refresh-token fingerprint
 	sharing sync.Map           // flight key → *atomic.Int64 callers (observe.go)
 	obs     *observer
-	slots   *semaphore.Weighted // Config.MaxConcurrentRefreshes; nil: no cap
+	slots   *slots // Config.MaxConcurrentRefreshes; nil: no cap
 	ledger  *ledger
 	// endpoints is HTTPClient without redirects, for the token and
 	// revocation endpoints: a redirect would re-post the refresh token and
@@ -71,9 +70,7 @@ func New(cfg Config) (*Refresher, error) {
 	if r.obs, err = newObserver(cfg.MeterProvider, cfg.TracerProvider); err != nil {
 		return nil, err
 	}
-	if cfg.MaxConcurrentRefreshes > 0 {
-		r.slots = semaphore.NewWeighted(int64(cfg.MaxConcurrentRefreshes))
-	}
+	r.slots = newSlots(cfg.MaxConcurrentRefreshes, cfg.RefreshQueueTimeout)
 	if r.sealer, err = newSealer(cfg.EncryptionKeys, cfg.SessionKey); err != nil {
 		return nil, err
 	}
@@ -286,23 +283,40 @@ func (r *Refresher) redeem(ctx context.Context, fp fingerprint, cur *record, sha
 	if next := r.ledger.newest(fp, r.cfg.Now()); next != nil {
 		return next, nil
 	}
-	callCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.RefreshTimeout)
-	defer cancel()
+	// Each wait before the token call has a deadline of its own, and the
+	// call starts with the whole RefreshTimeout: a call that runs out of
+	// time after it was sent has an unknown outcome (the server may have
+	// rotated), so no queue may eat into its budget.
+	lockCtx, cancelLock := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.RefreshTimeout)
+	defer cancelLock()
 	// With a Coordinator, only the replica holding fp's lock may redeem it,
 	// and it first checks that no other replica already did.
-	unlock, err := r.lockShared(callCtx, fp)
+	unlock, err := r.lockShared(lockCtx, fp)
 	if err != nil {
 		return nil, err
 	}
 	defer unlock()
 	if r.cfg.Coordinator != nil {
-		if next, err := r.sharedRedemption(callCtx, fp); next != nil || err != nil {
+		if next, err := r.sharedRedemption(lockCtx, fp); next != nil || err != nil {
 			return next, err
 		}
 	}
-	callCtx, span := r.startRefresh(callCtx)
+	spanCtx, span := r.startRefresh(context.WithoutCancel(ctx))
+	// Queue for one of the MaxConcurrentRefreshes slots, for at most
+	// RefreshQueueTimeout; a refresh that finds none fails as transient
+	// (503 with Retry-After) without sending anything.
+	queued := time.Now()
+	release, err := r.slots.acquire(spanCtx)
+	if err != nil {
+		r.refreshFailed(ctx, span, RefreshErrorInfo{Err: err, Class: Class(err),
+			Duration: time.Since(queued), Shared: int(shared.Load())})
+		return nil, err
+	}
+	defer release()
+	callCtx, cancel := context.WithTimeout(spanCtx, r.cfg.RefreshTimeout)
+	defer cancel()
 	start := r.cfg.Now()
-	tok, err := r.requestTokenInSlot(callCtx, cur.Token.RefreshToken)
+	tok, err := r.requestTokenWithRetry(callCtx, cur.Token.RefreshToken)
 	elapsed := r.cfg.Now().Sub(start)
 	if err != nil {
 		r.refreshFailed(ctx, span, RefreshErrorInfo{Err: err, Class: Class(err),
@@ -331,19 +345,6 @@ func (r *Refresher) redeem(ctx context.Context, fp fingerprint, cur *record, sha
 		Duration: elapsed, Expiry: next.Token.Expiry, Shared: int(shared.Load()),
 	})
 	return next, nil
-}
-
-// requestTokenInSlot waits for one of the MaxConcurrentRefreshes slots, if
-// there is a cap, and makes the token request. A refresh that finds no slot
-// before its deadline fails as transient without sending anything.
-func (r *Refresher) requestTokenInSlot(ctx context.Context, refreshToken string) (*Token, error) {
-	if r.slots != nil {
-		if err := r.slots.Acquire(ctx, 1); err != nil {
-			return nil, &transientError{err: errors.New("no refresh slot free before the deadline (MaxConcurrentRefreshes)")}
-		}
-		defer r.slots.Release(1)
-	}
-	return r.requestTokenWithRetry(ctx, refreshToken)
 }
 
 // SessionInfo is what a session's token says about itself, without its
