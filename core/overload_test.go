@@ -41,6 +41,7 @@ type overloadResult struct {
 	tokenCalls, reuses  int
 	revoked             int
 	elapsed             time.Duration
+	minBudget           time.Duration   // least time a token request had left when sent
 	toServe             []time.Duration // from a user's first request to its 204
 	examples            []string
 }
@@ -57,9 +58,20 @@ func (o overload) run(tb testing.TB) overloadResult {
 	sm := scs.New()
 	sm.IdleTimeout = 30 * time.Minute
 	opts := srv.Options()
+	// The budget each token request still has when it leaves.
+	var minBudget atomic.Int64
+	minBudget.Store(int64(o.timeout))
+	client := &http.Client{Transport: roundTripFunc(func(req *http.Request) (*http.Response, error) {
+		if d, ok := req.Context().Deadline(); ok {
+			left := int64(time.Until(d))
+			for m := minBudget.Load(); left < m && !minBudget.CompareAndSwap(m, left); m = minBudget.Load() {
+			}
+		}
+		return http.DefaultTransport.RoundTrip(req)
+	})}
 	r, err := core.New(core.Config{
 		TokenURL: srv.TokenURL, ClientID: opts.ClientID, ClientSecret: opts.ClientSecret,
-		AuthMethod: opts.AuthMethod, Sessions: sm, Now: clock.Now,
+		AuthMethod: opts.AuthMethod, Sessions: sm, Now: clock.Now, HTTPClient: client,
 		MaxConcurrentRefreshes: o.cap, RefreshTimeout: o.timeout, RefreshQueueTimeout: o.queue,
 	})
 	if err != nil {
@@ -151,6 +163,7 @@ func (o overload) run(tb testing.TB) overloadResult {
 	res.elapsed = time.Since(start)
 	res.users = int64(n)
 	res.tokenCalls, res.reuses, res.revoked = srv.RefreshCalls(), srv.Reuses(), srv.RevokedGrants()
+	res.minBudget = time.Duration(minBudget.Load())
 	return res
 }
 
@@ -162,11 +175,13 @@ func (o overload) run(tb testing.TB) overloadResult {
 // request is served or answered 503 with Retry-After, and every user is
 // served in the end with exactly one token call.
 //
-// RefreshTimeout is 2 s, forty token calls: generous, so that a token call
-// that really started never runs out of time on a loaded test machine.
-// Before the fix the wait for a slot ate into that budget, and after 2 s
-// of overload calls granted their slot late timed out after the server had
-// rotated.
+// RefreshTimeout is 10 s, two hundred token calls, so that no token call
+// that really started can run out of time even on a crowded test machine,
+// and each token request must leave with nearly all of it. Before the fix
+// the wait for a slot came out of that budget: requests left with less
+// and less of it as the queue grew, and once the queue was longer than
+// RefreshTimeout (2 s in the issue), calls granted their slot late timed
+// out after the server had rotated.
 func TestSustainedOverload(t *testing.T) {
 	const scale = 4
 	o := overload{
@@ -174,13 +189,14 @@ func TestSustainedOverload(t *testing.T) {
 		call:     200 * time.Millisecond / scale,
 		arrivals: 2 * (2 * 5) * scale, // twice the 2 × 5 calls/s the cap serves at 200 ms
 		length:   10 * time.Second / scale,
-		timeout:  2 * time.Second,
+		timeout:  10 * time.Second,
 		queue:    time.Second / scale,
 		scale:    scale,
 	}
 	res := o.run(t)
-	t.Logf("%d users over %v at %d/s: %d served, %d answers 503 with Retry-After, %d other answers, %d users lost; %d token calls, %d reuses, %d grants revoked, %v",
-		res.users, o.length, o.arrivals, res.served, res.shed, res.other, res.lost, res.tokenCalls, res.reuses, res.revoked, res.elapsed.Round(time.Millisecond))
+	t.Logf("%d users over %v at %d/s: %d served, %d answers 503 with Retry-After, %d other answers, %d users lost; %d token calls, %d reuses, %d grants revoked, least budget left at a send %v of %v; %v",
+		res.users, o.length, o.arrivals, res.served, res.shed, res.other, res.lost, res.tokenCalls, res.reuses, res.revoked,
+		res.minBudget.Round(time.Millisecond), o.timeout, res.elapsed.Round(time.Millisecond))
 	for _, e := range res.examples {
 		t.Log("  e.g. ", e)
 	}
@@ -198,6 +214,9 @@ func TestSustainedOverload(t *testing.T) {
 	}
 	if res.shed == 0 {
 		t.Errorf("no request was refused: the run was not an overload")
+	}
+	if res.minBudget < o.timeout-time.Second {
+		t.Errorf("a token request left with %v of its %v RefreshTimeout: the wait for a slot was charged to the call", res.minBudget, o.timeout)
 	}
 }
 
@@ -219,7 +238,7 @@ func BenchmarkOverload(b *testing.B) {
 		b.Run(fmt.Sprintf("load=%dx", factor), func(b *testing.B) {
 			o := overload{
 				cap: 2, call: 50 * time.Millisecond, arrivals: factor * 40,
-				length: 2500 * time.Millisecond, timeout: 2 * time.Second,
+				length: 2500 * time.Millisecond, timeout: 10 * time.Second,
 				queue: 250 * time.Millisecond, scale: 4,
 			}
 			var served, shed, calls int64
