@@ -3,13 +3,16 @@ package smarttest
 import (
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 )
 
 // serveAuthorize is the authorization endpoint. It approves every valid
 // request at once, redirecting to redirect_uri with a code and the state.
-// Errors go back to a valid redirect_uri as RFC 6749 section 4.1.2.1 says;
-// when the client or redirect_uri is invalid they are answered with 400.
+// Errors go back to the redirect_uri as RFC 6749 section 4.1.2.1 says once
+// it is known to be registered; when the client is unknown or the
+// redirect_uri is missing or not registered they are answered with a 400
+// error page and no redirect.
 func (s *Server) serveAuthorize(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	if id, ok := single(q, "client_id"); !ok || id != s.opts.ClientID {
@@ -17,8 +20,17 @@ func (s *Server) serveAuthorize(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	redirectURI, ok := single(q, "redirect_uri")
-	if !ok || !absoluteURL(redirectURI) {
-		http.Error(w, "smarttest: redirect_uri is required and must be an absolute http(s) URL without fragment", http.StatusBadRequest)
+	switch {
+	case !ok:
+		http.Error(w, "smarttest: exactly one redirect_uri is required", http.StatusBadRequest)
+		return
+	case len(s.opts.RedirectURIs) == 0:
+		s.logf("authorize: refused: the client has no registered redirect URI (Options.RedirectURIs)")
+		http.Error(w, "smarttest: the client has no registered redirect URI: set Options.RedirectURIs", http.StatusBadRequest)
+		return
+	case !slices.Contains(s.opts.RedirectURIs, redirectURI):
+		s.logf("authorize: refused: redirect_uri is not registered")
+		http.Error(w, "smarttest: redirect_uri is not registered for this client (exact match required)", http.StatusBadRequest)
 		return
 	}
 
@@ -62,6 +74,8 @@ func (s *Server) serveAuthorize(w http.ResponseWriter, r *http.Request) {
 			redirectURI: redirectURI,
 			challenge:   q.Get("code_challenge"),
 			scope:       scope,
+			nonce:       q.Get("nonce"),
+			authTime:    now,
 			expiry:      now.Add(codeTTL),
 		}
 		s.mu.Unlock()

@@ -10,7 +10,7 @@ import (
 )
 
 func TestAuthorizationCodeFlow(t *testing.T) {
-	s := smarttest.NewServer(smarttest.Options{Encounter: "enc-1", Logf: t.Logf})
+	s := smarttest.NewServer(smarttest.Options{RedirectURIs: registered, Encounter: "enc-1", Logf: t.Logf})
 	defer s.Close()
 
 	c, verifier := code(t, s)
@@ -63,7 +63,7 @@ func TestAuthorizationCodeFlow(t *testing.T) {
 }
 
 func TestAuthorizeErrors(t *testing.T) {
-	s := smarttest.NewServer(smarttest.Options{})
+	s := smarttest.NewServer(smarttest.Options{RedirectURIs: registered})
 	defer s.Close()
 	_, challenge := pkce()
 
@@ -116,7 +116,7 @@ func TestAuthorizeErrors(t *testing.T) {
 
 func TestCodeExchangeErrors(t *testing.T) {
 	clk := newClock()
-	s := smarttest.NewServer(smarttest.Options{Now: clk.Now})
+	s := smarttest.NewServer(smarttest.Options{RedirectURIs: registered, Now: clk.Now})
 	defer s.Close()
 
 	tests := []struct {
@@ -150,7 +150,7 @@ func TestCodeExchangeErrors(t *testing.T) {
 }
 
 func TestCodeReuseRevokesTokens(t *testing.T) {
-	s := smarttest.NewServer(smarttest.Options{Logf: t.Logf})
+	s := smarttest.NewServer(smarttest.Options{RedirectURIs: registered, Logf: t.Logf})
 	defer s.Close()
 
 	c, verifier := code(t, s)
@@ -164,4 +164,88 @@ func TestCodeReuseRevokesTokens(t *testing.T) {
 	}
 	wantStatus(t, fhirGet(t, s, first.str("access_token"), "/Patient/123"), http.StatusUnauthorized)
 	wantError(t, refresh(t, s, first.str("refresh_token")), http.StatusBadRequest, "invalid_grant")
+}
+
+// TestRedirectURIMustBeRegistered: only a registered redirect_uri, compared
+// as an exact string, gets a code; any other is refused with a 400 page and
+// no redirect, even when the request has other errors (RFC 6749 section
+// 4.1.2.1, RFC 9700 section 4.1.3).
+func TestRedirectURIMustBeRegistered(t *testing.T) {
+	const second = "https://app.example/cb?tenant=a"
+	s := smarttest.NewServer(smarttest.Options{RedirectURIs: []string{redirectURI, second}, Logf: t.Logf})
+	defer s.Close()
+	none := smarttest.NewServer(smarttest.Options{})
+	defer none.Close()
+	_, challenge := pkce()
+
+	tests := []struct {
+		name        string
+		srv         *smarttest.Server
+		redirectURI string
+		change      func(q url.Values)
+		status      int
+	}{
+		{"registered", s, redirectURI, nil, http.StatusFound},
+		{"second registered, with its query", s, second, nil, http.StatusFound},
+		{"another host", s, "https://evil.example/cb", nil, http.StatusBadRequest},
+		{"another path", s, "http://app.example/callback/x", nil, http.StatusBadRequest},
+		{"trailing slash", s, "http://app.example/callback/", nil, http.StatusBadRequest},
+		{"upper-case host", s, "http://APP.example/callback", nil, http.StatusBadRequest},
+		{"extra query", s, redirectURI + "?next=https://evil.example", nil, http.StatusBadRequest},
+		{"missing query", s, "https://app.example/cb", nil, http.StatusBadRequest},
+		{"https instead of http", s, "https://app.example/callback", nil, http.StatusBadRequest},
+		{"explicit port", s, "http://app.example:80/callback", nil, http.StatusBadRequest},
+		{"unregistered, with an error to report", s, "https://evil.example/cb",
+			func(q url.Values) { q.Set("response_type", "token") }, http.StatusBadRequest},
+		{"nothing registered", none, redirectURI, nil, http.StatusBadRequest},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			q := authorizeQuery(tt.srv, challenge)
+			q.Set("redirect_uri", tt.redirectURI)
+			if tt.change != nil {
+				tt.change(q)
+			}
+			res, err := noRedirect.Get(tt.srv.AuthorizeURL + "?" + q.Encode())
+			if err != nil {
+				t.Fatal(err)
+			}
+			res.Body.Close()
+			if res.StatusCode != tt.status {
+				t.Fatalf("status %d, want %d", res.StatusCode, tt.status)
+			}
+			loc := res.Header.Get("Location")
+			if tt.status != http.StatusFound {
+				if loc != "" {
+					t.Errorf("redirected to %s", loc)
+				}
+				return
+			}
+			u, err := url.Parse(loc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			back := u.Query()
+			code := back.Get("code")
+			back.Del("code")
+			back.Del("state")
+			u.RawQuery = back.Encode()
+			if code == "" || u.String() != tt.redirectURI {
+				t.Errorf("redirected to %s, want %s with a code", loc, tt.redirectURI)
+			}
+		})
+	}
+}
+
+func TestRedirectURIsValidated(t *testing.T) {
+	for _, bad := range []string{"/callback", "app.example/callback", "http://app.example/cb#frag", "ftp://app.example/cb"} {
+		func() {
+			defer func() {
+				if recover() == nil {
+					t.Errorf("New accepted redirect URI %q", bad)
+				}
+			}()
+			smarttest.New("http://localhost", smarttest.Options{RedirectURIs: []string{bad}})
+		}()
+	}
 }

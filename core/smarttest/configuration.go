@@ -15,6 +15,8 @@ type smartConfiguration struct {
 	AuthorizationEndpoint             string   `json:"authorization_endpoint"`
 	TokenEndpoint                     string   `json:"token_endpoint"`
 	RevocationEndpoint                string   `json:"revocation_endpoint"`
+	JWKSURI                           string   `json:"jwks_uri"`
+	IDTokenSigningAlgs                []string `json:"id_token_signing_alg_values_supported"`
 	TokenEndpointAuthMethodsSupported []string `json:"token_endpoint_auth_methods_supported"`
 	TokenEndpointAuthSigningAlgs      []string `json:"token_endpoint_auth_signing_alg_values_supported,omitempty"`
 	GrantTypesSupported               []string `json:"grant_types_supported"`
@@ -26,6 +28,8 @@ type smartConfiguration struct {
 
 // configuration returns the SMART configuration the server publishes at
 // /.well-known/smart-configuration and /fhir/.well-known/smart-configuration.
+// Its issuer is the server's URL, the iss of every id_token, and its
+// jwks_uri the JWKSURL where the id_token signing key is published.
 func (s *Server) configuration() smartConfiguration {
 	grantTypes := []string{"authorization_code", "refresh_token"}
 	if s.opts.NoRefreshToken {
@@ -43,6 +47,7 @@ func (s *Server) configuration() smartConfiguration {
 	capabilities := []string{
 		"launch-standalone", client, "context-standalone-patient",
 		"context-banner", "context-style", "permission-patient", "permission-v1",
+		"sso-openid-connect",
 	}
 	if !s.opts.NoRefreshToken {
 		capabilities = append(capabilities, "permission-offline")
@@ -58,6 +63,8 @@ func (s *Server) configuration() smartConfiguration {
 		AuthorizationEndpoint:             s.AuthorizeURL,
 		TokenEndpoint:                     s.TokenURL,
 		RevocationEndpoint:                s.RevokeURL,
+		JWKSURI:                           s.JWKSURL,
+		IDTokenSigningAlgs:                []string{string(idTokenAlg)},
 		TokenEndpointAuthMethodsSupported: []string{string(s.opts.AuthMethod)},
 		TokenEndpointAuthSigningAlgs:      algs,
 		GrantTypesSupported:               grantTypes,

@@ -13,10 +13,11 @@ import (
 // A grant is what one authorization produced. The access and refresh tokens
 // issued from it share its fate: revoking the grant revokes them all.
 type grant struct {
-	id      int
-	scope   string // the scope granted at authorization
-	offline bool   // whether refresh tokens are issued for it
-	revoked bool
+	id       int
+	scope    string // the scope granted at authorization
+	offline  bool   // whether refresh tokens are issued for it
+	authTime time.Time
+	revoked  bool
 }
 
 // An accessToken is an access token issued for a grant.
@@ -44,6 +45,8 @@ type authCode struct {
 	redirectURI string
 	challenge   string
 	scope       string
+	nonce       string    // the OpenID Connect nonce, if any
+	authTime    time.Time // when the user authorized
 	expiry      time.Time
 	grant       *grant // the grant issued from it, once exchanged
 }
@@ -55,11 +58,12 @@ const codeTTL = 60 * time.Second
 // completed, for tests that skip the browser. The token carries the access
 // token, a rotating refresh token (unless NoRefreshToken or Scope lacks
 // offline_access and online_access), an Expiry of Now()+AccessTokenTTL, Scope,
-// Patient, Encounter and the SMART launch context in Extra.
+// an IDToken when Scope has openid, Patient, Encounter and the SMART launch
+// context in Extra.
 func (s *Server) Grant() *core.Token {
 	now := s.now()
 	s.mu.Lock()
-	g := s.newGrant(s.opts.Scope)
+	g := s.newGrant(s.opts.Scope, now)
 	access := s.issueAccess(g, now)
 	refresh := ""
 	if g.offline {
@@ -68,16 +72,22 @@ func (s *Server) Grant() *core.Token {
 	s.mu.Unlock()
 	s.logf("grant %d issued by Grant: access %s, refresh %s", g.id, fingerprint(access), fingerprint(refresh))
 
-	return s.answer(access, refresh, g.scope, true).token(now.Add(s.opts.AccessTokenTTL))
+	a := s.answer(access, refresh, g, g.scope, true)
+	if err := s.sign(&a, now); err != nil {
+		panic(err) // signing with a freshly made RSA key does not fail
+	}
+	return a.token(now.Add(s.opts.AccessTokenTTL))
 }
 
-// newGrant returns a new grant of scope. s.mu must be held.
-func (s *Server) newGrant(scope string) *grant {
+// newGrant returns a new grant of scope, authorized at authTime. s.mu must
+// be held.
+func (s *Server) newGrant(scope string, authTime time.Time) *grant {
 	s.grants++
 	return &grant{
-		id:      s.grants,
-		scope:   scope,
-		offline: !s.opts.NoRefreshToken && offline(scope),
+		id:       s.grants,
+		scope:    scope,
+		offline:  !s.opts.NoRefreshToken && offline(scope),
+		authTime: authTime,
 	}
 }
 

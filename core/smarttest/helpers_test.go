@@ -141,6 +141,9 @@ func pkce() (verifier, challenge string) {
 
 const redirectURI = "http://app.example/callback"
 
+// registered are the redirect URIs the test client registers.
+var registered = []string{redirectURI}
+
 // authorizeQuery returns a valid authorization request for s.
 func authorizeQuery(s *smarttest.Server, challenge string) url.Values {
 	return url.Values{

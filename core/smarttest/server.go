@@ -3,10 +3,13 @@
 // net/http/httptest.
 //
 // The server behaves like a strict real one: it enforces the configured client
-// authentication method, requires PKCE (S256), makes authorization codes
+// authentication method, gives codes only to registered redirect URIs
+// (Options.RedirectURIs), requires PKCE (S256), makes authorization codes
 // single-use and rotates refresh tokens with reuse detection as RFC 9700
 // describes: presenting a refresh token that has already been rotated away
-// revokes the whole grant.
+// revokes the whole grant. When openid is granted, the code exchange and
+// every refresh answer a signed OpenID Connect id_token (RS256, key published
+// at JWKSURL, issuer URL) with a fhirUser claim.
 package smarttest
 
 import (
@@ -18,6 +21,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"sync"
 	"time"
 
@@ -71,6 +75,18 @@ type Options struct {
 	Scope string
 	// Now is the clock behind every expiry decision. Default time.Now.
 	Now func() time.Time
+	// RedirectURIs are the client's registered redirection URIs, each an
+	// absolute http(s) URL without fragment. The authorization endpoint
+	// accepts a redirect_uri only if it is one of them, compared as exact
+	// strings (RFC 9700 section 4.1.3), and answers any other with a 400
+	// error page, never a redirect (RFC 6749 section 4.1.2.1), as real
+	// servers do. None registered means every authorization request is
+	// refused. Grant does not need them.
+	RedirectURIs []string
+	// FHIRUser is the signed-in user, a FHIR reference relative to the FHIR
+	// base (the user exists in the FHIR server). It is the sub of id_tokens
+	// and, absolute, their fhirUser claim. Default "Patient/" + Patient.
+	FHIRUser string
 	// Logf, if set, receives a line for each notable event, for example
 	// t.Logf. Tokens are never logged, only a short hash of them.
 	Logf func(format string, args ...any)
@@ -117,6 +133,15 @@ func (o Options) withDefaults() Options {
 	if o.Scope == "" {
 		o.Scope = DefaultScope
 	}
+	if o.FHIRUser == "" {
+		o.FHIRUser = "Patient/" + o.Patient
+	}
+	o.RedirectURIs = slices.Clone(o.RedirectURIs)
+	for _, u := range o.RedirectURIs {
+		if !absoluteURL(u) {
+			panic(fmt.Sprintf("smarttest: redirect URI %q is not an absolute http(s) URL without fragment", u))
+		}
+	}
 	if o.Now == nil {
 		o.Now = time.Now
 	}
@@ -136,6 +161,8 @@ type hook func(w http.ResponseWriter, r *http.Request, next http.Handler)
 //	POST /revoke                             RFC 7009 token revocation
 //	GET  /oauth/cancel?token=…               revocation as Health Gorilla documents it
 //	GET  /.well-known/smart-configuration    also under /fhir
+//	GET  /.well-known/openid-configuration   OpenID Connect discovery
+//	GET  /jwks                               the id_token signing key (JWKS)
 //	GET  /smart-style.json                   the smart_style_url
 //	GET  /fhir/metadata                      CapabilityStatement, no token needed
 //	GET  /fhir/{type}/{id}                   read, e.g. Patient/123
@@ -150,10 +177,13 @@ type Server struct {
 	RevokeURL    string // URL + "/revoke" (RFC 7009)
 	CancelURL    string // URL + "/oauth/cancel" (GET ?token=…)
 	FHIRBaseURL  string // URL + "/fhir"
+	JWKSURL      string // URL + "/jwks", the jwks_uri of the id_token signing key
 
 	opts    Options
 	handler http.Handler
 	ts      *httptest.Server
+	kidOnce sync.Once
+	kid     string
 
 	mu            sync.Mutex
 	codes         map[string]*authCode
@@ -195,6 +225,7 @@ func New(baseURL string, opts Options) *Server {
 		RevokeURL:    baseURL + "/revoke",
 		CancelURL:    baseURL + "/oauth/cancel",
 		FHIRBaseURL:  baseURL + "/fhir",
+		JWKSURL:      baseURL + "/jwks",
 		opts:         opts.withDefaults(),
 		assertionIDs: map[string]time.Time{},
 		codes:        map[string]*authCode{},
@@ -211,6 +242,8 @@ func New(baseURL string, opts Options) *Server {
 	mux.HandleFunc("GET /oauth/cancel", s.serveRevoke)
 	mux.HandleFunc("GET /.well-known/smart-configuration", s.serveConfiguration)
 	mux.HandleFunc("GET /fhir/.well-known/smart-configuration", s.serveConfiguration)
+	mux.HandleFunc("GET /.well-known/openid-configuration", s.serveOpenIDConfiguration)
+	mux.HandleFunc("GET /jwks", s.serveJWKS)
 	mux.HandleFunc("GET /smart-style.json", s.serveStyle)
 	mux.HandleFunc("/fhir/", s.serveFHIR)
 	s.handler = mux

@@ -25,11 +25,15 @@ type tokenAnswer struct {
 	ExpiresIn         int64           `json:"expires_in"`
 	Scope             string          `json:"scope"`
 	RefreshToken      string          `json:"refresh_token,omitempty"`
+	IDToken           string          `json:"id_token,omitempty"`
 	Patient           string          `json:"patient,omitempty"`
 	Encounter         string          `json:"encounter,omitempty"`
 	NeedPatientBanner bool            `json:"need_patient_banner,omitempty"`
 	SmartStyleURL     string          `json:"smart_style_url,omitempty"`
 	FHIRContext       []fhirReference `json:"fhirContext,omitempty"`
+
+	grant *grant // the grant the answer is for
+	nonce string // the nonce of the authorization request, at the code exchange
 }
 
 type fhirReference struct {
@@ -51,15 +55,16 @@ func invalidGrant(description string) *oauthError {
 	return &oauthError{http.StatusBadRequest, "invalid_grant", description}
 }
 
-// answer returns the token answer for the given tokens, with the launch
-// context if withContext.
-func (s *Server) answer(access, refresh, scope string, withContext bool) tokenAnswer {
+// answer returns the token answer for the given tokens of g, with the
+// launch context if withContext. sign adds the id_token.
+func (s *Server) answer(access, refresh string, g *grant, scope string, withContext bool) tokenAnswer {
 	a := tokenAnswer{
 		AccessToken:  access,
 		TokenType:    "Bearer",
 		ExpiresIn:    int64(s.opts.AccessTokenTTL / time.Second),
 		Scope:        scope,
 		RefreshToken: refresh,
+		grant:        g,
 	}
 	if withContext {
 		a.Patient = s.opts.Patient
@@ -71,6 +76,18 @@ func (s *Server) answer(access, refresh, scope string, withContext bool) tokenAn
 	return a
 }
 
+// sign adds a signed id_token to a, issued at now, if its scope has openid:
+// at the code exchange and on every refresh, as OpenID Connect servers do.
+// It signs outside s.mu.
+func (s *Server) sign(a *tokenAnswer, now time.Time) error {
+	if !openID(a.Scope) {
+		return nil
+	}
+	t, err := s.idToken(a.Scope, a.grant.authTime, now, a.nonce)
+	a.IDToken = t
+	return err
+}
+
 // token returns a as a core.Token expiring at expiry, with the SMART fields
 // in Extra as encoding/json decodes them.
 func (a tokenAnswer) token(expiry time.Time) *core.Token {
@@ -78,6 +95,7 @@ func (a tokenAnswer) token(expiry time.Time) *core.Token {
 		AccessToken:  a.AccessToken,
 		TokenType:    a.TokenType,
 		RefreshToken: a.RefreshToken,
+		IDToken:      a.IDToken,
 		Expiry:       expiry,
 		Scope:        a.Scope,
 		Patient:      a.Patient,
@@ -158,6 +176,11 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 		writeError(w, oerr)
 		return
 	}
+	if err := s.sign(&a, now); err != nil {
+		s.logf("token: server_error: %v", err)
+		writeError(w, &oauthError{http.StatusInternalServerError, "server_error", "the id_token could not be signed"})
+		return
+	}
 	writeJSON(w, http.StatusOK, a)
 }
 
@@ -189,14 +212,16 @@ func (s *Server) exchangeCode(f url.Values, now time.Time) (tokenAnswer, *oauthE
 		return tokenAnswer{}, invalidGrant("code_verifier does not match code_challenge"), ""
 	}
 
-	g := s.newGrant(c.scope)
+	g := s.newGrant(c.scope, c.authTime)
 	c.grant = g
 	access := s.issueAccess(g, now)
 	refresh := ""
 	if g.offline {
 		refresh = s.issueRefresh(g, now)
 	}
-	return s.answer(access, refresh, g.scope, true), nil,
+	a := s.answer(access, refresh, g, g.scope, true)
+	a.nonce = c.nonce
+	return a, nil,
 		fmt.Sprintf("code %s exchanged: grant %d, access %s, refresh %s",
 			fingerprint(code), g.id, fingerprint(access), fingerprint(refresh))
 }
@@ -237,7 +262,7 @@ func (s *Server) refreshGrant(f url.Values, now time.Time) (tokenAnswer, *oauthE
 		refresh = s.issueRefresh(t.grant, now)
 		t.rotated = true
 	}
-	return s.answer(access, refresh, scope, !s.opts.OmitContextOnRefresh), nil,
+	return s.answer(access, refresh, t.grant, scope, !s.opts.OmitContextOnRefresh), nil,
 		fmt.Sprintf("refresh %s of grant %d: access %s, refresh %s",
 			fingerprint(old), t.grant.id, fingerprint(access), fingerprint(refresh))
 }
@@ -279,7 +304,7 @@ func writeError(w http.ResponseWriter, e *oauthError) {
 
 // writeJSON writes v as a JSON answer that must not be cached.
 func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Pragma", "no-cache")
 	w.WriteHeader(status)

@@ -184,7 +184,7 @@ func TestNoRotation(t *testing.T) {
 }
 
 func TestNoRefreshToken(t *testing.T) {
-	s := smarttest.NewServer(smarttest.Options{NoRefreshToken: true})
+	s := smarttest.NewServer(smarttest.Options{RedirectURIs: registered, NoRefreshToken: true})
 	defer s.Close()
 
 	if tok := s.Grant(); tok.RefreshToken != "" || tok.AccessToken == "" {
@@ -377,5 +377,32 @@ func TestRevoke(t *testing.T) {
 	wantStatus(t, fhirGet(t, s, kept.AccessToken, "/Patient/123"), http.StatusOK)
 	if s.Reuses() != 0 {
 		t.Errorf("Reuses %d", s.Reuses())
+	}
+}
+
+// TestJSONCharset: every JSON answer, success or OAuth error, is labelled
+// application/json; charset=utf-8, as real servers label them.
+func TestJSONCharset(t *testing.T) {
+	s := smarttest.NewServer(smarttest.Options{})
+	defer s.Close()
+	g := s.Grant()
+	answers := map[string]response{
+		"refresh":          refresh(t, s, g.RefreshToken),
+		"invalid_grant":    refresh(t, s, "unknown"),
+		"invalid_client":   send(t, http.DefaultClient, formRequest(t, s.TokenURL, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {"x"}}, authStyle(core.ClientSecretPost), "smart-client", "wrong")),
+		"revoke bad input": post(t, s, s.RevokeURL, url.Values{}),
+	}
+	for name, r := range answers {
+		if got := r.header.Get("Content-Type"); got != "application/json; charset=utf-8" {
+			t.Errorf("%s (%d): Content-Type %q", name, r.status, got)
+		}
+	}
+	res, err := http.Get(s.URL + "/.well-known/smart-configuration")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if got := res.Header.Get("Content-Type"); got != "application/json; charset=utf-8" {
+		t.Errorf("smart-configuration: Content-Type %q", got)
 	}
 }

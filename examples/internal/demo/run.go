@@ -16,19 +16,25 @@ import (
 	"github.com/smartrefresh/smartrefresh/core/smarttest"
 )
 
-// StartMock starts the embedded mock SMART server for cfg (its client, and
-// access tokens living cfg.TokenTTL) on a loopback port, and points cfg's
+// StartMock starts the embedded mock SMART server for cfg (its client, its
+// registered redirect URI cfg.RedirectURL, without which the mock refuses
+// every authorization request, and access tokens living cfg.TokenTTL) on a
+// loopback port, and points cfg's
 // endpoints at it: the revocation endpoint is its RFC 7009 RevokeURL, or
 // its CancelURL (GET ?token=…) when cfg.RevokeStyle is core.RevokeQueryGET.
 // now is its clock (time.Now when nil). The caller closes the server.
 func StartMock(cfg *Config, now func() time.Time) *smarttest.Server {
-	srv := smarttest.NewServer(smarttest.Options{
+	opts := smarttest.Options{
 		ClientID:       cfg.ClientID,
 		ClientSecret:   cfg.ClientSecret,
 		AuthMethod:     cfg.AuthMethod(),
 		AccessTokenTTL: cfg.TokenTTL,
 		Now:            now,
-	})
+	}
+	if cfg.RedirectURL != "" {
+		opts.RedirectURIs = []string{cfg.RedirectURL}
+	}
+	srv := smarttest.NewServer(opts)
 	cfg.TokenURL = srv.TokenURL
 	cfg.AuthorizeURL = srv.AuthorizeURL
 	cfg.FHIRBase = srv.FHIRBaseURL
