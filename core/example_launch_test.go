@@ -17,10 +17,12 @@ import (
 // the two routes. The test logs a browser in through the app's own /launch
 // with smarttest's Login, then makes a FHIR call with the session's token.
 func ExampleNewLauncher() {
-	srv := smarttest.NewServer(smarttest.Options{}) // a strict SMART server
-	defer srv.Close()
 	app := httptest.NewUnstartedServer(nil)
 	appURL := "http://" + app.Listener.Addr().String()
+	srv := smarttest.NewServer(smarttest.Options{ // a strict SMART server
+		RedirectURIs: []string{appURL + "/callback"}, // the app's registered redirect URI
+	})
+	defer srv.Close()
 
 	sessions := scs.New()
 	r, err := core.New(core.Config{

@@ -50,6 +50,11 @@ func newLaunchApp(t *testing.T, o launchOptions) *launchApp {
 	t.Helper()
 	a := &launchApp{t: t, clock: newClock(), logs: &bytes.Buffer{}}
 	o.server.Now = a.clock.Now
+	app := httptest.NewUnstartedServer(nil)
+	a.url = "http://" + app.Listener.Addr().String()
+	if o.server.RedirectURIs == nil {
+		o.server.RedirectURIs = []string{a.url + "/callback"} // as the app registered it
+	}
 	mock := httptest.NewUnstartedServer(nil)
 	a.srv = smarttest.New("http://"+mock.Listener.Addr().String(), o.server)
 	h := a.srv.Handler()
@@ -93,8 +98,6 @@ func newLaunchApp(t *testing.T, o launchOptions) *launchApp {
 		t.Fatal(err)
 	}
 	a.r = r
-	app := httptest.NewUnstartedServer(nil)
-	a.url = "http://" + app.Listener.Addr().String()
 	lcfg := core.LaunchConfig{
 		RedirectURL: a.url + "/callback",
 		Scope:       "launch/patient patient/*.read openid fhirUser offline_access",
