@@ -90,4 +90,3 @@ func BenchmarkFHIRProxy(b *testing.B) {
 		})
 	}
 }
-
