@@ -62,6 +62,7 @@ func newHandler(app *demo.App) http.Handler {
 		}
 		return c.Redirect(http.StatusSeeOther, "/")
 	})
+	e.Any(demo.ProxyPrefix+"*", echo.WrapHandler(app.FHIRProxy)) // the page's FHIR calls, with the session's token
 	if app.Metrics != nil {
 		e.GET("/metrics", echo.WrapHandler(app.Metrics))
 	}

@@ -7,6 +7,7 @@ import (
 )
 
 func TestLaunchAndRefresh(t *testing.T) { demotest.Flow(t, "Echo", newHandler) }
+func TestInABrowser(t *testing.T)       { demotest.Browser(t, "Echo", newHandler) }
 
 func TestConcurrentRequests(t *testing.T) { demotest.Concurrent(t, "Echo", newHandler) }
 

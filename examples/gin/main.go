@@ -63,6 +63,7 @@ func newHandler(app *demo.App) http.Handler {
 		}
 		c.Redirect(http.StatusSeeOther, "/")
 	})
+	router.Any(demo.ProxyPrefix+"*path", gin.WrapH(app.FHIRProxy)) // the page's FHIR calls, with the session's token
 	if app.Metrics != nil {
 		router.GET("/metrics", gin.WrapH(app.Metrics))
 	}

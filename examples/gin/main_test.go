@@ -11,6 +11,7 @@ import (
 func init() { gin.SetMode(gin.TestMode) }
 
 func TestLaunchAndRefresh(t *testing.T) { demotest.Flow(t, "Gin", newHandler) }
+func TestInABrowser(t *testing.T)       { demotest.Browser(t, "Gin", newHandler) }
 
 func TestConcurrentRequests(t *testing.T) { demotest.Concurrent(t, "Gin", newHandler) }
 

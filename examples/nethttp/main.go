@@ -81,6 +81,7 @@ func newHandler(app *demo.App) http.Handler {
 		}
 		demo.WriteJSON(w, http.StatusOK, view)
 	})))
+	mux.Handle(demo.ProxyPrefix, app.FHIRProxy) // the page's FHIR calls, with the session's token
 	if app.Metrics != nil {
 		mux.Handle("GET /metrics", app.Metrics)
 	}

@@ -7,6 +7,7 @@ import (
 )
 
 func TestLaunchAndRefresh(t *testing.T) { demotest.Flow(t, "net/http", newHandler) }
+func TestInABrowser(t *testing.T)       { demotest.Browser(t, "net/http", newHandler) }
 
 func TestConcurrentRequests(t *testing.T) { demotest.Concurrent(t, "net/http", newHandler) }
 

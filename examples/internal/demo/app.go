@@ -46,6 +46,9 @@ type App struct {
 	// Metrics serves the Prometheus metrics at /metrics; nil unless the
 	// Config asks for them (-metrics).
 	Metrics http.Handler
+	// FHIRProxy forwards the page's FHIR calls to the FHIR server with the
+	// session's token; the routers mount it at ProxyPrefix.
+	FHIRProxy http.Handler
 
 	name       string
 	embedded   bool
@@ -57,6 +60,10 @@ type App struct {
 	now        func() time.Time
 	meters     *sdkmetric.MeterProvider // nil without -metrics
 }
+
+// ProxyPrefix is where the routers mount App.FHIRProxy: the page reads
+// ProxyPrefix+"Patient/123".
+const ProxyPrefix = "/fhir/"
 
 // Session keys of the OAuth flow's state.
 const (
@@ -144,11 +151,16 @@ func New(cfg Config, opts Options) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
+	proxy, err := r.FHIRProxy(core.ProxyConfig{Upstream: cfg.FHIRBase, Prefix: ProxyPrefix})
+	if err != nil {
+		return nil, err
+	}
 
 	return &App{
 		Sessions:  sm,
 		Refresher: r,
 		Metrics:   metrics,
+		FHIRProxy: proxy,
 		meters:    meters,
 		name:      opts.Name,
 		embedded:  cfg.Embedded(),

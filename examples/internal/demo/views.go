@@ -27,10 +27,9 @@ type HomeView struct {
 	Revokes   bool // Log out revokes the grant at a revocation endpoint
 	LoggedIn  bool
 
-	PatientID   string
-	PatientName string
-	Scope       string
-	ExpiresAt   time.Time // zero when the server did not say
+	PatientID string
+	Scope     string
+	ExpiresAt time.Time // zero when the server did not say
 	// ExpiresInMillis is the access token's remaining lifetime when the
 	// page was made; the page counts it down.
 	ExpiresInMillis int64
@@ -56,13 +55,9 @@ func (a *App) Home(ctx context.Context) HomeView {
 		}
 		return v
 	}
-	if info.Patient != "" {
-		var raw []byte
-		raw, err = a.Patient(ctx, info.Patient)
-		v.PatientName = PatientName(raw)
-	} else {
-		_, err = a.Refresher.Token(ctx) // keep the token fresh all the same
-	}
+	// The page's script reads the patient through the FHIR proxy; the page
+	// itself only keeps the token fresh.
+	_, err = a.Refresher.Token(ctx)
 	if err != nil {
 		a.LogError(ctx, "home page", err)
 		_, body := ErrorResponse(err)

@@ -142,6 +142,27 @@ func (e *Env) AssertNoSecret(what, text string) {
 	}
 }
 
+// Proxy reads path through the app's FHIR proxy, as the page's script
+// does, and returns the status and body.
+func (e *Env) Proxy(path string) (int, string) {
+	e.t.Helper()
+	req, err := http.NewRequest(http.MethodGet, e.URL+demo.ProxyPrefix+path, nil)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	req.Header.Set("X-CSRF", "1")
+	resp, err := e.Client.Do(req)
+	if err != nil {
+		e.t.Fatalf("GET %s: %v", req.URL, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return resp.StatusCode, string(body)
+}
+
 // Get requests path of the app and returns the status and body.
 func (e *Env) Get(path string) (int, string) {
 	e.t.Helper()
@@ -175,8 +196,12 @@ func Flow(t *testing.T, name string, build func(*demo.App) http.Handler) {
 
 	// /launch → /authorize (auto-approved) → /callback → /
 	status, body = e.Get("/launch")
-	if status != http.StatusOK || !strings.Contains(body, PatientName) {
-		t.Fatalf("after the launch, GET /: %d, want 200 with %q:\n%s", status, PatientName, body)
+	if status != http.StatusOK || !strings.Contains(body, `id="patient-name"`) {
+		t.Fatalf("after the launch, GET /: %d, want 200 with the patient page:\n%s", status, body)
+	}
+	// The page's script reads the patient through the FHIR proxy.
+	if status, body := e.Proxy("Patient/123"); status != http.StatusOK || !strings.Contains(body, `"family":"Shaw"`) {
+		t.Fatalf("GET /fhir/Patient/123: %d %s", status, body)
 	}
 	if !strings.Contains(body, `id="countdown"`) || !strings.Contains(body, `id="refreshes">0<`) {
 		t.Errorf("home page lacks the countdown or the refresh count 0:\n%s", body)
@@ -223,8 +248,11 @@ func Flow(t *testing.T, name string, build func(*demo.App) http.Handler) {
 	}
 
 	status, body = e.Get("/")
-	if status != http.StatusOK || !strings.Contains(body, PatientName) || !strings.Contains(body, `id="refreshes">1<`) {
-		t.Errorf("GET / after the refresh: %d, want the patient and 1 refresh:\n%s", status, body)
+	if status != http.StatusOK || !strings.Contains(body, `id="patient-name"`) || !strings.Contains(body, `id="refreshes">1<`) {
+		t.Errorf("GET / after the refresh: %d, want the patient page and 1 refresh:\n%s", status, body)
+	}
+	if status, body := e.Proxy("Patient/123"); status != http.StatusOK || !strings.Contains(body, `"family":"Shaw"`) {
+		t.Errorf("GET /fhir/Patient/123 after the refresh: %d %s", status, body)
 	}
 	if n := e.Mock.RefreshCalls(); n != 1 {
 		t.Errorf("RefreshCalls after the home page = %d, want still 1", n)
@@ -240,17 +268,19 @@ func Flow(t *testing.T, name string, build func(*demo.App) http.Handler) {
 // and some of them write back a copy older than the rotation.
 func Concurrent(t *testing.T, name string, build func(*demo.App) http.Handler) {
 	e := Start(t, name, build)
-	if status, body := e.Get("/launch"); status != http.StatusOK || !strings.Contains(body, PatientName) {
+	if status, body := e.Get("/launch"); status != http.StatusOK || !strings.Contains(body, `id="patient-name"`) {
 		t.Fatalf("launch: %d:\n%s", status, body)
 	}
-	paths := []string{"/api/patient", "/api/token", "/"}
+	paths := []string{"/api/patient", "/api/token", "/", demo.ProxyPrefix + "Patient/123"}
 	for round := 1; round <= 2; round++ {
 		e.Clock.Advance(TokenTTL + time.Second)
 		var wg sync.WaitGroup
 		for i := range 12 {
 			path := paths[i%len(paths)]
 			wg.Go(func() {
-				resp, err := e.Client.Get(e.URL + path)
+				req, _ := http.NewRequest(http.MethodGet, e.URL+path, nil)
+				req.Header.Set("X-CSRF", "1") // for the FHIR proxy
+				resp, err := e.Client.Do(req)
 				if err != nil {
 					t.Errorf("round %d: GET %s: %v", round, path, err)
 					return
@@ -333,8 +363,8 @@ var csrfField = regexp.MustCompile(`<input type="hidden" name="csrf" value="([^"
 func (e *Env) Launch() string {
 	e.t.Helper()
 	status, body := e.Get("/launch")
-	if status != http.StatusOK || !strings.Contains(body, PatientName) {
-		e.t.Fatalf("launch: %d, want 200 with %q:\n%s", status, PatientName, body)
+	if status != http.StatusOK || !strings.Contains(body, `id="patient-name"`) {
+		e.t.Fatalf("launch: %d, want 200 with the patient page:\n%s", status, body)
 	}
 	m := csrfField.FindStringSubmatch(body)
 	if m == nil || !strings.Contains(body, `<form method="post" action="/logout">`) || !strings.Contains(body, "Log out") {
@@ -433,7 +463,7 @@ func logout(t *testing.T, name string, build func(*demo.App) http.Handler, style
 
 	status, body = e.Get("/")
 	if status != http.StatusOK || !strings.Contains(body, `href="/launch"`) || !strings.Contains(body, "Launch") ||
-		strings.Contains(body, PatientName) || strings.Contains(body, `action="/logout"`) {
+		strings.Contains(body, `id="patient-name"`) || strings.Contains(body, `action="/logout"`) {
 		t.Errorf("GET / after logout: %d, want the logged-out page with Launch:\n%s", status, body)
 	}
 	e.AssertLoggedOut(e.Client)
@@ -620,8 +650,8 @@ func Run(t *testing.T, run RunFunc) {
 		t.Errorf("output does not mention the embedded server:\n%s", out)
 	}
 	status, body := get(t, browser(t), appURL+"/launch")
-	if status != http.StatusOK || !strings.Contains(body, PatientName) {
-		t.Errorf("launch through run: %d, want 200 with %q:\n%s", status, PatientName, body)
+	if status != http.StatusOK || !strings.Contains(body, `id="patient-name"`) {
+		t.Errorf("launch through run: %d, want 200 with the patient page:\n%s", status, body)
 	}
 	if !strings.Contains(out.String(), "Prometheus metrics at "+appURL+"/metrics\n") {
 		t.Errorf("output does not give the /metrics URL:\n%s", out)
