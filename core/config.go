@@ -68,13 +68,32 @@ type Config struct {
 	// EncryptionKeys, when set, encrypt the token inside the session with
 	// AES-256-GCM, so that the session store (Redis, a database, a cookie)
 	// never holds it in the clear. Each key has EncryptionKeySize (32)
-	// random bytes. The first key encrypts; all of them decrypt, so keys
-	// rotate by prepending a new one and dropping the oldest after the
-	// session Lifetime. A value that no key opens (wrong key, tampered, or
-	// stored before encryption was turned on) is removed and the user must
-	// authorize again (ErrCorruptSession). When nil, the session holds the
-	// token as a plain Go value, which scs's codec encodes as it is.
+	// random bytes. The first key encrypts; all of them decrypt. A value
+	// sealed with a key this process does not have (neither here nor in
+	// DecryptionKeys) is left in the session and the request fails as
+	// transient (ErrUnknownEncryptionKey, 503); one that fails to decrypt
+	// under a key it has (tampered, moved from another session key), or a
+	// token stored in the clear, is removed and the user must authorize
+	// again (ErrCorruptSession). When nil, the session holds the token as
+	// plain text. Either way the session value is a string, which every
+	// scs codec carries unchanged.
+	//
+	// To rotate keys with several replicas, see DecryptionKeys.
 	EncryptionKeys [][]byte
+	// DecryptionKeys are keys that only decrypt session values (and a
+	// Coordinator's records), never encrypt: the first phase of a key
+	// rotation. Rotating from k1 to k2 on replicas that share sessions:
+	//
+	//  1. deploy EncryptionKeys [k1], DecryptionKeys [k2] everywhere;
+	//  2. once every replica runs that, deploy EncryptionKeys [k2, k1];
+	//  3. after the session Lifetime, drop k1.
+	//
+	// During each rolling deploy, and on a rollback of step 2 to step 1,
+	// every replica reads what any other writes, so no session is lost.
+	// A process that has only DecryptionKeys stores tokens in the clear and
+	// reads both forms: that is how encryption is turned off without
+	// logging anyone out.
+	DecryptionKeys [][]byte
 	// Leeway is how long before its expiry a token is refreshed
 	// (DefaultLeeway when zero). For tokens whose lifetime is short
 	// compared with Leeway, the margin shrinks to a quarter of the lifetime,
@@ -217,7 +236,12 @@ func (c Config) validate() error {
 		return err
 	}
 	for i, key := range c.EncryptionKeys {
-		if err := checkEncryptionKey(i, key); err != nil {
+		if err := checkEncryptionKey("EncryptionKeys", i, key); err != nil {
+			return err
+		}
+	}
+	for i, key := range c.DecryptionKeys {
+		if err := checkEncryptionKey("DecryptionKeys", i, key); err != nil {
 			return err
 		}
 	}
@@ -403,9 +427,10 @@ func (c Config) LogValue() slog.Value {
 		slog.String("scope", c.Scope),
 		slog.Any("fhir_base_urls", c.FHIRBaseURLs),
 		slog.Int("encryption_keys", len(c.EncryptionKeys)),
+		slog.Int("decryption_keys", len(c.DecryptionKeys)),
 	)
 }
 
 // MarshalJSON encodes the Config as %+v prints it: without its secrets
-// (ClientSecret, PrivateKey, EncryptionKeys) and hooks.
+// (ClientSecret, PrivateKey, EncryptionKeys, DecryptionKeys) and hooks.
 func (c Config) MarshalJSON() ([]byte, error) { return jsonMarshal(c.redacted()) }

@@ -75,6 +75,11 @@ func (r *Refresher) sharedRedemption(ctx context.Context, fp fingerprint) (*reco
 		return nil, nil
 	}
 	next, err := r.decodeShared(blob)
+	if errors.Is(err, ErrUnknownEncryptionKey) {
+		// Sealed by a replica with a key this one does not have yet:
+		// nothing is sent, the token is kept, a later request retries.
+		return nil, err
+	}
 	if err != nil {
 		return nil, ErrSharedLedger
 	}
@@ -114,20 +119,25 @@ func (r *Refresher) shareRedemption(ctx context.Context, fp fingerprint, next *r
 }
 
 // encodeShared and decodeShared convert a record for the Coordinator: the
-// explicit JSON of sealedRecord, sealed with EncryptionKeys when they are
-// configured.
+// explicit JSON of sealedRecord, sealed when EncryptionKeys are configured.
+// decodeShared reads both forms, like session values: a replica with
+// DecryptionKeys only (the first phase of a key rotation) writes JSON and
+// reads what replicas already encrypting with the new key write.
 func (r *Refresher) encodeShared(rec *record) ([]byte, error) {
-	if r.sealer != nil {
+	if r.sealer.canSeal() {
 		return r.sealer.seal(rec)
 	}
 	return json.Marshal(sealedFrom(rec))
 }
 
 func (r *Refresher) decodeShared(blob []byte) (*record, error) {
-	if r.sealer != nil {
-		return r.sealer.open(blob)
+	if len(blob) > 0 && blob[0] == '{' {
+		if r.sealer.canSeal() {
+			return nil, errNotAToken // in the clear, while records must be sealed
+		}
+		return decodeSealed(blob)
 	}
-	return decodeSealed(blob)
+	return r.sealer.open(blob)
 }
 
 // lockShared takes the Coordinator's lock for fp, if there is a

@@ -6,19 +6,20 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strconv"
 	"time"
 )
 
-// EncryptionKeySize is the size of each of Config.EncryptionKeys: 32 bytes,
-// for AES-256-GCM.
+// EncryptionKeySize is the size of each of Config.EncryptionKeys and
+// Config.DecryptionKeys: 32 bytes, for AES-256-GCM.
 const EncryptionKeySize = 32
 
-// Sealed session values (Config.EncryptionKeys) are
+// Sealed values (Config.EncryptionKeys) are
 //
 //	version (1 byte) | key id (4 bytes) | nonce (12 bytes) | ciphertext and tag
 //
-// where the plaintext is the JSON of a sealedRecord, and the version, the
+// (the session holds them as text: sessionvalue.go), where the plaintext is the JSON of a sealedRecord, and the version, the
 // key id and the session key name are authenticated as additional data, so
 // a value cannot be moved to another session key unnoticed.
 const (
@@ -27,17 +28,26 @@ const (
 	sealHeaderLen = 1 + keyIDSize
 )
 
-// errUnsealed is why a sealed session value could not be opened; load turns
-// it into ErrCorruptSession.
-var errUnsealed = errors.New("smartrefresh: session value cannot be decrypted (unknown key, tampered or not a sealed token)")
+// errUnsealed is why a sealed session value could not be opened under a key
+// this process has; load turns it into ErrCorruptSession.
+var errUnsealed = errors.New("smartrefresh: session value cannot be decrypted (tampered or not a sealed token)")
+
+// ErrUnknownEncryptionKey: the session's token was sealed with an
+// encryption key this process does not have (another replica's newer or
+// older key, during a rotation). The value is left as it is, since a
+// replica that has the key can use it, and the request fails as transient
+// (503). Give every replica each key in EncryptionKeys or DecryptionKeys
+// before any replica encrypts with it: see Config.DecryptionKeys.
+var ErrUnknownEncryptionKey = fmt.Errorf("%w: the session's token was encrypted with a key this process does not have (see Config.DecryptionKeys)", ErrTransient)
 
 // sealer encrypts the token records kept in sessions with AES-256-GCM and
-// random nonces. The first key seals; every key opens, so keys rotate by
-// putting a new one first and dropping an old one once no session can hold
-// a value it sealed (the session manager's Lifetime).
+// random nonces. The first of Config.EncryptionKeys seals; every key of
+// EncryptionKeys and DecryptionKeys opens. A sealer made of DecryptionKeys
+// only opens and never seals.
 type sealer struct {
-	keys []sealKey
-	name string // the session key, authenticated with every value
+	keys     []sealKey
+	encrypts bool   // keys[0] seals (Config.EncryptionKeys is set)
+	name     string // the session key, authenticated with every value
 }
 
 type sealKey struct {
@@ -45,33 +55,39 @@ type sealKey struct {
 	aead cipher.AEAD
 }
 
-// newSealer returns a sealer for keys, or nil when there are none.
-func newSealer(keys [][]byte, sessionKey string) (*sealer, error) {
-	if len(keys) == 0 {
+// newSealer returns a sealer for the encrypting keys enc and the
+// decrypt-only keys dec, or nil when there are none.
+func newSealer(enc, dec [][]byte, sessionKey string) (*sealer, error) {
+	if len(enc)+len(dec) == 0 {
 		return nil, nil
 	}
-	s := &sealer{name: sessionKey}
-	for i, key := range keys {
-		if err := checkEncryptionKey(i, key); err != nil {
-			return nil, err
+	s := &sealer{name: sessionKey, encrypts: len(enc) > 0}
+	for _, list := range []struct {
+		field string
+		keys  [][]byte
+	}{{"EncryptionKeys", enc}, {"DecryptionKeys", dec}} {
+		for i, key := range list.keys {
+			if err := checkEncryptionKey(list.field, i, key); err != nil {
+				return nil, err
+			}
+			block, err := aes.NewCipher(key)
+			if err != nil {
+				return nil, &ConfigError{Field: list.field, Reason: err.Error()}
+			}
+			aead, err := cipher.NewGCMWithRandomNonce(block)
+			if err != nil {
+				return nil, &ConfigError{Field: list.field, Reason: err.Error()}
+			}
+			s.keys = append(s.keys, sealKey{id: keyID(key), aead: aead})
 		}
-		block, err := aes.NewCipher(key)
-		if err != nil {
-			return nil, &ConfigError{Field: "EncryptionKeys", Reason: err.Error()}
-		}
-		aead, err := cipher.NewGCMWithRandomNonce(block)
-		if err != nil {
-			return nil, &ConfigError{Field: "EncryptionKeys", Reason: err.Error()}
-		}
-		s.keys = append(s.keys, sealKey{id: keyID(key), aead: aead})
 	}
 	return s, nil
 }
 
-// checkEncryptionKey validates keys[i].
-func checkEncryptionKey(i int, key []byte) error {
+// checkEncryptionKey validates key i of the Config field named field.
+func checkEncryptionKey(field string, i int, key []byte) error {
 	if len(key) != EncryptionKeySize {
-		return &ConfigError{Field: "EncryptionKeys",
+		return &ConfigError{Field: field,
 			Reason: "key " + strconv.Itoa(i) + " has " + strconv.Itoa(len(key)) + " bytes; each key must have 32 (AES-256)"}
 	}
 	return nil
@@ -82,6 +98,10 @@ func keyID(key []byte) [keyIDSize]byte {
 	sum := sha256.Sum256(append([]byte("smartrefresh session key id\x00"), key...))
 	return [keyIDSize]byte(sum[:keyIDSize])
 }
+
+// canSeal reports whether s encrypts (Config.EncryptionKeys is set). A nil
+// sealer does not.
+func (s *sealer) canSeal() bool { return s != nil && s.encrypts }
 
 // seal encrypts rec with the first key.
 func (s *sealer) seal(rec *record) ([]byte, error) {
@@ -96,23 +116,36 @@ func (s *sealer) seal(rec *record) ([]byte, error) {
 	return k.aead.Seal(out, nil, plain, s.aad(out[:sealHeaderLen])), nil
 }
 
-// open decrypts a value made by seal with any of the keys. Every failure is
-// errUnsealed; open never panics, whatever blob holds.
+// open decrypts a value made by seal with any of the keys. A value sealed
+// with a key s does not have (or any sealed value, when s is nil) is
+// ErrUnknownEncryptionKey; every other failure is errUnsealed. open never
+// panics, whatever blob holds.
 func (s *sealer) open(blob []byte) (*record, error) {
 	if len(blob) < sealHeaderLen || blob[0] != sealVersion {
 		return nil, errUnsealed
 	}
+	if s == nil {
+		return nil, ErrUnknownEncryptionKey
+	}
 	id := [keyIDSize]byte(blob[1:sealHeaderLen])
+	known := false
 	for _, k := range s.keys {
 		if k.id != id {
 			continue
 		}
+		known = true
 		plain, err := k.aead.Open(nil, nil, blob[sealHeaderLen:], s.aad(blob[:sealHeaderLen]))
 		if err != nil {
-			continue
+			continue // another key with the same id, however unlikely
 		}
 		return decodeSealed(plain)
 	}
+	if !known {
+		return nil, ErrUnknownEncryptionKey
+	}
+	// Only a failed authentication under a key this process has is
+	// corruption: the value was tampered with, or moved from another
+	// session key.
 	return nil, errUnsealed
 }
 
@@ -120,9 +153,10 @@ func (s *sealer) aad(header []byte) []byte {
 	return append(append([]byte(nil), header...), s.name...)
 }
 
-// sealedRecord is the plaintext of a sealed value. It names every field of
-// record and Token explicitly: Token's own JSON encoding redacts the
-// secrets. TestSealedRecordCoversToken fails when Token grows a field that
+// sealedRecord is the JSON of a record: the plaintext of a sealed value,
+// the text of a plain session value (sessionvalue.go) and of a
+// Coordinator's record. It names every field of record and Token
+// explicitly: Token's own JSON encoding redacts the secrets. TestSealedRecordCoversToken fails when Token grows a field that
 // is not here.
 type sealedRecord struct {
 	AccessToken  string         `json:"access_token"`
@@ -147,8 +181,8 @@ func sealedFrom(rec *record) sealedRecord {
 	}
 }
 
-// decodeSealed decodes the plaintext of a sealed value. A record without an
-// access token is not a token.
+// decodeSealed decodes the JSON of a record. A record without an access
+// token is not a token.
 func decodeSealed(plain []byte) (*record, error) {
 	var s sealedRecord
 	if err := json.Unmarshal(plain, &s); err != nil || s.AccessToken == "" {
@@ -163,30 +197,4 @@ func decodeSealed(plain []byte) (*record, error) {
 		Obtained:  s.Obtained,
 		Refreshes: s.Refreshes,
 	}, nil
-}
-
-// sessionValue returns what the session holds for rec: rec itself, or its
-// sealed bytes when EncryptionKeys are configured.
-func (r *Refresher) sessionValue(rec *record) (any, error) {
-	if r.sealer == nil {
-		return rec, nil
-	}
-	return r.sealer.seal(rec)
-}
-
-// decodeSessionRecord returns the record a session value holds, or false
-// when it holds none that this Refresher accepts: with EncryptionKeys only
-// a value sealed with one of them, otherwise only a *record. It never
-// panics.
-func (r *Refresher) decodeSessionRecord(v any) (*record, bool) {
-	if r.sealer == nil {
-		rec, ok := v.(*record)
-		return rec, ok && rec != nil && rec.Token.AccessToken != ""
-	}
-	blob, ok := v.([]byte)
-	if !ok {
-		return nil, false
-	}
-	rec, err := r.sealer.open(blob)
-	return rec, err == nil
 }

@@ -3,6 +3,7 @@ package core
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"errors"
 	"reflect"
 	"testing"
@@ -48,7 +49,7 @@ func TestSealedRecordCoversToken(t *testing.T) {
 		t.Fatalf("sealedRecord fields %v, want %v", got, want)
 	}
 
-	s, err := newSealer(fuzzKeys, "k")
+	s, err := newSealer(fuzzKeys, nil, "k")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,53 +105,105 @@ func TestOddSessionValues(t *testing.T) {
 	}
 }
 
-// FuzzDecodeSessionRecord feeds the session-record decoder arbitrary
-// values: as a sealed blob, and as the plaintext of a validly sealed blob
-// (what a holder of the key could store). It must never panic, and what it
-// accepts must survive another round trip.
-func FuzzDecodeSessionRecord(f *testing.F) {
-	s, err := newSealer(fuzzKeys, DefaultSessionKey)
+// sameRecord reports whether a and b hold the same token, as far as a
+// round trip through the session can tell (times compare as instants).
+func sameRecord(a, b *record) bool {
+	x, y := a.Token, b.Token
+	return x.AccessToken == y.AccessToken && x.TokenType == y.TokenType && x.RefreshToken == y.RefreshToken &&
+		x.Expiry.Equal(y.Expiry) && x.Scope == y.Scope && x.IDToken == y.IDToken && x.Patient == y.Patient &&
+		x.Encounter == y.Encounter && reflect.DeepEqual(x.Extra, y.Extra) &&
+		a.Obtained.Equal(b.Obtained) && a.Refreshes == b.Refreshes
+}
+
+// valueRefresher is a Refresher with only what decoding session values
+// needs.
+func valueRefresher(t testing.TB, enc, dec [][]byte) *Refresher {
+	s, err := newSealer(enc, dec, DefaultSessionKey)
 	if err != nil {
-		f.Fatal(err)
+		t.Fatal(err)
 	}
+	return &Refresher{sealer: s, values: newValueCache()}
+}
+
+// FuzzDecodeSessionRecord feeds the session-value decoder arbitrary input:
+// as a session value of the text forms (for a Refresher with and one
+// without EncryptionKeys), as the JSON text of a plain value, as the
+// plaintext of a validly sealed value (what a holder of the key could
+// store), and as a sealed []byte of earlier versions. It must never panic,
+// never accept a record without an access token, and what it accepts must
+// survive another round trip unchanged.
+func FuzzDecodeSessionRecord(f *testing.F) {
+	sealing := valueRefresher(f, fuzzKeys, nil)
+	plain := valueRefresher(f, nil, nil)
+	s := sealing.sealer
 	good, _ := s.seal(fullRecord())
-	f.Add(good)
-	f.Add(good[:sealHeaderLen])
-	f.Add([]byte{})
-	f.Add([]byte(`{"access_token":"a","expiry":"2026-01-02T03:04:05Z","extra":{"a":[1,{"b":null}]},"refreshes":-1}`))
-	f.Add([]byte(`{"access_token":"","refresh_token":"r"}`))
-	f.Add([]byte(`{"access_token":"a","expiry":"not a time"}`))
-	f.Add([]byte(`[]`))
+	goodText, _ := sealing.sessionValue(fullRecord())
+	plainText, _ := plain.sessionValue(fullRecord())
+	for _, seed := range [][]byte{
+		good, good[:sealHeaderLen], {}, []byte(goodText), []byte(plainText),
+		[]byte(plainText[len(plainPrefix):]), []byte(goodText[:len(sealedPrefix)+3]),
+		[]byte(sealedPrefix + "!!"), []byte("smartrefresh.record.v9:{}"), []byte(plainPrefix),
+		[]byte(`{"access_token":"a","expiry":"2026-01-02T03:04:05Z","extra":{"a":[1,{"b":null}]},"refreshes":-1}`),
+		[]byte(`{"access_token":"","refresh_token":"r"}`),
+		[]byte(`{"access_token":"a","expiry":"not a time"}`),
+		[]byte(`[]`),
+	} {
+		f.Add(seed)
+	}
+	// roundTrip checks that what r accepted is stored and read back as it
+	// was.
+	roundTrip := func(t *testing.T, r *Refresher, rec *record) {
+		if rec.Token.AccessToken == "" {
+			t.Fatal("accepted a record without an access token")
+		}
+		text, err := r.sessionValue(rec)
+		if err != nil {
+			t.Fatalf("cannot store a decoded record: %v", err)
+		}
+		back, err := r.decodeSessionRecord(text)
+		if err != nil {
+			t.Fatalf("cannot read a stored record back: %v", err)
+		}
+		if !sameRecord(back, rec) {
+			t.Fatalf("round trip changed the record: %+v → %+v", rec, back)
+		}
+	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		if rec, err := s.open(data); err == nil && rec.Token.AccessToken == "" {
+		// A session value of the text forms, read twice (the second
+		// time from the cache) by Refreshers with and without keys.
+		for _, r := range []*Refresher{sealing, plain} {
+			rec, err := r.decodeSessionRecord(string(data))
+			again, err2 := r.decodeSessionRecord(string(data))
+			if (err == nil) != (err2 == nil) || err == nil && !sameRecord(rec, again) {
+				t.Fatalf("a second read differs: %v, %v", err, err2)
+			}
+			if err == nil {
+				roundTrip(t, r, rec)
+			}
+		}
+		// The JSON text of a plain value.
+		if rec, err := plain.decodeSessionRecord(plainPrefix + string(data)); err == nil {
+			roundTrip(t, plain, rec)
+		}
+		// A sealed []byte, as versions before the text forms stored.
+		if rec, err := sealing.decodeSessionRecord(data); err == nil && rec.Token.AccessToken == "" {
 			t.Fatal("opened a record without an access token")
 		}
-		// The same bytes as the plaintext of a genuine sealed value.
+		// The same bytes as the plaintext of a genuine sealed value, as
+		// a []byte and as text.
 		k := s.keys[0]
 		header := []byte{sealVersion, k.id[0], k.id[1], k.id[2], k.id[3]}
 		blob := k.aead.Seal(bytes.Clone(header), nil, data, s.aad(header))
 		rec, err := s.open(blob)
+		fromText, errText := sealing.decodeSessionRecord(sealedPrefix + base64.RawURLEncoding.EncodeToString(blob))
+		if (err == nil) != (errText == nil) || err == nil && !sameRecord(rec, fromText) {
+			t.Fatalf("the text form disagrees with open: %v, %v", err, errText)
+		}
 		if err != nil {
 			return
 		}
-		if rec.Token.AccessToken == "" {
-			t.Fatal("decoded a record without an access token")
-		}
-		again, err := s.seal(rec)
-		if err != nil {
-			t.Fatalf("cannot seal a decoded record: %v", err)
-		}
-		back, err := s.open(again)
-		if err != nil {
-			t.Fatalf("cannot open a resealed record: %v", err)
-		}
-		if back.Token.AccessToken != rec.Token.AccessToken || back.Token.RefreshToken != rec.Token.RefreshToken ||
-			!back.Token.Expiry.Equal(rec.Token.Expiry) || back.Refreshes != rec.Refreshes {
-			t.Fatalf("round trip changed the record: %+v → %+v", rec, back)
-		}
-		// The Refresher's own entry point agrees.
-		r := &Refresher{sealer: s}
-		if _, ok := r.decodeSessionRecord(blob); !ok {
+		roundTrip(t, sealing, rec)
+		if _, err := sealing.decodeSessionRecord(blob); err != nil {
 			t.Fatal("decodeSessionRecord rejects what open accepts")
 		}
 	})
@@ -158,7 +211,7 @@ func FuzzDecodeSessionRecord(f *testing.F) {
 
 // BenchmarkOpen is the cost an encrypted session adds to every request.
 func BenchmarkOpen(b *testing.B) {
-	s, err := newSealer(fuzzKeys, DefaultSessionKey)
+	s, err := newSealer(fuzzKeys, nil, DefaultSessionKey)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/base64"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -49,12 +51,12 @@ func TestEncryptionAtRest(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	v, ok := values[core.DefaultSessionKey].([]byte)
-	if !ok {
-		t.Fatalf("session value is %T, want []byte", values[core.DefaultSessionKey])
+	v, ok := values[core.DefaultSessionKey].(string)
+	if !ok || !strings.HasPrefix(v, "smartrefresh.sealed.v1:") {
+		t.Fatalf("session value is a %T, want a sealed string", values[core.DefaultSessionKey])
 	}
 	for _, s := range secrets {
-		if bytes.Contains(blob, []byte(s)) || bytes.Contains(v, []byte(s)) {
+		if bytes.Contains(blob, []byte(s)) || strings.Contains(v, s) {
 			t.Errorf("the stored session holds a token in the clear")
 		}
 	}
@@ -109,32 +111,49 @@ func TestEncryptionKeyRotation(t *testing.T) {
 	if _, err := refresher(newKey).Token(f.request(session)); err != nil {
 		t.Errorf("the old key dropped: %v", err)
 	}
-	if _, err := refresher(oldKey).Token(f.request(session)); !errors.Is(err, core.ErrCorruptSession) {
-		t.Errorf("only the old key: %v, want ErrCorruptSession", err)
+	// A process with only the old key leaves the value alone: a replica
+	// with the new key can still use it.
+	ctx = f.request(session)
+	if _, err := refresher(oldKey).Token(ctx); !errors.Is(err, core.ErrUnknownEncryptionKey) || !errors.Is(err, core.ErrTransient) {
+		t.Errorf("only the old key: %v, want ErrUnknownEncryptionKey", err)
+	}
+	f.end(ctx)
+	if _, err := refresher(newKey).Token(f.request(session)); err != nil {
+		t.Errorf("after a process without the key met it: %v", err)
 	}
 }
 
-// TestEncryptionRejects: a value no key opens is removed and the user must
-// authorize again.
+// TestEncryptionRejects: a value that fails to decrypt under a key this
+// process has (tampered, truncated, moved from another session key) or is
+// not sealed at all is removed and the user must authorize again.
 func TestEncryptionRejects(t *testing.T) {
 	tests := []struct {
 		name   string
 		tamper func(f *fixture, ctx context.Context, key []byte)
 	}{
-		{"wrong key", func(f *fixture, ctx context.Context, key []byte) {
-			other, _ := core.New(core.Config{TokenURL: f.srv.TokenURL, ClientID: "x", Sessions: f.sm,
-				EncryptionKeys: [][]byte{newKey()}})
-			other.Save(ctx, &core.Token{AccessToken: "other"})
-		}},
 		{"flipped bit", func(f *fixture, ctx context.Context, key []byte) {
-			b := bytes.Clone(f.sm.Get(ctx, core.DefaultSessionKey).([]byte))
+			v := []byte(f.sm.Get(ctx, core.DefaultSessionKey).(string))
+			i := len(v) / 2
+			v[i] = map[bool]byte{true: 'B', false: 'A'}[v[i] == 'A']
+			f.sm.Put(ctx, core.DefaultSessionKey, string(v))
+		}},
+		{"truncated", func(f *fixture, ctx context.Context, key []byte) {
+			v := f.sm.Get(ctx, core.DefaultSessionKey).(string)
+			f.sm.Put(ctx, core.DefaultSessionKey, v[:len("smartrefresh.sealed.v1:")+10])
+		}},
+		{"not base64", func(f *fixture, ctx context.Context, key []byte) {
+			f.sm.Put(ctx, core.DefaultSessionKey, "smartrefresh.sealed.v1:!!!")
+		}},
+		{"legacy bytes, flipped bit", func(f *fixture, ctx context.Context, key []byte) {
+			v := f.sm.Get(ctx, core.DefaultSessionKey).(string)
+			b, err := base64.RawURLEncoding.DecodeString(strings.TrimPrefix(v, "smartrefresh.sealed.v1:"))
+			if err != nil {
+				f.t.Fatal(err)
+			}
 			b[len(b)/2] ^= 1
 			f.sm.Put(ctx, core.DefaultSessionKey, b)
 		}},
-		{"truncated", func(f *fixture, ctx context.Context, key []byte) {
-			b := f.sm.Get(ctx, core.DefaultSessionKey).([]byte)
-			f.sm.Put(ctx, core.DefaultSessionKey, b[:10])
-		}},
+		{"empty string", func(f *fixture, ctx context.Context, key []byte) { f.sm.Put(ctx, core.DefaultSessionKey, "") }},
 		{"empty", func(f *fixture, ctx context.Context, key []byte) { f.sm.Put(ctx, core.DefaultSessionKey, []byte{}) }},
 		{"moved from another session key", func(f *fixture, ctx context.Context, key []byte) {
 			other, _ := core.New(core.Config{TokenURL: f.srv.TokenURL, ClientID: "x", Sessions: f.sm,
@@ -165,18 +184,45 @@ func TestEncryptionRejects(t *testing.T) {
 	}
 }
 
-// TestSealedValueWithoutEncryption: a sealed value found by a Refresher
-// without keys (encryption turned off) is not a token.
-func TestSealedValueWithoutEncryption(t *testing.T) {
-	f := newFixture(t, smarttest.Options{})
-	ctx := f.request("")
-	sealing, _ := core.New(core.Config{TokenURL: f.srv.TokenURL, ClientID: "x", Sessions: f.sm,
-		EncryptionKeys: [][]byte{newKey()}})
-	if err := sealing.Save(ctx, &core.Token{AccessToken: "sealed"}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := f.r.Token(ctx); !errors.Is(err, core.ErrCorruptSession) {
-		t.Fatalf("err = %v, want ErrCorruptSession", err)
+// TestUnknownKeyLeavesTheValue: a value sealed with a key this process
+// does not have (another key, or none at all: encryption turned off) may
+// be a good token for a replica that has it. It stays in the session and
+// the request fails as transient; with the key as a decrypt-only key the
+// same process reads it.
+func TestUnknownKeyLeavesTheValue(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		keys [][]byte
+	}{{"another key", [][]byte{newKey()}}, {"no keys", nil}} {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t, smarttest.Options{}, func(c *core.Config) { c.EncryptionKeys = tt.keys })
+			key := newKey()
+			ctx := f.request("")
+			sealing, _ := core.New(core.Config{TokenURL: f.srv.TokenURL, ClientID: "x", Sessions: f.sm,
+				EncryptionKeys: [][]byte{key}})
+			if err := sealing.Save(ctx, &core.Token{AccessToken: "sealed"}); err != nil {
+				t.Fatal(err)
+			}
+			before := f.sm.Get(ctx, core.DefaultSessionKey)
+			_, err := f.r.Token(ctx)
+			if !errors.Is(err, core.ErrUnknownEncryptionKey) || !errors.Is(err, core.ErrTransient) || core.StatusCode(err) != 503 {
+				t.Fatalf("err = %v, want ErrUnknownEncryptionKey (503)", err)
+			}
+			if f.sm.Get(ctx, core.DefaultSessionKey) != before {
+				t.Fatal("the value was changed")
+			}
+			if err := f.r.Logout(ctx); !errors.Is(err, core.ErrUnknownEncryptionKey) || !f.sm.Exists(ctx, core.DefaultSessionKey) {
+				t.Fatalf("Logout = %v; the value must stay and Logout must say it did nothing", err)
+			}
+			reader, err := core.New(core.Config{TokenURL: f.srv.TokenURL, ClientID: "x", Sessions: f.sm,
+				EncryptionKeys: tt.keys, DecryptionKeys: [][]byte{key}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tok, err := reader.Token(ctx); err != nil || tok.AccessToken != "sealed" {
+				t.Fatalf("with the key as a decryption key: %v", err)
+			}
+		})
 	}
 }
 
@@ -191,6 +237,11 @@ func TestEncryptionKeyValidation(t *testing.T) {
 		var ce *core.ConfigError
 		if !errors.As(err, &ce) || ce.Field != "EncryptionKeys" {
 			t.Errorf("%d keys: %v, want a ConfigError for EncryptionKeys", len(keys), err)
+		}
+		_, err = core.New(core.Config{TokenURL: "https://ehr.example/token", ClientID: "c", Sessions: sm,
+			EncryptionKeys: [][]byte{newKey()}, DecryptionKeys: keys})
+		if !errors.As(err, &ce) || ce.Field != "DecryptionKeys" {
+			t.Errorf("%d decryption keys: %v, want a ConfigError for DecryptionKeys", len(keys), err)
 		}
 	}
 }

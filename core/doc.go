@@ -98,6 +98,16 @@
 //
 // Client sends the access token over https only (plain http only to
 // loopback) and, with Config.FHIRBaseURLs, only to the FHIR server.
-// Config.EncryptionKeys encrypt the token inside the session (AES-256-GCM).
-// Save renews the session token, against session fixation.
+// Config.EncryptionKeys encrypt the token inside the session (AES-256-GCM);
+// Config.DecryptionKeys let replicas rotate keys without logging anyone
+// out. Save renews the session token, against session fixation.
+//
+// # Session values
+//
+// The session holds the token as a string, so any scs codec (gob, JSON, a
+// codec of string fields) carries it unchanged; the forms earlier versions
+// stored are still read. A value this process cannot read but another
+// replica may (sealed with a key it does not have, or stored by a newer
+// version) is left as it is and the request fails as transient; only a
+// value that is corrupt under a key this process has is removed.
 package core

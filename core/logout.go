@@ -57,7 +57,9 @@ func (s RevocationStyle) String() string {
 // session data: the app decides that (sessions.Destroy or RenewToken).
 func (r *Refresher) Logout(ctx context.Context) error {
 	rec, err := r.load(ctx)
-	if errors.Is(err, ErrNoSession) {
+	if errors.Is(err, ErrNoSession) || errors.Is(err, ErrTransient) {
+		// No session, or a token this process cannot read (sealed with a
+		// key it does not have): nothing was revoked or removed.
 		return err
 	}
 	if err != nil {

@@ -41,7 +41,8 @@ type Refresher struct {
 	// the client secret to wherever it points.
 	endpoints *http.Client
 	signer    jose.Signer // client assertions, for PrivateKeyJWT
-	sealer    *sealer     // encrypts session values, with EncryptionKeys
+	sealer    *sealer     // EncryptionKeys, DecryptionKeys; nil: none
+	values    *valueCache // session values decoded (sessionvalue.go)
 	bases     []baseURL   // Config.FHIRBaseURLs, parsed
 
 	sleep func(context.Context, time.Duration) error // retry waits; tests replace it
@@ -62,7 +63,7 @@ func New(cfg Config) (*Refresher, error) {
 	if ttl <= 0 {
 		ttl = 24 * time.Hour
 	}
-	r := &Refresher{cfg: cfg, ledger: newLedger(ttl)}
+	r := &Refresher{cfg: cfg, ledger: newLedger(ttl), values: newValueCache()}
 	endpoints := *cfg.HTTPClient
 	endpoints.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	r.endpoints = &endpoints
@@ -71,7 +72,7 @@ func New(cfg Config) (*Refresher, error) {
 		return nil, err
 	}
 	r.slots = newSlots(cfg.MaxConcurrentRefreshes, cfg.RefreshQueueTimeout)
-	if r.sealer, err = newSealer(cfg.EncryptionKeys, cfg.SessionKey); err != nil {
+	if r.sealer, err = newSealer(cfg.EncryptionKeys, cfg.DecryptionKeys, cfg.SessionKey); err != nil {
 		return nil, err
 	}
 	if r.bases, err = parseBaseURLs(cfg.FHIRBaseURLs); err != nil {

@@ -3,17 +3,14 @@ package core
 import (
 	"context"
 	"encoding/gob"
+	"errors"
 	"time"
 )
 
-// record is what the session holds under Config.SessionKey: the token and
-// when it was obtained. It is stored as a pointer, so reading it on every
-// request costs a map lookup and a type assertion, nothing more. With
-// Config.EncryptionKeys the session holds it sealed, as []byte, instead
-// (crypt.go).
-//
-// Its gob name is versioned; a later format gets a new name and this one
-// stays registered so that existing sessions still decode.
+// record is a session's token and when it was obtained. The session holds
+// it as text (sessionvalue.go); versions before stored the *record itself,
+// under the gob name below, which stays registered so that those sessions
+// still decode.
 type record struct {
 	Token Token
 	// Obtained is when the access token was issued (as seen here); with
@@ -51,20 +48,27 @@ func (r *Refresher) load(ctx context.Context) (*record, error) {
 	if v == nil {
 		return nil, ErrNoToken
 	}
-	if v, ok := r.decodeSessionRecord(v); ok {
-		if r.ledger.isRevokedAccess(v.Token.AccessToken, r.cfg.Now) {
-			// A copy of a token Logout revoked: a stale session copy
-			// written back, or a refresh stored after the Logout.
-			r.reauth(ctx, ErrRevoked)
-			r.remove(ctx)
-			return nil, ErrRevoked
-		}
-		return v, nil
+	rec, err := r.decodeSessionRecord(v)
+	if errors.Is(err, ErrTransient) {
+		// Possibly a good token that another replica can read (a newer
+		// key or format during a rolling deploy): leave it.
+		r.cfg.Logger.WarnContext(ctx, "smartrefresh: leaving a session token this process cannot read", "error", err)
+		return nil, err
 	}
-	r.cfg.Logger.WarnContext(ctx, "smartrefresh: removing a session value that is not a token")
-	r.reauth(ctx, ErrCorruptSession)
-	r.remove(ctx)
-	return nil, ErrCorruptSession
+	if err != nil {
+		r.cfg.Logger.WarnContext(ctx, "smartrefresh: removing a session value that is not a token")
+		r.reauth(ctx, ErrCorruptSession)
+		r.remove(ctx)
+		return nil, ErrCorruptSession
+	}
+	if r.ledger.isRevokedAccess(rec.Token.AccessToken, r.cfg.Now) {
+		// A copy of a token Logout revoked: a stale session copy
+		// written back, or a refresh stored after the Logout.
+		r.reauth(ctx, ErrRevoked)
+		r.remove(ctx)
+		return nil, ErrRevoked
+	}
+	return rec, nil
 }
 
 // store puts rec into the session of ctx and commits the session at once,
@@ -85,7 +89,7 @@ func (r *Refresher) store(ctx context.Context, rec *record) error {
 func (r *Refresher) put(ctx context.Context, rec *record) error {
 	v, err := r.sessionValue(rec)
 	if err != nil {
-		r.cfg.Logger.ErrorContext(ctx, "smartrefresh: encrypting the token for the session failed", "error", err)
+		r.cfg.Logger.ErrorContext(ctx, "smartrefresh: encoding the token for the session failed", "error", err)
 		return err
 	}
 	r.cfg.Sessions.Put(ctx, r.cfg.SessionKey, v)

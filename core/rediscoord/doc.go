@@ -69,5 +69,7 @@
 //     the Redis that holds them.
 //
 // Replicas must share the Config that shapes what they store: SessionKey,
-// EncryptionKeys and the session manager's Lifetime.
+// the session manager's Lifetime, and every key any of them encrypts with
+// (in EncryptionKeys or DecryptionKeys; see core.Config.DecryptionKeys for
+// rotating keys).
 package rediscoord
