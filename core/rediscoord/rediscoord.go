@@ -115,10 +115,22 @@ func New(pool *redis.Pool, opts ...Option) *Coordinator {
 // Lua scripts: each acts on the lock only while it still holds this
 // holder's random value, so a holder whose lease expired can neither extend
 // nor delete the lock another holder took since.
+//
+// renewScript extends the lease of the holder's lock. With ARGV[3] = "1"
+// it also takes the lock again when it is gone altogether: a renewal that
+// failed (Redis restarting, say) may find, once Redis answers again, that
+// the lock expired meanwhile or did not survive the restart. Its holder is
+// still inside its redemption, so the lock is taken back before another
+// replica can take it; a lock another holder took since stays theirs.
 var (
 	renewScript = redis.NewScript(1, `
-if redis.call("GET", KEYS[1]) == ARGV[1] then
+local v = redis.call("GET", KEYS[1])
+if v == ARGV[1] then
 	return redis.call("PEXPIRE", KEYS[1], ARGV[2])
+end
+if v == false and ARGV[3] == "1" then
+	redis.call("SET", KEYS[1], ARGV[1], "PX", ARGV[2])
+	return 1
 end
 return 0`)
 	releaseScript = redis.NewScript(1, `
@@ -154,21 +166,41 @@ type held struct {
 	stop    context.CancelFunc // stops the renewal
 	renewed chan struct{}      // closed when the renewal has stopped
 	once    sync.Once
+
+	mu    sync.Mutex
+	since time.Time // when the lease was last set: it runs out a lease later
+}
+
+// setSince records that the lease was set (taken or extended) at t.
+func (l *held) setSince(t time.Time) {
+	l.mu.Lock()
+	l.since = t
+	l.mu.Unlock()
+}
+
+// expiry returns when the lease runs out unless it is extended.
+func (l *held) expiry() time.Time {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.since.Add(l.c.lease)
 }
 
 func (c *Coordinator) acquire(ctx context.Context, key string) (*held, error) {
 	k := c.prefix + key
 	value := rand.Text() // 128 random bits
+	var tried time.Time  // when the successful SET was sent: the lease runs from then
 	for {
 		if err := ctx.Err(); err != nil {
 			return nil, c.ctxError(ctx)
 		}
+		tried = time.Now()
 		ok, err := c.trySet(ctx, k, value)
 		if err != nil {
 			// The SET may have reached Redis even though its answer did
 			// not reach us: free the lock in case it is ours, rather than
 			// leave every other replica waiting for the lease.
-			c.release(k, value)
+			l := &held{c: c, key: k, value: value, since: tried}
+			l.release()
 			if ctx.Err() != nil {
 				return nil, c.ctxError(ctx)
 			}
@@ -187,7 +219,7 @@ func (c *Coordinator) acquire(ctx context.Context, key string) (*held, error) {
 		}
 	}
 	renewCtx, stop := context.WithCancel(context.Background())
-	l := &held{c: c, key: k, value: value, stop: stop, renewed: make(chan struct{})}
+	l := &held{c: c, key: k, value: value, stop: stop, renewed: make(chan struct{}), since: tried}
 	if c.noRenewal {
 		close(l.renewed)
 	} else {
@@ -207,59 +239,87 @@ func (c *Coordinator) ctxError(ctx context.Context) error {
 
 // trySet makes one attempt at taking the lock.
 func (c *Coordinator) trySet(ctx context.Context, key, value string) (bool, error) {
-	conn, err := c.pool.GetContext(ctx)
-	if err != nil {
-		return false, err
-	}
-	defer conn.Close()
-	_, err = redis.String(redis.DoContext(conn, ctx, "SET", key, value, "NX", "PX", c.lease.Milliseconds()))
-	if errors.Is(err, redis.ErrNil) {
-		return false, nil // held by another
-	}
-	return err == nil, err
+	var ok bool
+	err := c.do(ctx, func(conn redis.Conn) error {
+		_, err := redis.String(redis.DoContext(conn, ctx, "SET", key, value, "NX", "PX", c.lease.Milliseconds()))
+		if errors.Is(err, redis.ErrNil) {
+			return nil // held by another
+		}
+		ok = err == nil
+		return err
+	})
+	return ok, err
 }
 
 // renewLoop extends the lease every renew interval until ctx is cancelled
-// (by unlock) or it finds the lock lost.
+// (by unlock) or it finds the lock taken by another holder. A failed
+// extension is tried again soon, with backoff, on fresh connections, not
+// only at the next tick: after a Redis restart every pooled connection is
+// dead, and the lease runs on meanwhile. Once an extension has failed, the
+// next ones also take the lock back if it is gone (see renewScript).
 func (l *held) renewLoop(ctx context.Context) {
 	defer close(l.renewed)
 	c := l.c
-	t := time.NewTicker(c.renew)
-	defer t.Stop()
+	wait, failures := c.renew, 0
 	for {
+		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
+			t.Stop()
 			return
 		case <-t.C:
 		}
-		kept, err := l.extend(ctx)
+		start := time.Now()
+		kept, err := l.extend(ctx, failures > 0)
 		switch {
 		case ctx.Err() != nil:
 			return
 		case err != nil:
-			// Try again at the next tick: the lease has not necessarily
-			// run out yet.
-			c.logger.Warn("rediscoord: extending a lock's lease failed", "error", err)
+			failures++
+			if failures == 1 {
+				c.logger.Warn("rediscoord: extending a lock's lease failed; trying again until Redis answers", "error", err)
+			}
+			wait = backoff(failures, c.renew/2)
+			continue
 		case !kept:
-			c.logger.Error("rediscoord: a held lock was lost: its lease ran out before it could be extended, so another process may have taken it",
+			c.logger.Error("rediscoord: a held lock was lost: its lease ran out before it could be extended, and another process has taken it",
 				"lease", c.lease)
 			return
 		}
+		l.setSince(start)
+		if failures > 0 {
+			c.logger.Warn("rediscoord: a lock's lease is extended again", "failed attempts", failures)
+		}
+		wait, failures = c.renew, 0
 	}
 }
 
-// extend makes one attempt at extending the lease; kept is false when the
-// lock is no longer this holder's.
-func (l *held) extend(ctx context.Context) (kept bool, err error) {
+// backoff returns the wait before attempt n+1 after n failures: 10 ms
+// doubling, at most limit, drawn between half and all of it.
+func backoff(n int, limit time.Duration) time.Duration {
+	d := limit
+	if n < 20 {
+		d = min(limit, 10*time.Millisecond<<n)
+	}
+	return d/2 + mathrand.N(d/2+1)
+}
+
+// extend makes one attempt at extending the lease, or at taking the lock
+// back if retake and it is gone; kept is false when the lock is another
+// holder's.
+func (l *held) extend(ctx context.Context, retake bool) (kept bool, err error) {
 	ctx, cancel := context.WithTimeout(ctx, l.c.renew)
 	defer cancel()
-	conn, err := l.c.pool.GetContext(ctx)
-	if err != nil {
-		return false, err
+	flag := "0"
+	if retake {
+		flag = "1"
 	}
-	defer conn.Close()
-	n, err := redis.Int(renewScript.DoContext(ctx, conn, l.key, l.value, l.c.lease.Milliseconds()))
-	return n == 1, err
+	err = l.c.do(ctx, func(conn redis.Conn) error {
+		n, err := redis.Int(renewScript.DoContext(ctx, conn, l.key, l.value, l.c.lease.Milliseconds(), flag))
+		kept = n == 1
+		return err
+	})
+	return kept, err
 }
 
 // stopRenewal stops extending the lease and waits until the renewal has
@@ -272,29 +332,83 @@ func (l *held) stopRenewal() {
 func (l *held) unlock() {
 	l.once.Do(func() {
 		l.stopRenewal()
-		if freed, err := l.c.release(l.key, l.value); err == nil && !freed {
-			l.c.logger.Warn("rediscoord: a lock was no longer held when it was unlocked: its lease had run out", "lease", l.c.lease)
-		}
+		l.release()
 	})
 }
 
-// release deletes key if it still holds value, and reports whether it did.
-// It runs on no caller's context, so that a cancelled request still frees
-// its lock, bounded by releaseTimeout.
-func (c *Coordinator) release(key, value string) (freed bool, err error) {
+// release deletes the lock if it still holds this holder's value. It runs
+// on no caller's context, so that a cancelled request still frees its lock.
+// The first attempt is made at once (with a fresh connection if the pooled
+// one is dead); if Redis does not answer, release goes on trying in the
+// background, with backoff, until the lease would have run out anyway.
+func (l *held) release() {
+	freed, err := l.releaseOnce()
+	if err == nil {
+		if !freed {
+			l.c.logger.Warn("rediscoord: a lock was no longer held when it was unlocked: its lease had run out", "lease", l.c.lease)
+		}
+		return
+	}
+	go func() {
+		for n := 1; ; n++ {
+			wait := backoff(n, time.Second)
+			if time.Now().Add(wait).After(l.expiry()) {
+				l.c.logger.Warn("rediscoord: freeing a lock failed; it is freed when its lease runs out", "error", err, "lease", l.c.lease)
+				return
+			}
+			time.Sleep(wait)
+			if _, err = l.releaseOnce(); err == nil {
+				return
+			}
+		}
+	}()
+}
+
+// releaseOnce makes one attempt at deleting the lock, and reports whether
+// it did.
+func (l *held) releaseOnce() (freed bool, err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), releaseTimeout)
 	defer cancel()
-	conn, err := c.pool.GetContext(ctx)
-	if err == nil {
-		defer conn.Close()
-		var n int
-		n, err = redis.Int(releaseScript.DoContext(ctx, conn, key, value))
+	err = l.c.do(ctx, func(conn redis.Conn) error {
+		n, err := redis.Int(releaseScript.DoContext(ctx, conn, l.key, l.value))
 		freed = n == 1
+		return err
+	})
+	return freed, err
+}
+
+// do runs fn on a connection of the pool and, if that fails other than
+// with an error reply of Redis, once more at once on a connection dialed
+// afresh with the pool's Dial. After a Redis restart every connection the
+// pool holds is dead (unless the pool tests them on borrow: TestOnBorrow),
+// while Redis itself may already answer; a fresh connection reaches it.
+func (c *Coordinator) do(ctx context.Context, fn func(redis.Conn) error) error {
+	err := c.doOn(ctx, false, fn)
+	var reply redis.Error
+	if err == nil || errors.Is(err, redis.ErrNil) || errors.As(err, &reply) || ctx.Err() != nil {
+		return err
+	}
+	return c.doOn(ctx, true, fn)
+}
+
+func (c *Coordinator) doOn(ctx context.Context, fresh bool, fn func(redis.Conn) error) error {
+	var (
+		conn redis.Conn
+		err  error
+	)
+	switch {
+	case fresh && c.pool.DialContext != nil:
+		conn, err = c.pool.DialContext(ctx)
+	case fresh && c.pool.Dial != nil:
+		conn, err = c.pool.Dial()
+	default:
+		conn, err = c.pool.GetContext(ctx)
 	}
 	if err != nil {
-		c.logger.Warn("rediscoord: freeing a lock failed; it is freed when its lease runs out", "error", err, "lease", c.lease)
+		return err
 	}
-	return freed, err
+	defer conn.Close()
+	return fn(conn)
 }
 
 // Load returns the value stored under key (GET), and false if there is
@@ -303,12 +417,12 @@ func (c *Coordinator) Load(ctx context.Context, key string) ([]byte, bool, error
 	if err := ctx.Err(); err != nil {
 		return nil, false, fmt.Errorf("rediscoord: load: %w", err)
 	}
-	conn, err := c.pool.GetContext(ctx)
-	if err != nil {
-		return nil, false, fmt.Errorf("rediscoord: load: %w", err)
-	}
-	defer conn.Close()
-	b, err := redis.Bytes(redis.DoContext(conn, ctx, "GET", c.prefix+key))
+	var b []byte
+	err := c.do(ctx, func(conn redis.Conn) error {
+		var err error
+		b, err = redis.Bytes(redis.DoContext(conn, ctx, "GET", c.prefix+key))
+		return err
+	})
 	if errors.Is(err, redis.ErrNil) {
 		return nil, false, nil
 	}
@@ -332,12 +446,11 @@ func (c *Coordinator) Store(ctx context.Context, key string, value []byte, ttl t
 		return fmt.Errorf("rediscoord: store: %w", err)
 	}
 	ms := int64((ttl + time.Millisecond - 1) / time.Millisecond)
-	conn, err := c.pool.GetContext(ctx)
+	err := c.do(ctx, func(conn redis.Conn) error {
+		_, err := redis.DoContext(conn, ctx, "SET", c.prefix+key, value, "PX", ms)
+		return err
+	})
 	if err != nil {
-		return fmt.Errorf("rediscoord: store: %w", err)
-	}
-	defer conn.Close()
-	if _, err := redis.DoContext(conn, ctx, "SET", c.prefix+key, value, "PX", ms); err != nil {
 		return fmt.Errorf("rediscoord: store: %w", err)
 	}
 	return nil
