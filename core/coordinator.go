@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"time"
 )
 
@@ -92,30 +93,77 @@ func (r *Refresher) sharedRedemption(ctx context.Context, fp fingerprint) (*reco
 	return next, nil
 }
 
-// shareTimeout bounds each attempt to record a redemption for the other
-// replicas; shareAttempts is how many are made.
+// Recording a redemption for the other replicas is retried with backoff:
+// each attempt is bounded by shareTimeout, the backoff starts at
+// shareBackoff and doubles up to shareMaxBackoff, and the refresh waits for
+// the record at most shareWithin. After that the record is made in the
+// background, the lock still held (see shareRedemption).
 const (
-	shareTimeout  = 5 * time.Second
-	shareAttempts = 3
+	shareTimeout    = 2 * time.Second
+	shareBackoff    = 10 * time.Millisecond
+	shareMaxBackoff = time.Second
+	shareWithin     = 5 * time.Second
 )
 
 // shareRedemption records for the other replicas that fp was redeemed for
-// next. It runs on a deadline of its own: however late the token answer
-// came, the record must be made before the lock is released.
-func (r *Refresher) shareRedemption(ctx context.Context, fp fingerprint, next *record) error {
-	blob, err := r.encodeShared(next)
-	if err != nil {
-		return &CoordinatorError{Op: "store", Err: err}
+// next, while this process holds fp's lock. It runs on a deadline of its
+// own: however late the token answer came, the record must be made before
+// the lock is released, or another replica that takes the lock next and
+// finds no record sends fp again.
+//
+// It tries for shareWithin, with backoff (after a Redis restart, say, the
+// Coordinator's first attempts may fail on dead connections while Redis
+// already answers). If the record is made, it returns true and the caller
+// unlocks. If not, it returns false: unlock then belongs to a goroutine
+// that keeps the lock (the Coordinator renews its lease while held) and
+// keeps trying until the record is made, and only then unlocks. A
+// redemption is never unlocked with its record missing. That goroutine
+// gives up after ttl, when no copy of a session holding fp is left to
+// redeem it; a process that stops meanwhile leaves the lock to its lease,
+// the outcome-unknown case of the package documentation.
+func (r *Refresher) shareRedemption(ctx context.Context, fp fingerprint, next *record, unlock func()) bool {
+	ctx = context.WithoutCancel(ctx)
+	ttl := r.ledger.ttl
+	deadline := time.Now().Add(r.shareWithin)
+	err := r.recordShared(ctx, fp, next, ttl, deadline)
+	if err == nil {
+		return true
 	}
-	for range shareAttempts {
-		sctx, cancel := context.WithTimeout(ctx, shareTimeout)
-		err = r.cfg.Coordinator.Store(sctx, redeemedKey(fp), blob, r.ledger.ttl)
-		cancel()
+	r.cfg.Logger.ErrorContext(ctx, "smartrefresh: could not record the refresh for the other replicas yet; keeping its lock and trying until it is recorded",
+		"error", err)
+	go func() {
+		deadline := time.Now().Add(ttl)
+		if err := r.recordShared(ctx, fp, next, ttl, deadline); err != nil {
+			r.cfg.Logger.ErrorContext(ctx, "smartrefresh: gave up recording a refresh for the other replicas", "error", err)
+		} else {
+			r.cfg.Logger.WarnContext(ctx, "smartrefresh: recorded a refresh for the other replicas after all")
+		}
+		unlock()
+	}()
+	return false
+}
+
+// recordShared stores the record of fp's redemption, trying with backoff
+// until it succeeds or deadline passes.
+func (r *Refresher) recordShared(ctx context.Context, fp fingerprint, next *record, ttl time.Duration, deadline time.Time) error {
+	wait := shareBackoff
+	for {
+		blob, err := r.encodeShared(next)
+		if err == nil {
+			sctx, cancel := context.WithTimeout(ctx, shareTimeout)
+			err = r.cfg.Coordinator.Store(sctx, redeemedKey(fp), blob, ttl)
+			cancel()
+		}
 		if err == nil {
 			return nil
 		}
+		d := wait/2 + rand.N(wait/2+1)
+		if time.Now().Add(d).After(deadline) {
+			return &CoordinatorError{Op: "store", Err: err}
+		}
+		time.Sleep(d)
+		wait = min(2*wait, shareMaxBackoff)
 	}
-	return &CoordinatorError{Op: "store", Err: err}
 }
 
 // encodeShared and decodeShared convert a record for the Coordinator: the

@@ -11,3 +11,12 @@ func SetSleep(r *Refresher, sleep func(context.Context, time.Duration) error) { 
 
 // ResolveFHIRUser exposes resolveFHIRUser to the tests.
 var ResolveFHIRUser = resolveFHIRUser
+
+// SetLogoutLookedUp makes r's Logout call f after it looked up the grant's
+// newest token and before it revokes it, so that a test can finish a
+// refresh in between.
+func SetLogoutLookedUp(r *Refresher, f func()) { r.lookedUp = f }
+
+// SetShareWithin sets how long r's refreshes wait for their record to be
+// made at the Coordinator before a goroutine takes over.
+func SetShareWithin(r *Refresher, d time.Duration) { r.shareWithin = d }

@@ -46,6 +46,12 @@ type Refresher struct {
 	bases     []baseURL   // Config.FHIRBaseURLs, parsed
 
 	sleep func(context.Context, time.Duration) error // retry waits; tests replace it
+	// lookedUp, when set (by tests), runs in Logout after it looked up the
+	// grant's newest token and before it revokes it.
+	lookedUp func()
+	// shareWithin bounds how long a refresh waits for its record to be
+	// made (coordinator.go); tests shorten it.
+	shareWithin time.Duration
 }
 
 // maxChain bounds how many ledger steps a refresh follows; a chain is
@@ -63,7 +69,7 @@ func New(cfg Config) (*Refresher, error) {
 	if ttl <= 0 {
 		ttl = 24 * time.Hour
 	}
-	r := &Refresher{cfg: cfg, ledger: newLedger(ttl), values: newValueCache()}
+	r := &Refresher{cfg: cfg, ledger: newLedger(ttl), values: newValueCache(), shareWithin: shareWithin}
 	endpoints := *cfg.HTTPClient
 	endpoints.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	r.endpoints = &endpoints
@@ -296,7 +302,11 @@ func (r *Refresher) redeem(ctx context.Context, fp fingerprint, cur *record, sha
 	if err != nil {
 		return nil, err
 	}
-	defer unlock()
+	defer func() {
+		if unlock != nil {
+			unlock()
+		}
+	}()
 	if r.cfg.Coordinator != nil {
 		if next, err := r.sharedRedemption(lockCtx, fp); next != nil || err != nil {
 			return next, err
@@ -330,13 +340,10 @@ func (r *Refresher) redeem(ctx context.Context, fp fingerprint, cur *record, sha
 	next := &record{Token: *merge(&cur.Token, tok), Obtained: start, Refreshes: cur.Refreshes + 1}
 	r.ledger.redeem(fp, next, start)
 	rotated := tok.RefreshToken != "" && tok.RefreshToken != cur.Token.RefreshToken
-	if r.cfg.Coordinator != nil && rotated {
-		// Tell the other replicas before unlocking, whatever time the
-		// refresh has left. If that fails, they may redeem fp again from
-		// a stale copy: say so loudly.
-		if err := r.shareRedemption(context.WithoutCancel(ctx), fp, next); err != nil {
-			r.cfg.Logger.ErrorContext(ctx, "smartrefresh: could not record the refresh for the other replicas", "error", err)
-		}
+	if r.cfg.Coordinator != nil && rotated && !r.shareRedemption(ctx, fp, next, unlock) {
+		// Not recorded yet: the lock stays held until it is, by
+		// shareRedemption's goroutine, which now owns unlock.
+		unlock = nil
 	}
 	// Persist at once in the starting caller's session, whatever becomes of
 	// that caller's request.
