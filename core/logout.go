@@ -77,10 +77,21 @@ func (r *Refresher) Logout(ctx context.Context) error {
 }
 
 // revokeGrant marks the grant of rec revoked in the ledger and revokes its
-// newest tokens at the server. It runs in the flight of the newest refresh
-// token, so that a refresh of it cannot run at the same time: a refresh in
-// progress is waited for, and one that starts meanwhile joins this flight
-// and gets ErrRevoked.
+// newest tokens at the server. The newest refresh token is the one no
+// process has redeemed: revokeGrant follows the grant from rec through this
+// process's ledger and, with a Coordinator, through the records of every
+// replica. Revoking an older one would not do: RFC 7009 lets a server
+// answer 200 to an invalid token and do nothing, leaving the grant alive.
+//
+// The revocation runs in the flight of the newest refresh token, holding
+// its Coordinator lock, so that no refresh of it runs at the same time in
+// any process: a refresh in flight is waited for, and inside the flight
+// the look-up is made again, so that a refresh that finished in between is
+// followed rather than raced. A refresh that starts meanwhile in this
+// process joins the flight and gets ErrRevoked.
+//
+// When the Coordinator fails, the newest token known here is revoked all
+// the same, and a *CoordinatorError says the grant may still be alive.
 func (r *Refresher) revokeGrant(ctx context.Context, rec *record) error {
 	cur := rec
 	for range maxChain {
@@ -93,31 +104,72 @@ func (r *Refresher) revokeGrant(ctx context.Context, rec *record) error {
 			return r.revokeAtServer(ctx, &cur.Token)
 		}
 		fp := fingerprintOf(cur.Token.RefreshToken)
-		if next := r.ledger.newest(fp, now); next != nil {
+		next, err := r.newest(ctx, fp)
+		if err != nil {
+			return r.revokeBestEffort(ctx, rec, cur, err)
+		}
+		if next != nil {
 			cur = next
 			continue
 		}
+		if r.lookedUp != nil {
+			r.lookedUp()
+		}
 		var (
-			ran    bool
-			revErr error
+			ran, followed bool
+			revErr        error
 		)
 		v, err, _ := r.flights.Do(string(fp[:]), func() (any, error) {
 			ran = true
+			lctx, cancel := context.WithTimeout(ctx, r.cfg.RefreshTimeout)
+			defer cancel()
+			unlock, err := r.lockShared(lctx, fp)
+			if err != nil {
+				revErr = r.revokeBestEffort(ctx, rec, cur, err)
+				return nil, ErrRevoked
+			}
+			defer unlock()
+			// A refresh of fp that finished since the look-up, here or on
+			// another replica, redeemed it: follow it (a refresh that
+			// joined this flight gets ErrRevoked).
+			next, err := r.newest(lctx, fp)
+			if err != nil {
+				revErr = r.revokeBestEffort(ctx, rec, cur, err)
+				return nil, ErrRevoked
+			}
+			if next != nil {
+				cur, followed = next, true
+				return nil, ErrRevoked
+			}
 			r.ledger.revoke(r.cfg.Now(), &rec.Token, &cur.Token)
 			revErr = r.revokeAtServer(ctx, &cur.Token)
 			return nil, ErrRevoked
 		})
-		if ran {
+		if ran && !followed {
 			return revErr
 		}
-		// A refresh of cur was in flight; revoke what it produced.
-		if next, ok := v.(*record); ok && err == nil {
-			cur = next
+		if !ran {
+			// A refresh of cur was in flight; revoke what it produced.
+			if next, ok := v.(*record); ok && err == nil {
+				cur = next
+			}
 		}
 	}
 	// Give up following the grant; still never use these tokens again.
 	r.ledger.revoke(r.cfg.Now(), &rec.Token, &cur.Token)
 	return r.revokeAtServer(ctx, &cur.Token)
+}
+
+// revokeBestEffort revokes cur, the newest token of rec's grant known
+// here, after the Coordinator failed with err: a newer one may exist on
+// another replica.
+func (r *Refresher) revokeBestEffort(ctx context.Context, rec, cur *record, err error) error {
+	var ce *CoordinatorError
+	if !errors.As(err, &ce) {
+		err = &CoordinatorError{Op: "load", Err: err}
+	}
+	r.ledger.revoke(r.cfg.Now(), &rec.Token, &cur.Token)
+	return errors.Join(err, r.revokeAtServer(ctx, &cur.Token))
 }
 
 // revokeAtServer revokes tok's refresh token, then its access token, at
