@@ -50,7 +50,8 @@
 // Config.Coordinator (package rediscoord implements it on Redis): a refresh
 // then holds a shared lock named after its refresh token, checks the shared
 // ledger for another replica's redemption, and records its own before
-// unlocking. Without a Coordinator, pin each session to one replica, and
+// unlocking; if the shared store cannot be written (Redis restarting), the
+// lock stays held until the record is made. Without a Coordinator, pin each session to one replica, and
 // know that a restart empties the ledger: a stale copy written back around
 // a restart is redeemed again.
 //
@@ -75,9 +76,11 @@
 //
 // Refresher.Logout revokes the session's grant at Config.RevocationURL
 // (RFC 7009, or Health Gorilla's GET ?token=) and removes the token from
-// the session, even when revocation fails. The Refresher remembers the
-// revoked grant, so neither a refresh in flight nor a stale session copy
-// brings the token back.
+// the session, even when revocation fails. It revokes the grant's newest
+// refresh token as any replica knows it (through the Coordinator), not a
+// rotated one a server may ignore, and never races a refresh in flight.
+// The Refresher remembers the revoked grant, so neither a refresh in flight
+// nor a stale session copy brings the token back.
 //
 // # Errors
 //

@@ -42,14 +42,20 @@ func (s RevocationStyle) String() string {
 // the token. With no token in the session there is nothing to do and
 // Logout returns nil.
 //
-// Logout revokes the grant's newest tokens: if another request of the
-// session is refreshing, Logout waits for that refresh (at most
-// RefreshTimeout) and revokes what it produced. From then on this
-// Refresher treats every token of the grant as revoked: a refresh that
-// was waiting, or a stale copy of the session written back later by a
-// slower request, does not bring the token back; the request that finds it
-// removes it and gets ErrRevoked. Other processes learn it from the
-// server, whose refresh answers invalid_grant once the grant is revoked.
+// Logout revokes the grant's newest tokens, as known to this process and,
+// with a Config.Coordinator, to every replica (a session copy may hold a
+// refresh token rotated since, which a server may ignore: RFC 7009 lets it
+// answer 200 to an invalid token). If a refresh of the grant is in flight,
+// here or on another replica, Logout waits for it (at most RefreshTimeout)
+// and revokes what it produced. From then on this Refresher treats every
+// token of the grant as revoked: a refresh that was waiting, or a stale
+// copy of the session written back later by a slower request, does not
+// bring the token back; the request that finds it removes it and gets
+// ErrRevoked. Other processes learn it from the server, whose refresh
+// answers invalid_grant once the grant is revoked. If the Coordinator
+// fails, Logout revokes the newest token it knows and returns a
+// *CoordinatorError (ErrTransient) with the result: the grant may still be
+// alive.
 //
 // The revocation requests run on a context detached from ctx, each bounded
 // by RefreshTimeout, so a user who closes the page does not leave the

@@ -39,11 +39,28 @@
 // A holder that crashed stops renewing, and its lock is free again after
 // at most the lease (DefaultLease, 10 s).
 //
+// # Redis restarts
+//
+// After a restart every connection a pool holds is dead, while Redis may
+// already answer. Each call that fails on a pooled connection other than
+// with an error reply of Redis is tried once more at once on a connection
+// dialed afresh with the pool's Dial. A failed lease renewal is tried
+// again with backoff (10 ms doubling, at most half the renew interval), not
+// only at the next tick, and once one has failed, the renewal also takes
+// the lock back if it is gone (expired while Redis was away, or lost by a
+// restart without persistence) and nobody else took it. A failed unlock is
+// retried in the background until the lease would have run out. Core, for
+// its part, retries the record of a redemption with backoff and keeps the
+// lock until the record is made. Give the pool a TestOnBorrow that PINGs,
+// so that the pool drops its dead connections at once (scs's redisstore on
+// the same pool recovers then too), and run Redis with persistence (AOF or
+// RDB), so that locks and records survive a restart.
+//
 // # What it cannot guarantee
 //
 //   - A replica that crashes after sending the refresh token and before
-//     recording the result (or whose record cannot be written: Redis down)
-//     leaves the refresh token's outcome unknown. After its lease, another
+//     recording the result (or that stops while Redis is down and its
+//     record is still pending) leaves the refresh token's outcome unknown. After its lease, another
 //     replica, finding no record, sends the same refresh token again; a
 //     strict server then revokes the grant and the user logs in again. This
 //     is core.ErrOutcomeUnknown across processes: no client can know whether
@@ -55,8 +72,8 @@
 //     loss but cannot stop the holder. The lease bounds both this risk and
 //     how long a crashed holder blocks its grant's refreshes. Everything the
 //     lock protects (the look-up of a record, the token call with its
-//     retries, the record) runs within Config.RefreshTimeout, counted from
-//     before the lock was taken; so a lease longer than RefreshTimeout
+//     retries) runs within Config.RefreshTimeout, counted from before the
+//     lock was taken, and the record normally right after; so a lease longer than RefreshTimeout
 //     (WithLease(cfg.RefreshTimeout + 5*time.Second)) does not depend on
 //     the renewals at all, at the price of the refreshes of a grant whose
 //     holder crashed failing as transient (503) for up to that long. The

@@ -30,6 +30,12 @@ func ExampleNew() {
 				redis.DialReadTimeout(5*time.Second),
 				redis.DialWriteTimeout(5*time.Second))
 		},
+		// After a Redis restart every idle connection is dead: test each
+		// on borrow, so that the pool drops them and dials anew.
+		TestOnBorrow: func(c redis.Conn, _ time.Time) error {
+			_, err := c.Do("PING")
+			return err
+		},
 	}
 	defer pool.Close()
 

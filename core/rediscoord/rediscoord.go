@@ -84,7 +84,8 @@ func WithLogger(l *slog.Logger) Option {
 // New returns a Coordinator on pool, which may be the pool of the app's
 // scs redisstore. Give the pool a Dial with read and write timeouts
 // (redis.DialReadTimeout, redis.DialWriteTimeout) so that no call hangs on
-// a dead connection. New panics if pool is nil or the renew interval is not
+// a dead connection, and a TestOnBorrow that PINGs, so that it drops the
+// dead connections a Redis restart leaves behind. New panics if pool is nil or the renew interval is not
 // shorter than the lease.
 func New(pool *redis.Pool, opts ...Option) *Coordinator {
 	if pool == nil {
