@@ -110,7 +110,9 @@ func (r *Refresher) revokeGrant(ctx context.Context, rec *record) error {
 			return r.revokeAtServer(ctx, &cur.Token)
 		}
 		fp := fingerprintOf(cur.Token.RefreshToken)
-		next, err := r.newest(ctx, fp)
+		lctx, cancel := context.WithTimeout(ctx, r.cfg.RefreshTimeout)
+		next, err := r.newest(lctx, fp)
+		cancel()
 		if err != nil {
 			return r.revokeBestEffort(ctx, rec, cur, err)
 		}

@@ -141,7 +141,8 @@ end
 return 0`)
 )
 
-// Lock takes the lock named key: SET key <random value> NX PX <lease>,
+// Lock takes the lock named key: SET key <random value> NX PX <lease>
+// (by a script that also accepts the value this attempt may have set),
 // tried again every retry interval (with jitter) until it succeeds or ctx
 // is done. While held, the lease is extended every renew interval, however
 // long the holder keeps it. unlock stops the renewal and deletes the lock
@@ -238,15 +239,15 @@ func (c *Coordinator) ctxError(ctx context.Context) error {
 	return fmt.Errorf("rediscoord: lock not obtained: %w", err)
 }
 
-// trySet makes one attempt at taking the lock.
+// trySet makes one attempt at taking the lock: SET NX PX, by renewScript,
+// which also accepts the lock holding value already. So an attempt whose
+// answer was lost on a dead connection, and that do repeats on a fresh one,
+// takes the lock it may have set rather than wait a lease for it.
 func (c *Coordinator) trySet(ctx context.Context, key, value string) (bool, error) {
 	var ok bool
 	err := c.do(ctx, func(conn redis.Conn) error {
-		_, err := redis.String(redis.DoContext(conn, ctx, "SET", key, value, "NX", "PX", c.lease.Milliseconds()))
-		if errors.Is(err, redis.ErrNil) {
-			return nil // held by another
-		}
-		ok = err == nil
+		n, err := redis.Int(renewScript.DoContext(ctx, conn, key, value, c.lease.Milliseconds(), "1"))
+		ok = n == 1
 		return err
 	})
 	return ok, err

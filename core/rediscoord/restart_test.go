@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -300,5 +301,82 @@ func redisRestartDuringTokenCall(t *testing.T, checked bool, downFor time.Durati
 	}
 	if n := srv.RefreshCalls(); n != 1 {
 		t.Errorf("%d refresh calls, want 1", n)
+	}
+}
+
+// TestLockAcrossRedisRestart: a held lock outlives a Redis restart longer
+// than its lease (its holder takes it back once Redis answers), and an
+// unlock that Redis missed frees the lock once Redis is back, not a lease
+// later.
+func TestLockAcrossRedisRestart(t *testing.T) {
+	rs := startRedisServer(t)
+	pool := restartPool(rs.addr, false)
+	t.Cleanup(func() { pool.Close() })
+	const lease = 600 * time.Millisecond
+	logs := &lockedBuffer{}
+	a := rediscoord.New(pool, rediscoord.WithLease(lease), rediscoord.WithLogger(slog.New(slog.NewTextHandler(logs, nil))))
+	warm(t, pool, 8)
+	value := func(key string) (string, bool) {
+		t.Helper()
+		conn, err := redis.Dial("tcp", rs.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		v, err := redis.String(conn.Do("GET", key))
+		if errors.Is(err, redis.ErrNil) {
+			return "", false
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v, true
+	}
+
+	unlock, err := a.Lock(context.Background(), "k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mine, _ := value("k")
+	rs.kill()
+	time.Sleep(lease + 300*time.Millisecond) // the lease runs out while Redis is away
+	rs.start()
+	deadline := time.Now().Add(3 * time.Second)
+	for {
+		if v, ok := value("k"); ok && v == mine {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the holder did not take its lock back after the restart; logs:\n%s", logs)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	poolB := restartPool(rs.addr, false)
+	t.Cleanup(func() { poolB.Close() })
+	b := rediscoord.New(poolB, rediscoord.WithLease(lease), rediscoord.WithRetryInterval(5*time.Millisecond))
+	ctx, cancel := context.WithTimeout(context.Background(), 2*lease)
+	if u, err := b.Lock(ctx, "k"); err == nil {
+		u()
+		t.Fatal("another process took the lock while its holder lived")
+	}
+	cancel()
+
+	// Redis goes away again; the unlock fails, then frees the lock once
+	// Redis is back.
+	rs.kill()
+	unlock()
+	rs.start()
+	start := time.Now()
+	for {
+		if _, ok := value("k"); !ok {
+			break
+		}
+		if time.Since(start) > lease {
+			t.Fatal("the lock was not freed after Redis came back")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if strings.Contains(logs.String(), mine) {
+		t.Errorf("the logs contain the lock's value")
 	}
 }
