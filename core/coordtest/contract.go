@@ -32,13 +32,13 @@ func RunContract(t *testing.T, newBackend func(t *testing.T) Backend) {
 	}
 }
 
-// lockExcludes: 300 goroutines spread over three processes take one lock
+// lockExcludes: 200 goroutines spread over three processes take one lock
 // in turn; never two at once, and every one gets it.
 func lockExcludes(t *testing.T, b Backend) {
 	coords := []core.Coordinator{b.New(t, 0), b.New(t, 0), b.New(t, 0)}
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	const n = 300
+	const n = 200
 	var holders, maxHolders, done atomic.Int64
 	var wg sync.WaitGroup
 	for i := range n {
