@@ -24,3 +24,7 @@ func TestLogoutRevocationFails(t *testing.T) {
 func TestMetrics(t *testing.T) { demotest.Metrics(t, "net/http", newHandler) }
 
 func TestRun(t *testing.T) { demotest.Run(t, run) }
+
+// Three demo processes on one Redis or PostgreSQL, behind a round-robin
+// proxy (see demotest.Replicas).
+func TestThreeReplicas(t *testing.T) { demotest.Replicas(t, ".") }

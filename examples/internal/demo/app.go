@@ -32,6 +32,11 @@ type Options struct {
 	// HTTPClient makes the token and FHIR requests (a client with a 30s
 	// timeout when nil).
 	HTTPClient *http.Client
+	// Store and Coordinator are the session store and the Refresher's
+	// Coordinator the replicas share (see OpenShared); nil: sessions in
+	// memory, one process.
+	Store       scs.Store
+	Coordinator core.Coordinator
 }
 
 // App is the demo application, whatever the framework: the session
@@ -113,6 +118,9 @@ func New(cfg Config, opts Options) (*App, error) {
 	}
 
 	sm := NewSessions(strings.HasPrefix(cfg.RedirectURL, "https://"))
+	if opts.Store != nil {
+		sm.Store = opts.Store
+	}
 	sm.ErrorFunc = func(w http.ResponseWriter, r *http.Request, err error) {
 		logger.ErrorContext(r.Context(), "session error", "error", err)
 		http.Error(w, http.StatusText(http.StatusInternalServerError), http.StatusInternalServerError)
@@ -129,6 +137,7 @@ func New(cfg Config, opts Options) (*App, error) {
 		HTTPClient:      httpClient,
 		Logger:          logger,
 		Now:             now,
+		Coordinator:     opts.Coordinator,
 		OnRefresh: func(info core.RefreshInfo) {
 			logger.Info("access token refreshed",
 				"rotated", info.Rotated, "took", info.Duration, "expiry", info.Expiry)

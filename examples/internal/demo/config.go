@@ -62,6 +62,13 @@ type Config struct {
 
 	// TokenTTL is the access token lifetime of the embedded mock server.
 	TokenTTL time.Duration
+
+	// RedisAddr (-redis) or PostgresURL (-postgres) name the engine that
+	// keeps the sessions and coordinates refreshes, so that several demo
+	// processes can serve the same users; both empty: sessions in memory,
+	// one process.
+	RedisAddr   string
+	PostgresURL string
 }
 
 // Embedded reports whether the config asks for the embedded mock server.
@@ -94,6 +101,8 @@ func ParseFlags(name string, args []string, getenv func(string) string, output i
 	revokeStyle := fs.String("revoke-style", "rfc7009", "revocation request: rfc7009 (POST token=…, RFC 7009) or get (GET ?token=…, as Health Gorilla's /oauth/cancel)")
 	fs.BoolVar(&c.Metrics, "metrics", false, "export OpenTelemetry metrics in the Prometheus format at /metrics")
 	fs.DurationVar(&c.TokenTTL, "token-ttl", 30*time.Second, "access token lifetime of the embedded server")
+	fs.StringVar(&c.RedisAddr, "redis", "", "Redis address (host:port) for the sessions and the refresh Coordinator, to run several replicas")
+	fs.StringVar(&c.PostgresURL, "postgres", "", "PostgreSQL URL (postgres://…) for the sessions and the refresh Coordinator, to run several replicas")
 	fs.Usage = func() {
 		fmt.Fprintf(output, "Usage of the %s demo:\n\n", name)
 		fmt.Fprintf(output, "Without -token-url, an embedded mock SMART server is started.\n")
@@ -116,6 +125,9 @@ func ParseFlags(name string, args []string, getenv func(string) string, output i
 		return Config{}, fmt.Errorf("-revoke-style must be rfc7009 or get, not %q", *revokeStyle)
 	}
 
+	if c.RedisAddr != "" && c.PostgresURL != "" {
+		return Config{}, errors.New("-redis and -postgres: give one")
+	}
 	switch {
 	case strings.TrimSpace(c.Scopes) == "":
 		return Config{}, errors.New("-scopes must not be empty")

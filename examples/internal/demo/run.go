@@ -80,7 +80,20 @@ func Run(ctx context.Context, name string, args []string, stdout io.Writer, hand
 		}
 	}
 
-	app, err := New(cfg, Options{Name: name, Logger: logger})
+	shared, err := OpenShared(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer shared.Close()
+	opts := Options{Name: name, Logger: logger}
+	if shared != nil {
+		opts.Store, opts.Coordinator = shared.Store, shared.Coordinator
+		fmt.Fprintf(stdout, "Sessions and refreshes shared with the other replicas through %s.\n", shared.Name)
+		if cfg.Embedded() {
+			fmt.Fprintln(stdout, "The embedded mock server belongs to this process: give every replica the same -token-url, -authorize-url and -fhir-base.")
+		}
+	}
+	app, err := New(cfg, opts)
 	if err != nil {
 		return err
 	}
