@@ -125,7 +125,7 @@ func TestCodeExchangeErrors(t *testing.T) {
 		error  string
 	}{
 		{"wrong verifier", func(f url.Values) { v, _ := pkce(); f.Set("code_verifier", v) }, "invalid_grant"},
-		{"no verifier", func(f url.Values) { f.Del("code_verifier") }, "invalid_request"},
+		{"no verifier", func(f url.Values) { f.Del("code_verifier") }, "invalid_grant"}, // RFC 7636 section 4.6
 		{"wrong redirect_uri", func(f url.Values) { f.Set("redirect_uri", redirectURI+"/other") }, "invalid_grant"},
 		{"no redirect_uri", func(f url.Values) { f.Del("redirect_uri") }, "invalid_grant"},
 		{"unknown code", func(f url.Values) { f.Set("code", "nope") }, "invalid_grant"},

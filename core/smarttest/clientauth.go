@@ -80,6 +80,23 @@ func (s *Server) authenticateClient(r *http.Request) string {
 	return ""
 }
 
+// noClientCredentials reports whether r carries no client credentials at
+// all: no Authorization header, client_id, client_secret or client
+// assertion. Real servers answer such a request 400 invalid_request, not
+// 401 invalid_client (RFC 6749 section 5.2: a missing parameter), at the
+// token and revocation endpoints alike. r.PostForm must be parsed.
+func noClientCredentials(r *http.Request) bool {
+	if _, ok := r.Header["Authorization"]; ok {
+		return false
+	}
+	for _, k := range []string{"client_id", "client_secret", "client_assertion", "client_assertion_type"} {
+		if _, ok := r.PostForm[k]; ok {
+			return false
+		}
+	}
+	return true
+}
+
 // equal compares secrets in constant time.
 func equal(a, b string) bool {
 	return subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1

@@ -18,18 +18,20 @@ type grant struct {
 	offline  bool   // whether refresh tokens are issued for it
 	authTime time.Time
 	revoked  bool
+	access   []*accessToken // the access tokens not yet superseded by a refresh
 }
 
 // An accessToken is an access token issued for a grant.
 type accessToken struct {
-	grant   *grant
-	expiry  time.Time
-	expired bool // set by ExpireAccessTokens
+	grant      *grant
+	expiry     time.Time
+	expired    bool // set by ExpireAccessTokens
+	superseded bool // revoked by a refresh of its grant (AccessRevokedOnRefresh)
 }
 
 // valid reports whether a may be used at now.
 func (a *accessToken) valid(now time.Time) bool {
-	return !a.grant.revoked && !a.expired && now.Before(a.expiry)
+	return !a.grant.revoked && !a.expired && !a.superseded && now.Before(a.expiry)
 }
 
 // A refreshToken is a refresh token issued for a grant. Only the latest one
@@ -49,6 +51,7 @@ type authCode struct {
 	authTime    time.Time // when the user authorized
 	expiry      time.Time
 	grant       *grant // the grant issued from it, once exchanged
+	burned      bool   // by a failed PKCE attempt (PKCEFailureBurnsCode)
 }
 
 // codeTTL is how long an authorization code may be exchanged.
@@ -94,8 +97,21 @@ func (s *Server) newGrant(scope string, authTime time.Time) *grant {
 // issueAccess returns a new access token for g. s.mu must be held.
 func (s *Server) issueAccess(g *grant, now time.Time) string {
 	t := newToken()
-	s.access[t] = &accessToken{grant: g, expiry: now.Add(s.opts.AccessTokenTTL)}
+	a := &accessToken{grant: g, expiry: now.Add(s.opts.AccessTokenTTL)}
+	s.access[t] = a
+	if s.opts.AccessOnRefresh == AccessRevokedOnRefresh {
+		g.access = append(g.access, a)
+	}
 	return t
+}
+
+// supersedeAccess revokes the access tokens issued for g so far, as a
+// refresh does with AccessRevokedOnRefresh. s.mu must be held.
+func (s *Server) supersedeAccess(g *grant) {
+	for _, a := range g.access {
+		a.superseded = true
+	}
+	g.access = nil
 }
 
 // issueRefresh returns a new refresh token for g. s.mu must be held.

@@ -22,11 +22,18 @@ func (s *Server) serveRevoke(w http.ResponseWriter, r *http.Request) {
 }
 
 // revoke7009 is the revocation endpoint (RFC 7009). The client
-// authenticates as at the token endpoint. Revoking an access or refresh
-// token revokes its whole grant; unknown tokens are answered 200 too.
+// authenticates as at the token endpoint. Revoking a live access or refresh
+// token revokes its whole grant; a rotated one does what
+// Options.RevokeRotated says; unknown tokens are answered 200 too.
 func (s *Server) revoke7009(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, maxBody)
 	if oerr := parseForm(r); oerr != nil {
+		s.logf("revoke: %s: %s", oerr.Code, oerr.Description)
+		writeError(w, oerr)
+		return
+	}
+	if noClientCredentials(r) {
+		oerr := invalidRequest("client authentication is required: no client credentials were sent")
 		s.logf("revoke: %s: %s", oerr.Code, oerr.Description)
 		writeError(w, oerr)
 		return
@@ -57,21 +64,32 @@ func (s *Server) cancel(w http.ResponseWriter, r *http.Request) {
 	s.revokeToken(w, token)
 }
 
-// revokeToken revokes the grant of token, if any, and answers 200.
+// revokeToken revokes the grant of token, if any, and answers 200. A token
+// that a refresh already replaced (a rotated refresh token, an access token
+// revoked by a refresh) revokes its grant only with RevokeRotatedGrant.
 func (s *Server) revokeToken(w http.ResponseWriter, token string) {
-	var g *grant
+	var (
+		g    *grant
+		dead bool
+	)
 	s.mu.Lock()
 	if a, ok := s.access[token]; ok {
-		g = a.grant
+		g, dead = a.grant, a.superseded
 	} else if t, ok := s.refresh[token]; ok {
-		g = t.grant
+		g, dead = t.grant, t.rotated
+	}
+	if dead && s.opts.RevokeRotated == RevokeRotatedNothing {
+		g = nil
 	}
 	revoked := g != nil && s.revoke(g)
 	s.mu.Unlock()
 
-	if revoked {
+	switch {
+	case revoked:
 		s.logf("revoke: token %s: grant %d revoked", fingerprint(token), g.id)
-	} else {
+	case dead && g == nil:
+		s.logf("revoke: token %s: already replaced by a refresh; nothing revoked (RevokeRotatedNothing)", fingerprint(token))
+	default:
 		s.logf("revoke: token %s: nothing to revoke", fingerprint(token))
 	}
 	w.Header().Set("Cache-Control", "no-store")

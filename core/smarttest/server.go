@@ -75,6 +75,22 @@ type Options struct {
 	Scope string
 	// Now is the clock behind every expiry decision. Default time.Now.
 	Now func() time.Time
+	// AccessOnRefresh is what a refresh does to the grant's earlier access
+	// tokens. Default AccessRevokedOnRefresh: they get 401 at once.
+	AccessOnRefresh AccessOnRefresh
+	// RevokeRotated is what revoking a rotated refresh token (or an access
+	// token a refresh revoked) does. Default RevokeRotatedNothing: nothing,
+	// as RFC 7009 section 2.2 allows; RevokeRotatedGrant revokes the grant.
+	RevokeRotated RotatedRevocation
+	// PKCEFailure is what a code exchange with a wrong or missing
+	// code_verifier does to the code. Default PKCEFailureBurnsCode.
+	PKCEFailure PKCEFailure
+	// TokenType is the token_type of token answers: "Bearer" (the default,
+	// as RFC 6750 and SMART write it), "bearer" (as some servers answer,
+	// and as SMART's refresh section writes it) or "BEARER". The FHIR
+	// server accepts the Authorization scheme in any case, as RFC 9110
+	// section 11.1 requires.
+	TokenType string
 	// RedirectURIs are the client's registered redirection URIs, each an
 	// absolute http(s) URL without fragment. The authorization endpoint
 	// accepts a redirect_uri only if it is one of them, compared as exact
@@ -132,6 +148,21 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Scope == "" {
 		o.Scope = DefaultScope
+	}
+	if o.TokenType == "" {
+		o.TokenType = "Bearer"
+	}
+	if !validTokenType(o.TokenType) {
+		panic(fmt.Sprintf("smarttest: TokenType %q is not a spelling of Bearer", o.TokenType))
+	}
+	if o.AccessOnRefresh != AccessRevokedOnRefresh && o.AccessOnRefresh != AccessKeptOnRefresh {
+		panic(fmt.Sprintf("smarttest: unknown %v", o.AccessOnRefresh))
+	}
+	if o.RevokeRotated != RevokeRotatedNothing && o.RevokeRotated != RevokeRotatedGrant {
+		panic(fmt.Sprintf("smarttest: unknown %v", o.RevokeRotated))
+	}
+	if o.PKCEFailure != PKCEFailureBurnsCode && o.PKCEFailure != PKCEFailureKeepsCode {
+		panic(fmt.Sprintf("smarttest: unknown %v", o.PKCEFailure))
 	}
 	if o.FHIRUser == "" {
 		o.FHIRUser = "Patient/" + o.Patient

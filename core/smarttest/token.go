@@ -60,7 +60,7 @@ func invalidGrant(description string) *oauthError {
 func (s *Server) answer(access, refresh string, g *grant, scope string, withContext bool) tokenAnswer {
 	a := tokenAnswer{
 		AccessToken:  access,
-		TokenType:    "Bearer",
+		TokenType:    s.opts.TokenType,
 		ExpiresIn:    int64(s.opts.AccessTokenTTL / time.Second),
 		Scope:        scope,
 		RefreshToken: refresh,
@@ -146,6 +146,12 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 		writeError(w, oerr)
 		return
 	}
+	if noClientCredentials(r) {
+		oerr := invalidRequest("client authentication is required: no client credentials were sent")
+		s.logf("token: %s: %s", oerr.Code, oerr.Description)
+		writeError(w, oerr)
+		return
+	}
 	if why := s.authenticateClient(r); why != "" {
 		s.logf("token: invalid_client: %s", why)
 		s.clientError(w, r, why)
@@ -190,9 +196,6 @@ func (s *Server) exchangeCode(f url.Values, now time.Time) (tokenAnswer, *oauthE
 	if code == "" {
 		return tokenAnswer{}, invalidRequest("code is required"), ""
 	}
-	if verifier == "" {
-		return tokenAnswer{}, invalidRequest("code_verifier is required"), ""
-	}
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -204,12 +207,25 @@ func (s *Server) exchangeCode(f url.Values, now time.Time) (tokenAnswer, *oauthE
 		s.revoke(c.grant)
 		return tokenAnswer{}, invalidGrant("authorization code already used; the tokens issued from it are revoked"),
 			fmt.Sprintf("code %s reused: grant %d revoked", fingerprint(code), c.grant.id)
+	case c.burned:
+		return tokenAnswer{}, invalidGrant("authorization code already used in a failed PKCE attempt"), ""
 	case !now.Before(c.expiry):
 		return tokenAnswer{}, invalidGrant("authorization code expired"), ""
 	case f.Get("redirect_uri") != c.redirectURI:
 		return tokenAnswer{}, invalidGrant("redirect_uri does not match the authorization request"), ""
-	case s256(verifier) != c.challenge:
-		return tokenAnswer{}, invalidGrant("code_verifier does not match code_challenge"), ""
+	case verifier == "" || s256(verifier) != c.challenge:
+		// RFC 7636 section 4.6: invalid_grant, a missing verifier included.
+		why := "code_verifier does not match code_challenge"
+		if verifier == "" {
+			why = "code_verifier is required"
+		}
+		note := ""
+		if s.opts.PKCEFailure == PKCEFailureBurnsCode {
+			c.burned = true
+			why += "; the code can no longer be used"
+			note = fmt.Sprintf("code %s burned by a failed PKCE attempt", fingerprint(code))
+		}
+		return tokenAnswer{}, invalidGrant(why), note
 	}
 
 	g := s.newGrant(c.scope, c.authTime)
@@ -256,6 +272,9 @@ func (s *Server) refreshGrant(f url.Values, now time.Time) (tokenAnswer, *oauthE
 		scope = t.grant.scope
 	}
 
+	if s.opts.AccessOnRefresh == AccessRevokedOnRefresh {
+		s.supersedeAccess(t.grant)
+	}
 	access := s.issueAccess(t.grant, now)
 	refresh := ""
 	if !s.opts.NoRotation {

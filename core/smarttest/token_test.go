@@ -106,8 +106,17 @@ func TestTokenRequestFormat(t *testing.T) {
 	}
 }
 
+// TestRotation: a refresh rotates the refresh token; the access token it
+// replaces gets 401 at once (AccessRevokedOnRefresh, the default) or stays
+// valid until its expiry (AccessKeptOnRefresh).
 func TestRotation(t *testing.T) {
-	s := smarttest.NewServer(smarttest.Options{Logf: t.Logf})
+	for _, mode := range []smarttest.AccessOnRefresh{smarttest.AccessRevokedOnRefresh, smarttest.AccessKeptOnRefresh} {
+		t.Run(mode.String(), func(t *testing.T) { testRotation(t, mode) })
+	}
+}
+
+func testRotation(t *testing.T, mode smarttest.AccessOnRefresh) {
+	s := smarttest.NewServer(smarttest.Options{Logf: t.Logf, AccessOnRefresh: mode})
 	defer s.Close()
 
 	tok := s.Grant()
@@ -122,12 +131,17 @@ func TestRotation(t *testing.T) {
 	if r1.str("patient") != "123" || r1.body["need_patient_banner"] != true {
 		t.Errorf("refresh answer lacks the launch context: %v", r1.body)
 	}
-	// The old access token stays valid until its own expiry.
-	wantStatus(t, fhirGet(t, s, tok.AccessToken, "/Patient/123"), http.StatusOK)
+	old := http.StatusUnauthorized
+	if mode == smarttest.AccessKeptOnRefresh {
+		old = http.StatusOK // valid until its own expiry
+	}
+	wantStatus(t, fhirGet(t, s, tok.AccessToken, "/Patient/123"), old)
 	wantStatus(t, fhirGet(t, s, r1.str("access_token"), "/Patient/123"), http.StatusOK)
 
 	r2 := refresh(t, s, r1.str("refresh_token"))
 	wantStatus(t, r2, http.StatusOK)
+	wantStatus(t, fhirGet(t, s, r1.str("access_token"), "/Patient/123"), old)
+	wantStatus(t, fhirGet(t, s, r2.str("access_token"), "/Patient/123"), http.StatusOK)
 	if s.RefreshCalls() != 2 || s.Reuses() != 0 || s.RevokedGrants() != 0 {
 		t.Errorf("RefreshCalls %d Reuses %d RevokedGrants %d, want 2 0 0", s.RefreshCalls(), s.Reuses(), s.RevokedGrants())
 	}
