@@ -6,7 +6,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"mime"
 	"net/http"
 	"net/url"
 	"slices"
@@ -60,8 +59,17 @@ func basicCredentials(id, secret string) string {
 type secrets []string
 
 // scrub replaces every secret in text, as sent or as a server would echo it
-// (form-encoded or JSON-escaped), with [REDACTED].
+// (form-encoded or JSON-escaped), with [REDACTED], and drops control
+// characters.
 func (s secrets) scrub(text string) string {
+	// Control characters never reach an error (limit drops them): drop
+	// them first, so that none splits a secret that would then re-form.
+	text = strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return -1
+		}
+		return r
+	}, text)
 	var forms []string
 	for _, secret := range s {
 		if secret == "" {
@@ -105,23 +113,3 @@ func (s secrets) scrubErr(err error) error {
 
 // snippetBytes bounds Snippet.
 const snippetBytes = 120
-
-// snippet returns the start of body for an error message: the secrets
-// scrubbed from the whole body first, then whitespace collapsed and the
-// text cut to snippetBytes printable bytes. It returns "" for a body that
-// might carry a token (a form-encoded answer or one that names a token
-// field), since a fresh token is a secret the client does not know yet.
-func (s secrets) snippet(header http.Header, body []byte) string {
-	mt, _, _ := mime.ParseMediaType(header.Get("Content-Type"))
-	if mt == "application/x-www-form-urlencoded" || len(body) == 0 {
-		return ""
-	}
-	lower := strings.ToLower(string(body))
-	for _, field := range []string{"access_token", "refresh_token", "id_token", "assertion"} {
-		if strings.Contains(lower, field) {
-			return ""
-		}
-	}
-	text := strings.Join(strings.Fields(s.scrub(string(body))), " ")
-	return limit(text, snippetBytes)
-}

@@ -57,9 +57,16 @@ func (r *Refresher) requestToken(ctx context.Context, refreshToken string) (*Tok
 		return nil, &ResponseError{StatusCode: resp.StatusCode, ContentType: limit(sent.scrub(resp.Header.Get("Content-Type")), 64),
 			Reason: "answer larger than 1 MiB"}
 	}
-	tok, err := ParseTokenResponse(resp.StatusCode, resp.Header, body, r.cfg.Now())
+	return parseAnswer(resp.StatusCode, resp.Header, body, r.cfg.Now(), sent, refreshToken)
+}
+
+// parseAnswer is ParseTokenResponse for the answer to a refresh that sent
+// refreshToken and the secrets sent (refreshToken among them): its error
+// carries none of them, nor any token of the answer.
+func parseAnswer(status int, header http.Header, body []byte, now time.Time, sent secrets, refreshToken string) (*Token, error) {
+	tok, err := ParseTokenResponse(status, header, body, now)
 	if err != nil {
-		err = sent.scrubAnswer(err, resp.Header, body)
+		err = sent.scrubAnswer(err, status, header, body)
 		if rotatedAway(body, refreshToken) {
 			return nil, &UnusableRotationError{Err: err}
 		}
@@ -110,28 +117,30 @@ func scrubURLError(err error) error {
 	return err
 }
 
-// scrubAnswer removes the secrets the request sent from the
-// server-controlled text of an error from ParseTokenResponse, in case the
-// server echoes what it received, and adds a Snippet of a body that was not
-// a JSON error object.
-func (s secrets) scrubAnswer(err error, header http.Header, body []byte) error {
+// scrubAnswer removes the secrets the request sent, and every token of the
+// answer, from the server-controlled text of an error from
+// ParseTokenResponse, in case the server echoes what it received, and adds
+// a Snippet of a body that was not a JSON error object when that body
+// cannot carry a token (see snippet).
+func (s secrets) scrubAnswer(err error, status int, header http.Header, body []byte) error {
+	s = s.withAnswer(body)
 	// The parser has cut the fields to length, possibly in the middle of a
 	// secret: scrub the whole fields first, then cut.
 	var te *TokenError
 	if errors.As(err, &te) {
 		if e, ok := decodeOAuthError(body); ok {
-			te.Code = limit(s.scrub(e.Code), 64)
+			te.Code = s.scrubCode(e.Code)
 			te.Description = limit(s.scrub(e.Description), 256)
 			te.URI = limit(s.scrub(e.URI), 256)
 		} else {
 			te.ContentType = limit(s.scrub(mediaType(header)), 64)
-			te.Snippet = s.snippet(header, body)
+			te.Snippet = s.snippet(status, header, body)
 		}
 	}
 	var re *ResponseError
 	if errors.As(err, &re) {
 		re.ContentType = limit(s.scrub(header.Get("Content-Type")), 64)
-		re.Snippet = s.snippet(header, body)
+		re.Snippet = s.snippet(status, header, body)
 	}
 	return err
 }
@@ -197,7 +206,7 @@ func ParseTokenResponse(status int, header http.Header, body []byte, now time.Ti
 	if t.TokenType == "" {
 		t.TokenType = "Bearer"
 	} else if !strings.EqualFold(t.TokenType, "bearer") {
-		return nil, bad("token_type " + strconv.Quote(t.TokenType) + " is not Bearer")
+		return nil, bad(tokenTypeReason(t.TokenType))
 	}
 	if raw, ok := fields["expires_in"]; ok {
 		if secs, ok := parseExpiresIn(raw); ok {
@@ -218,6 +227,20 @@ func ParseTokenResponse(status int, header http.Header, body []byte, now time.Ti
 		}
 	}
 	return t, nil
+}
+
+// knownTokenTypes are the registered OAuth access token types (IANA),
+// which an error may name; any other token_type is server text that could
+// be anything, a token included, and is not repeated.
+var knownTokenTypes = []string{"Bearer", "DPoP", "N_A", "PoP", "MAC"}
+
+func tokenTypeReason(tt string) string {
+	for _, k := range knownTokenTypes {
+		if strings.EqualFold(tt, k) {
+			return "token_type " + strconv.Quote(k) + " is not Bearer"
+		}
+	}
+	return "token_type is not Bearer"
 }
 
 // parseExpiresIn reads expires_in: a JSON number or numeric string of
@@ -245,9 +268,12 @@ func parseExpiresIn(raw json.RawMessage) (secs int64, ok bool) {
 func parseErrorResponse(status int, header http.Header, body []byte, now time.Time) error {
 	te := &TokenError{StatusCode: status, RetryAfter: parseRetryAfter(header.Get("Retry-After"), now)}
 	if e, ok := decodeOAuthError(body); ok {
-		te.Code = limit(e.Code, 64)
-		te.Description = limit(e.Description, 256)
-		te.URI = limit(e.URI, 256)
+		// An error answer that carries a token field besides: keep its
+		// value out of the text.
+		hide := secrets(nil).withAnswer(body)
+		te.Code = hide.scrubCode(e.Code)
+		te.Description = limit(hide.scrub(e.Description), 256)
+		te.URI = limit(hide.scrub(e.URI), 256)
 		return te
 	}
 	te.ContentType = limit(mediaType(header), 64)

@@ -97,7 +97,7 @@ func TestParseTokenResponseRejects(t *testing.T) {
 	}{
 		{"empty access_token", 200, jsonHeader(), `{"access_token":"","token_type":"Bearer"}`, ErrTransient, "", "access_token"},
 		{"missing access_token", 200, jsonHeader(), `{"token_type":"Bearer"}`, ErrTransient, "", "access_token"},
-		{"wrong token type", 200, jsonHeader(), `{"access_token":"at","token_type":"mac"}`, ErrTransient, "", `"mac" is not Bearer`},
+		{"wrong token type", 200, jsonHeader(), `{"access_token":"at","token_type":"mac"}`, ErrTransient, "", `"MAC" is not Bearer`},
 		{"access_token not a string", 200, jsonHeader(), `{"access_token":42}`, ErrTransient, "", "access_token is not a string"},
 		{"refresh_token not a string", 200, jsonHeader(), `{"access_token":"at","refresh_token":7}`, ErrTransient, "", "refresh_token is not a string"},
 		{"truncated JSON", 200, jsonHeader(), `{"access_token":"at","tok`, ErrTransient, "", "not a JSON object"},
@@ -153,6 +153,14 @@ func TestRetryAfter(t *testing.T) {
 	}
 }
 
+// fuzzContentTypes are the Content-Types FuzzParseTokenResponse answers with.
+var fuzzContentTypes = []string{"application/json", "text/html", "text/plain; charset=utf-8", "", "application/x-www-form-urlencoded"}
+
+// FuzzParseTokenResponse: every answer gives exactly one of a usable token
+// and an error, and the error of a refresh (parseAnswer, as the Refresher
+// builds it, with the snippet) never shows a string value of a 2xx answer,
+// nor one under a token field of any answer, however the body is escaped
+// or cut, beyond the fixed text every such error has.
 func FuzzParseTokenResponse(f *testing.F) {
 	seeds := []string{
 		`{"access_token":"at","token_type":"Bearer","expires_in":3600,"refresh_token":"rt","patient":"123"}`,
@@ -162,26 +170,80 @@ func FuzzParseTokenResponse(f *testing.F) {
 		`<html></html>`,
 		`{"access_token":"at","expires_in":1e400}`,
 		`{"access_token":"at","expires_in":"-1"}`,
+		`{"\u0061ccess_token":"fresh-access-0123456789","token_type":"DPoP","refresh\u005ftoken":"fresh-refresh-0123456789"}`,
+		`{"access_token":"fresh-access-0123456789","token_type":"fresh-access-0123456789"}`,
+		`{"error":"invalid_request","error_description":"fresh-access-0123456789","access_token":"fresh-access-0123456789"}`,
+		`{"token_type":"Bearer","\u0061ccess_token":"fresh-access-0123456789","x":"fresh-refresh-0123456789`,
+		`access%5Ftoken=fresh-access-0123456789`,
+		`{"error":"x","error_description":"fresh-\u0001access-0123456789","access_token":"fresh-access-0123456789"}`,
 	}
 	for _, s := range seeds {
-		f.Add(200, s)
-		f.Add(400, s)
+		f.Add(200, uint8(0), s)
+		f.Add(400, uint8(0), s)
+		f.Add(502, uint8(2), s)
 	}
-	f.Fuzz(func(t *testing.T, status int, body string) {
-		tok, err := ParseTokenResponse(status, jsonHeader(), []byte(body), t0)
+	const sentRefresh = "sent-refresh-0123456789"
+	sent := secrets{"sent-client-secret", sentRefresh}
+	f.Fuzz(func(t *testing.T, status int, ctype uint8, body string) {
+		header := http.Header{"Content-Type": {fuzzContentTypes[int(ctype)%len(fuzzContentTypes)]}}
+		tok, err := ParseTokenResponse(status, header, []byte(body), t0)
 		if (tok == nil) == (err == nil) {
 			t.Fatalf("want exactly one of token and error, got %v, %v", tok, err)
 		}
-		if err != nil {
+		if err == nil {
+			if tok.AccessToken == "" || !strings.EqualFold(tok.TokenType, "bearer") {
+				t.Fatalf("accepted an unusable token %v", tok)
+			}
+			if !tok.Expiry.IsZero() && !tok.Expiry.After(t0) {
+				t.Fatalf("accepted an expiry in the past: %v", tok.Expiry)
+			}
 			return
 		}
-		if tok.AccessToken == "" || !strings.EqualFold(tok.TokenType, "bearer") {
-			t.Fatalf("accepted an unusable token %v", tok)
+		_, err = parseAnswer(status, header, []byte(body), t0, sent, sentRefresh)
+		msg := err.Error()
+		jt := decodeJSONText([]byte(body))
+		check := jt.hidden
+		if status >= 200 && status <= 299 {
+			check = jt.values
 		}
-		if !tok.Expiry.IsZero() && !tok.Expiry.After(t0) {
-			t.Fatalf("accepted an expiry in the past: %v", tok.Expiry)
+		vocab := errorVocabulary(status, header)
+		for _, v := range check {
+			// Brackets could re-form a value around a [REDACTED].
+			if len(v) < 8 || strings.ContainsAny(v, "[]") || strings.Contains(vocab, v) {
+				continue
+			}
+			if strings.Contains(msg, v) {
+				t.Fatalf("the error shows %q of the answer:\n%s", v, msg)
+			}
+		}
+		for _, s := range sent {
+			if strings.Contains(msg, s) {
+				t.Fatalf("the error shows the secret %q sent:\n%s", s, msg)
+			}
 		}
 	})
+}
+
+// errorVocabulary is the fixed text the errors of answers with status and
+// header can have, whatever the body: the messages for bodies that hold no
+// string a server chose.
+func errorVocabulary(status int, header http.Header) string {
+	bodies := []string{``, `{}`, `[]`, `x`, `{"access_token":1}`, `{"access_token":"x","token_type":1}`,
+		`{"access_token":"x","refresh_token":1}`, `{"access_token":"x","token_type":"not-a-type"}`}
+	for _, k := range knownTokenTypes {
+		bodies = append(bodies, `{"access_token":"x","token_type":"`+k+`"}`)
+	}
+	for k := range knownErrorCodes {
+		bodies = append(bodies, `{"error":"`+k+`"}`)
+	}
+	var b strings.Builder
+	for _, body := range bodies {
+		if _, err := ParseTokenResponse(status, header, []byte(body), t0); err != nil {
+			b.WriteString(err.Error() + "\n")
+		}
+	}
+	b.WriteString((&UnusableRotationError{Err: errors.New("")}).Error() + redacted + " answer larger than 1 MiB")
+	return b.String()
 }
 
 // equalTokens compares tokens field by field, Extra by its JSON.
@@ -400,7 +462,7 @@ func TestScrubAnswer(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			h := http.Header{"Content-Type": {tt.ctype}}
 			_, err := ParseTokenResponse(tt.status, h, []byte(tt.body), t0)
-			err = sent.scrubAnswer(err, h, []byte(tt.body))
+			err = sent.scrubAnswer(err, tt.status, h, []byte(tt.body))
 			var got string
 			var te *TokenError
 			var re *ResponseError
@@ -432,7 +494,7 @@ func TestScrubDescriptionBeforeCut(t *testing.T) {
 	rt := strings.Repeat("R", 40)
 	body := `{"error":"invalid_grant","error_description":"` + strings.Repeat("x", 240) + rt + `"}`
 	_, err := ParseTokenResponse(400, jsonHeader(), []byte(body), t0)
-	err = secrets{rt}.scrubAnswer(err, jsonHeader(), []byte(body))
+	err = secrets{rt}.scrubAnswer(err, 400, jsonHeader(), []byte(body))
 	if strings.Contains(err.Error(), "RRRR") {
 		t.Errorf("part of the secret survived: %v", err)
 	}

@@ -109,7 +109,10 @@ type TokenError struct {
 	// Snippet is the start of an answer that was not a JSON error object
 	// (at most about 120 printable bytes), set by the Refresher with the
 	// client secret, the refresh token and the client assertion it sent
-	// replaced by [REDACTED]. It is empty when the body might carry a token.
+	// replaced by [REDACTED]. It is empty when the body might carry a
+	// token: a 2xx answer other than an HTML page, a form-encoded one, JSON
+	// with a key naming a token or secret (decoded, whatever its escapes),
+	// or text that names a token field once its escapes are undone.
 	Snippet string
 }
 

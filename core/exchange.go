@@ -39,7 +39,7 @@ func (r *Refresher) exchangeCode(ctx context.Context, code, verifier, redirectUR
 	}
 	tok, err := ParseTokenResponse(resp.StatusCode, resp.Header, body, r.cfg.Now())
 	if err != nil {
-		return nil, sent.scrubAnswer(err, resp.Header, body)
+		return nil, sent.scrubAnswer(err, resp.StatusCode, resp.Header, body)
 	}
 	return tok, nil
 }

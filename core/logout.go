@@ -231,15 +231,16 @@ func (r *Refresher) revoke(ctx context.Context, token, hint string) error {
 		return &RevocationError{TokenTypeHint: hint, StatusCode: resp.StatusCode,
 			Err: sent.scrubErr(errors.New("reading answer: " + err.Error()))}
 	}
+	sent = sent.withAnswer(body)
 	re := &RevocationError{TokenTypeHint: hint, StatusCode: resp.StatusCode}
 	if len(body) > maxResponseBytes {
 		re.Description = "answer larger than 1 MiB"
 	} else if e, ok := decodeOAuthError(body); ok {
-		re.Code = limit(sent.scrub(e.Code), 64)
+		re.Code = sent.scrubCode(e.Code)
 		re.Description = limit(sent.scrub(e.Description), 256)
 	} else {
 		re.ContentType = limit(sent.scrub(mediaType(resp.Header)), 64)
-		re.Snippet = sent.snippet(resp.Header, body)
+		re.Snippet = sent.snippet(resp.StatusCode, resp.Header, body)
 	}
 	return re
 }
