@@ -58,16 +58,16 @@ func redeemedKey(fp fingerprint) string { return "smartrefresh:redeemed:" + hex.
 // newest returns the newest token of the grant whose refresh token fp was
 // already redeemed, by this process or, with a Coordinator, by any replica;
 // nil if fp was never redeemed.
-func (r *Refresher) newest(ctx context.Context, fp fingerprint) (*record, error) {
-	if next := r.ledger.newest(fp, r.cfg.Now()); next != nil || r.cfg.Coordinator == nil {
+func (r *Refresher) newest(ctx context.Context, cur *record, fp fingerprint) (*record, error) {
+	if next := r.ledger.newest(cur, fp, r.cfg.Now(), r.retainUntil(ctx)); next != nil || r.cfg.Coordinator == nil {
 		return next, nil
 	}
-	return r.sharedRedemption(ctx, fp)
+	return r.sharedRedemption(ctx, cur, fp)
 }
 
 // sharedRedemption reads the Coordinator's record of fp's redemption and
 // copies it into the local ledger.
-func (r *Refresher) sharedRedemption(ctx context.Context, fp fingerprint) (*record, error) {
+func (r *Refresher) sharedRedemption(ctx context.Context, cur *record, fp fingerprint) (*record, error) {
 	blob, ok, err := r.cfg.Coordinator.Load(ctx, redeemedKey(fp))
 	if err != nil {
 		return nil, &CoordinatorError{Op: "load", Err: err}
@@ -89,7 +89,7 @@ func (r *Refresher) sharedRedemption(ctx context.Context, fp fingerprint) (*reco
 		// the grant's refresh token.
 		return nil, nil
 	}
-	r.ledger.redeem(fp, next, r.cfg.Now())
+	r.ledger.redeem(cur, fp, next, r.cfg.Now(), r.retainUntil(ctx))
 	return next, nil
 }
 
@@ -123,7 +123,7 @@ const (
 // the outcome-unknown case of the package documentation.
 func (r *Refresher) shareRedemption(ctx context.Context, fp fingerprint, next *record, unlock func()) bool {
 	ctx = context.WithoutCancel(ctx)
-	ttl := r.ledger.ttl
+	ttl := r.retention(ctx)
 	deadline := time.Now().Add(r.shareWithin)
 	err := r.recordShared(ctx, fp, next, ttl, deadline)
 	if err == nil {

@@ -170,6 +170,7 @@ type sealedRecord struct {
 	Extra        map[string]any `json:"extra,omitempty"`
 	Obtained     time.Time      `json:"obtained,omitzero"`
 	Refreshes    int            `json:"refreshes,omitempty"`
+	Grant        string         `json:"grant,omitempty"`
 }
 
 func sealedFrom(rec *record) sealedRecord {
@@ -178,6 +179,7 @@ func sealedFrom(rec *record) sealedRecord {
 		AccessToken: t.AccessToken, TokenType: t.TokenType, RefreshToken: t.RefreshToken,
 		Expiry: t.Expiry, Scope: t.Scope, IDToken: t.IDToken, Patient: t.Patient,
 		Encounter: t.Encounter, Extra: t.Extra, Obtained: rec.Obtained, Refreshes: rec.Refreshes,
+		Grant: rec.Grant,
 	}
 }
 
@@ -196,5 +198,6 @@ func decodeSealed(plain []byte) (*record, error) {
 		},
 		Obtained:  s.Obtained,
 		Refreshes: s.Refreshes,
+		Grant:     s.Grant,
 	}, nil
 }

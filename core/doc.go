@@ -20,12 +20,16 @@
 //     refresh goes on and is stored.
 //   - scs commits whole session blobs and the last writer wins, so a slow
 //     request that loaded the session before a rotation can write the old
-//     token back. The Refresher keeps a ledger of the refresh tokens it
-//     redeemed, each pointing at its grant's newest token. A request that
-//     finds a redeemed refresh token in its session gets the newest token
-//     from the ledger (and repairs the session) instead of calling the
-//     token endpoint. Ledger entries live as long as a session can
-//     (the session manager's Lifetime).
+//     token back. The Refresher keeps a ledger with each grant's newest
+//     token; tokens carry their grant's name and refresh count, so a copy
+//     holding a redeemed refresh token is recognised. Its request gets the
+//     newest token from the ledger (and repairs the session) instead of
+//     calling the token endpoint. An entry lives as long as any copy of its
+//     session can: the session's scs Deadline or now plus the manager's
+//     current Lifetime, whichever is later, read at each redemption (set a
+//     "remember me" deadline after Save: its RenewToken resets it). One
+//     entry per grant, however often it rotates; expired ones are swept a
+//     few at a time.
 //   - 401 storms: requests whose access token was rejected compare it with
 //     the session's current token; if another request already replaced it
 //     they retry with the new one, otherwise they share one refresh as above.

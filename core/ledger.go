@@ -1,6 +1,7 @@
 package core
 
 import (
+	"crypto/rand"
 	"crypto/sha256"
 	"sync"
 	"sync/atomic"
@@ -14,44 +15,73 @@ func fingerprintOf(refreshToken string) fingerprint {
 	return sha256.Sum256([]byte(refreshToken))
 }
 
-// ledger remembers, for every refresh token this process redeemed, the
-// newest token of its grant. It is what keeps a stale copy of a session
-// (written back by a slower request after a rotation) from ever sending a
-// redeemed refresh token again: the refresher looks the stale refresh token
-// up here and gets the grant's newest token instead.
+// newGrantID names a new grant: the token Save stores and every token
+// refreshed from it carry it (record.Grant).
+func newGrantID() string { return rand.Text() }
+
+// ledger remembers, for every grant this process refreshed, the grant's
+// newest token. It is what keeps a stale copy of a session (written back
+// by a slower request after a rotation) from ever sending a redeemed
+// refresh token again: the refresher finds the copy's grant here and gets
+// the grant's newest token instead.
+//
+// A copy is stale when its grant's newest token here counts more
+// refreshes than the copy (record.Refreshes): the tokens of one grant form
+// a chain, each refresh token redeemed once for the next, so every token
+// of the chain before the newest has been redeemed. The ledger therefore
+// keeps one entry per grant, however many times the grant rotated, instead
+// of one per redeemed refresh token. Records saved before grants were
+// named (record.Grant empty) are found by the fingerprint of their refresh
+// token instead (legacy): one entry per such record redeemed here, since
+// the record that replaces it carries a grant.
+//
+// A grant's entry lives as long as a copy of its session may (see
+// Refresher.retention): every redemption, and every stale copy met, moves
+// its expiry to at least that copy's bound. Expired entries are swept a
+// few at a time on each redemption, never all at once on a request.
 //
 // It also remembers the grants Logout revoked, so that no copy of their
 // tokens is used again.
-//
-// Entries live as long as a session can (the session manager's Lifetime):
-// no copy of a session, stale or not, outlives that.
 type ledger struct {
-	mu        sync.Mutex
-	ttl       time.Duration
-	redeemed  map[fingerprint]*lineage  // redeemed refresh token → its grant
-	current   map[fingerprint]*lineage  // grant's current refresh token → its grant
+	mu     sync.Mutex
+	ttl    time.Duration            // retention of the entries of Logout's revoked tokens
+	grants map[string]*lineage      // record.Grant → the grant
+	heads  map[fingerprint]*lineage // a grant's newest refresh token → the grant
+	legacy map[fingerprint]*lineage // redeemed refresh token of a record without Grant → its grant
+	all    []*lineage               // every grant, for the incremental sweep
+	cursor int                      // where the sweep goes on
+
 	revoked   map[fingerprint]time.Time // token revoked by Logout → entry expiry
 	anyRevoke atomic.Bool               // set once revoked has had an entry
 	// revokedAccess holds the access tokens Logout revoked (string → expiry
 	// time.Time), for the per-request check in Refresher.load: a lock-free
 	// map look-up, without hashing the token with SHA-256.
 	revokedAccess sync.Map
-	nextSweep     time.Time
+	nextSweep     time.Time // of revoked and revokedAccess
 }
 
 // lineage is one grant as this process has seen it: its newest token.
 type lineage struct {
-	head    *record
+	grant   string        // record.Grant, or "" for a grant known only by legacy records
+	head    *record       // the newest token
+	headFP  fingerprint   // of head's refresh token, its key in heads
+	legacy  []fingerprint // its keys in ledger.legacy
 	expires time.Time
 	revoked bool // by Logout
+	slot    int  // index in ledger.all
 }
+
+// sweepBatch is how many grants each redemption checks for expiry: more
+// than one, so that expired grants go faster than new ones come.
+const sweepBatch = 16
 
 func newLedger(ttl time.Duration) *ledger {
 	return &ledger{
-		ttl:      ttl,
-		redeemed: make(map[fingerprint]*lineage),
-		current:  make(map[fingerprint]*lineage),
-		revoked:  make(map[fingerprint]time.Time),
+		ttl:     ttl,
+		grants:  make(map[string]*lineage),
+		heads:   make(map[fingerprint]*lineage),
+		legacy:  make(map[fingerprint]*lineage),
+		revoked: make(map[fingerprint]time.Time),
 	}
 }
 
@@ -75,13 +105,13 @@ func (l *ledger) revoke(now time.Time, toks ...*Token) {
 			continue
 		}
 		fp := fingerprintOf(t.RefreshToken)
-		for _, lin := range []*lineage{l.current[fp], l.redeemed[fp]} {
+		for _, lin := range []*lineage{l.heads[fp], l.legacy[fp]} {
 			if lin != nil {
 				lin.revoked = true
 			}
 		}
 	}
-	l.sweep(now)
+	l.sweepRevoked(now)
 }
 
 // isRevokedAccess reports whether Logout revoked the access token at. It
@@ -98,9 +128,16 @@ func (l *ledger) isRevokedAccess(at string, now func() time.Time) bool {
 // isRevoked reports whether Logout revoked t's grant. It costs nothing
 // until a Logout happened.
 func (l *ledger) isRevoked(t *Token, now time.Time) bool {
+	return l.isRevokedRecord(&record{Token: *t}, now)
+}
+
+// isRevokedRecord reports whether Logout revoked rec's grant: rec's own
+// tokens, or any token of its grant.
+func (l *ledger) isRevokedRecord(rec *record, now time.Time) bool {
 	if !l.anyRevoke.Load() {
 		return false
 	}
+	t := &rec.Token
 	at := fingerprintOf(t.AccessToken)
 	var rt fingerprint
 	if t.RefreshToken != "" {
@@ -111,13 +148,16 @@ func (l *ledger) isRevoked(t *Token, now time.Time) bool {
 	if exp, ok := l.revoked[at]; ok && now.Before(exp) {
 		return true
 	}
+	if lin := l.grants[rec.Grant]; rec.Grant != "" && lin != nil && lin.revoked && now.Before(lin.expires) {
+		return true
+	}
 	if t.RefreshToken == "" {
 		return false
 	}
 	if exp, ok := l.revoked[rt]; ok && now.Before(exp) {
 		return true
 	}
-	for _, lin := range []*lineage{l.current[rt], l.redeemed[rt]} {
+	for _, lin := range []*lineage{l.heads[rt], l.legacy[rt]} {
 		if lin != nil && lin.revoked && now.Before(lin.expires) {
 			return true
 		}
@@ -125,54 +165,112 @@ func (l *ledger) isRevoked(t *Token, now time.Time) bool {
 	return false
 }
 
-// newest returns the newest token of the grant whose refresh token fp was
-// already redeemed, or nil if fp was never redeemed here.
-func (l *ledger) newest(fp fingerprint, now time.Time) *record {
+// newest returns the newest token of cur's grant when cur's refresh token
+// (fingerprint fp) was already redeemed here, or nil. A copy found stale
+// may live until until, and its grant is remembered at least that long
+// (a zero until changes nothing).
+func (l *ledger) newest(cur *record, fp fingerprint, now, until time.Time) *record {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	lin := l.redeemed[fp]
+	var lin *lineage
+	if g := l.grants[cur.Grant]; cur.Grant != "" && g != nil && g.head.Refreshes > cur.Refreshes {
+		lin = g
+	} else {
+		lin = l.legacy[fp]
+	}
 	if lin == nil || !now.Before(lin.expires) {
 		return nil
+	}
+	if until.After(lin.expires) {
+		lin.expires = until
 	}
 	return lin.head
 }
 
-// redeem records that the refresh token fp was redeemed for next.
-func (l *ledger) redeem(fp fingerprint, next *record, now time.Time) {
+// redeem records that cur's refresh token, fp, was redeemed for next (cur
+// is nil when only fp is known), and that copies of the session may live
+// until until.
+func (l *ledger) redeem(cur *record, fp fingerprint, next *record, now, until time.Time) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	lin := l.current[fp]
+	var lin *lineage
+	if next.Grant != "" {
+		lin = l.grants[next.Grant]
+	}
 	if lin == nil {
-		lin = &lineage{}
+		lin = l.heads[fp] // the grant as known by its head's refresh token
 	}
-	delete(l.current, fp)
-	lin.head = next
-	lin.expires = now.Add(l.ttl)
+	if lin == nil {
+		lin = &lineage{slot: len(l.all)}
+		l.all = append(l.all, lin)
+	}
+	if lin.grant == "" && next.Grant != "" {
+		lin.grant = next.Grant
+		l.grants[next.Grant] = lin
+	}
 	nextFP := fingerprintOf(next.Token.RefreshToken)
-	if nextFP != fp {
-		// Rotated: fp must never be sent again.
-		l.redeemed[fp] = lin
+	if lin.head == nil || next.Refreshes >= lin.head.Refreshes {
+		if lin.head != nil && l.heads[lin.headFP] == lin {
+			delete(l.heads, lin.headFP)
+		}
+		lin.head, lin.headFP = next, nextFP
+		l.heads[nextFP] = lin
 	}
-	l.current[nextFP] = lin
-	l.sweep(now)
+	if nextFP != fp && (cur == nil || cur.Grant == "" || cur.Grant != next.Grant) {
+		// A copy holding fp cannot be told stale by its grant: remember
+		// fp itself.
+		if l.legacy[fp] != lin {
+			l.legacy[fp] = lin
+			lin.legacy = append(lin.legacy, fp)
+		}
+	}
+	if until.After(lin.expires) {
+		lin.expires = until
+	}
+	l.sweepSome(now)
 }
 
-// sweep drops expired entries, at most once per tenth of the ttl.
-func (l *ledger) sweep(now time.Time) {
+// sweepSome drops the expired grants among the next sweepBatch ones.
+func (l *ledger) sweepSome(now time.Time) {
+	for range min(sweepBatch, len(l.all)) {
+		if l.cursor >= len(l.all) {
+			l.cursor = 0
+		}
+		if lin := l.all[l.cursor]; !now.Before(lin.expires) {
+			l.drop(lin) // moves the last grant to cursor: look at it next
+			continue
+		}
+		l.cursor++
+	}
+}
+
+// drop forgets lin.
+func (l *ledger) drop(lin *lineage) {
+	if l.grants[lin.grant] == lin {
+		delete(l.grants, lin.grant)
+	}
+	if l.heads[lin.headFP] == lin {
+		delete(l.heads, lin.headFP)
+	}
+	for _, fp := range lin.legacy {
+		if l.legacy[fp] == lin {
+			delete(l.legacy, fp)
+		}
+	}
+	last := l.all[len(l.all)-1]
+	l.all[lin.slot] = last
+	last.slot = lin.slot
+	l.all[len(l.all)-1] = nil
+	l.all = l.all[:len(l.all)-1]
+}
+
+// sweepRevoked drops expired entries of Logout's revoked tokens, at most
+// once per tenth of the ttl; it runs on Logout only.
+func (l *ledger) sweepRevoked(now time.Time) {
 	if now.Before(l.nextSweep) {
 		return
 	}
 	l.nextSweep = now.Add(l.ttl / 10)
-	for fp, lin := range l.redeemed {
-		if !now.Before(lin.expires) {
-			delete(l.redeemed, fp)
-		}
-	}
-	for fp, lin := range l.current {
-		if !now.Before(lin.expires) {
-			delete(l.current, fp)
-		}
-	}
 	for fp, exp := range l.revoked {
 		if !now.Before(exp) {
 			delete(l.revoked, fp)

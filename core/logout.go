@@ -102,7 +102,7 @@ func (r *Refresher) revokeGrant(ctx context.Context, rec *record) error {
 	cur := rec
 	for range maxChain {
 		now := r.cfg.Now()
-		if r.ledger.isRevoked(&cur.Token, now) {
+		if r.ledger.isRevokedRecord(cur, now) {
 			return nil // another Logout of the grant got here first
 		}
 		if cur.Token.RefreshToken == "" {
@@ -111,7 +111,7 @@ func (r *Refresher) revokeGrant(ctx context.Context, rec *record) error {
 		}
 		fp := fingerprintOf(cur.Token.RefreshToken)
 		lctx, cancel := context.WithTimeout(ctx, r.cfg.RefreshTimeout)
-		next, err := r.newest(lctx, fp)
+		next, err := r.newest(lctx, cur, fp)
 		cancel()
 		if err != nil {
 			return r.revokeBestEffort(ctx, rec, cur, err)
@@ -140,7 +140,7 @@ func (r *Refresher) revokeGrant(ctx context.Context, rec *record) error {
 			// A refresh of fp that finished since the look-up, here or on
 			// another replica, redeemed it: follow it (a refresh that
 			// joined this flight gets ErrRevoked).
-			next, err := r.newest(lctx, fp)
+			next, err := r.newest(lctx, cur, fp)
 			if err != nil {
 				revErr = r.revokeBestEffort(ctx, rec, cur, err)
 				return nil, ErrRevoked

@@ -141,7 +141,7 @@ func (r *Refresher) saveLogin(ctx context.Context, tok *Token, id *identity) err
 		r.cfg.Sessions.Remove(ctx, r.identityKey())
 	}
 	t := *tok
-	return r.store(ctx, &record{Token: t, Obtained: r.cfg.Now()})
+	return r.store(ctx, &record{Token: t, Obtained: r.cfg.Now(), Grant: newGrantID()})
 }
 
 // Token returns a valid token for the session of ctx. When the stored token
@@ -218,7 +218,7 @@ func (r *Refresher) due(rec *record) bool {
 // whose request is cancelled stops waiting without cancelling it.
 func (r *Refresher) refresh(ctx context.Context, cur *record) (*record, error) {
 	for range maxChain {
-		if r.ledger.isRevoked(&cur.Token, r.cfg.Now()) {
+		if r.ledger.isRevokedRecord(cur, r.cfg.Now()) {
 			r.reauth(ctx, ErrRevoked)
 			r.remove(ctx)
 			return nil, ErrRevoked
@@ -229,7 +229,7 @@ func (r *Refresher) refresh(ctx context.Context, cur *record) (*record, error) {
 			return nil, ErrNoRefreshToken
 		}
 		fp := fingerprintOf(cur.Token.RefreshToken)
-		next, err := r.newest(ctx, fp)
+		next, err := r.newest(ctx, cur, fp)
 		if err != nil {
 			return nil, err
 		}
@@ -282,12 +282,12 @@ var errChainTooLong = &transientError{err: errors.New("refresh chain too long")}
 // shared counts the callers waiting for it.
 func (r *Refresher) redeem(ctx context.Context, fp fingerprint, cur *record, shared *atomic.Int64) (*record, error) {
 	// Logout may have revoked the grant since the caller looked.
-	if r.ledger.isRevoked(&cur.Token, r.cfg.Now()) {
+	if r.ledger.isRevokedRecord(cur, r.cfg.Now()) {
 		return nil, ErrRevoked
 	}
 	// A flight that finished between the caller's ledger look-up and this
 	// one's start has already redeemed fp.
-	if next := r.ledger.newest(fp, r.cfg.Now()); next != nil {
+	if next := r.ledger.newest(cur, fp, r.cfg.Now(), r.retainUntil(ctx)); next != nil {
 		return next, nil
 	}
 	// Each wait before the token call has a deadline of its own, and the
@@ -308,7 +308,7 @@ func (r *Refresher) redeem(ctx context.Context, fp fingerprint, cur *record, sha
 		}
 	}()
 	if r.cfg.Coordinator != nil {
-		if next, err := r.sharedRedemption(lockCtx, fp); next != nil || err != nil {
+		if next, err := r.sharedRedemption(lockCtx, cur, fp); next != nil || err != nil {
 			return next, err
 		}
 	}
@@ -337,8 +337,12 @@ func (r *Refresher) redeem(ctx context.Context, fp fingerprint, cur *record, sha
 		}
 		return nil, err
 	}
-	next := &record{Token: *merge(&cur.Token, tok), Obtained: start, Refreshes: cur.Refreshes + 1}
-	r.ledger.redeem(fp, next, start)
+	grant := cur.Grant
+	if grant == "" {
+		grant = newGrantID() // a record saved before grants were named
+	}
+	next := &record{Token: *merge(&cur.Token, tok), Obtained: start, Refreshes: cur.Refreshes + 1, Grant: grant}
+	r.ledger.redeem(cur, fp, next, start, r.retainUntil(ctx))
 	rotated := tok.RefreshToken != "" && tok.RefreshToken != cur.Token.RefreshToken
 	if r.cfg.Coordinator != nil && rotated && !r.shareRedemption(ctx, fp, next, unlock) {
 		// Not recorded yet: the lock stays held until it is, by

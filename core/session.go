@@ -18,6 +18,11 @@ type record struct {
 	Obtained time.Time
 	// Refreshes counts the refreshes since the token was saved.
 	Refreshes int
+	// Grant names the grant: Save draws it at random, and every token
+	// refreshed from the saved one keeps it. With Refreshes, it tells the
+	// ledger that a session copy is stale (ledger.go). Empty in records
+	// saved before it existed.
+	Grant string
 }
 
 func init() {
