@@ -193,6 +193,19 @@ func (l *ledger) newest(cur *record, fp fingerprint, now, until time.Time) *reco
 func (l *ledger) redeem(cur *record, fp fingerprint, next *record, now, until time.Time) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	// The usual case: a grant's newest token, as known here, redeemed for
+	// the next one of the same grant. Copies of cur are then recognised as
+	// stale by their grant. Anything else also remembers fp itself: a
+	// grant's first redemption here (the token Save stored may have been
+	// saved into another session too), a record without a grant, a token
+	// saved again under a new grant, a redemption learnt from another
+	// replica. That is at most a few entries per grant, not one per
+	// rotation.
+	byGrant := false
+	if cur != nil && cur.Grant != "" && next.Grant == cur.Grant {
+		prior := l.grants[cur.Grant]
+		byGrant = prior != nil && prior.headFP == fp
+	}
 	var lin *lineage
 	if next.Grant != "" {
 		lin = l.grants[next.Grant]
@@ -216,7 +229,7 @@ func (l *ledger) redeem(cur *record, fp fingerprint, next *record, now, until ti
 		lin.head, lin.headFP = next, nextFP
 		l.heads[nextFP] = lin
 	}
-	if nextFP != fp && (cur == nil || cur.Grant == "" || cur.Grant != next.Grant) {
+	if nextFP != fp && !byGrant {
 		// A copy holding fp cannot be told stale by its grant: remember
 		// fp itself.
 		if l.legacy[fp] != lin {

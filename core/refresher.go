@@ -140,8 +140,13 @@ func (r *Refresher) saveLogin(ctx context.Context, tok *Token, id *identity) err
 	} else {
 		r.cfg.Sessions.Remove(ctx, r.identityKey())
 	}
-	t := *tok
-	return r.store(ctx, &record{Token: t, Obtained: r.cfg.Now(), Grant: newGrantID()})
+	rec := &record{Token: *tok, Obtained: r.cfg.Now(), Grant: newGrantID()}
+	if old, err := r.load(ctx); err == nil && old.Grant != "" && tok.RefreshToken != "" && old.Token.RefreshToken == tok.RefreshToken {
+		// The session's own token saved again: the same grant, at the
+		// same point of its chain, so that copies of it stay recognisable.
+		rec.Grant, rec.Refreshes = old.Grant, old.Refreshes
+	}
+	return r.store(ctx, rec)
 }
 
 // Token returns a valid token for the session of ctx. When the stored token

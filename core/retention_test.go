@@ -88,3 +88,78 @@ func TestLongPollKeepsWritingTheFirstCopyBack(t *testing.T) {
 	}
 	f.checkNoReuse()
 }
+
+// TestSaveAgainKeepsStaleCopiesKnown: an app that saves the session's
+// current token again (after changing something in it) must not make a
+// copy from before that Save unrecognisable: the copy's refresh token,
+// redeemed since, is not sent again.
+func TestSaveAgainKeepsStaleCopiesKnown(t *testing.T) {
+	for _, keep := range []bool{true, false} {
+		t.Run(map[bool]string{true: "the session's own token", false: "into a fresh session"}[keep], func(t *testing.T) {
+			f := newFixture(t, smarttest.Options{})
+			session, _ := f.login()
+			f.clock.Advance(time.Hour)
+			if _, err := f.token(session); err != nil { // RT0 → RT1
+				t.Fatal(err)
+			}
+			stale := f.request(session) // holds RT1
+			ctx := f.request(session)
+			tok, err := f.r.Token(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !keep {
+				// The same token saved into a fresh session, then moved
+				// back: a new grant name on the same chain.
+				f.sm.Destroy(ctx)
+				ctx = f.request("")
+			}
+			if err := f.r.Save(ctx, tok); err != nil {
+				t.Fatal(err)
+			}
+			f.end(ctx)
+			session = f.sm.Token(ctx)
+			f.clock.Advance(time.Hour)
+			if _, err := f.token(session); err != nil { // RT1 → RT2
+				t.Fatal(err)
+			}
+			// The copy from before the second Save turns up in the session.
+			v := f.sm.Get(stale, "smartrefresh.token")
+			back := f.request(session)
+			f.sm.Put(back, "smartrefresh.token", v)
+			f.end(back)
+			f.clock.Advance(10 * time.Minute)
+			if _, err := f.token(session); err != nil {
+				t.Fatal(err)
+			}
+			if c := f.srv.RefreshCalls(); c != 2 {
+				t.Errorf("%d token calls, want 2", c)
+			}
+			f.checkNoReuse()
+		})
+	}
+}
+
+// TestOneTokenSavedIntoTwoSessions: the same token saved into two
+// sessions (two grant names for one chain) is refreshed once; the second
+// session gets the first one's result instead of sending the refresh
+// token again.
+func TestOneTokenSavedIntoTwoSessions(t *testing.T) {
+	f := newFixture(t, smarttest.Options{})
+	a, tok := f.login()
+	ctx := f.request("")
+	if err := f.r.Save(ctx, tok); err != nil {
+		t.Fatal(err)
+	}
+	b := f.sm.Token(ctx)
+	f.clock.Advance(time.Hour)
+	for _, s := range []string{a, b} {
+		if _, err := f.token(s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if c := f.srv.RefreshCalls(); c != 1 {
+		t.Errorf("%d token calls, want 1", c)
+	}
+	f.checkNoReuse()
+}
