@@ -127,8 +127,10 @@ func (rep *replicas) token(i int, session string) (tok *core.Token, err error) {
 	return tok, err
 }
 
-func TestReplicasStorm(t *testing.T) {
-	rep := newReplicas(t, 3, newMemCoordinator())
+func TestReplicasStorm(t *testing.T) { forModes(t, rotationModes, testReplicasStorm) }
+
+func testReplicasStorm(t *testing.T, m serverMode) {
+	rep := newReplicas(t, 3, newMemCoordinator(), m.options(smarttest.Options{}))
 	session, _ := rep.login()
 	rep.srv.SetTokenHook(slowTokens)
 	rep.clock.Advance(time.Hour)
@@ -159,7 +161,9 @@ func TestReplicasStorm(t *testing.T) {
 // TestReplicasStaleCopy: replica A's slow request writes a stale copy back
 // after replica B rotated the token; a freshly started replica C, which
 // never saw the rotation, must not send the old refresh token.
-func TestReplicasStaleCopy(t *testing.T) {
+func TestReplicasStaleCopy(t *testing.T) { forModes(t, rotationModes, testReplicasStaleCopy) }
+
+func testReplicasStaleCopy(t *testing.T, m serverMode) {
 	for _, tt := range []struct {
 		name   string
 		coord  func() core.Coordinator
@@ -170,7 +174,7 @@ func TestReplicasStaleCopy(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			coord := tt.coord()
-			rep := newReplicas(t, 2, coord)
+			rep := newReplicas(t, 2, coord, m.options(smarttest.Options{}))
 			session, _ := rep.login()
 			rep.clock.Advance(time.Hour)
 			rep.on(0, session, func(slow context.Context, _ *core.Refresher) {

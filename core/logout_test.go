@@ -88,9 +88,11 @@ func TestLogoutRevokes(t *testing.T) {
 			[]func(*core.Config){revokeAt("/oauth/cancel", core.RevokeQueryGET)},
 			[]string{"GET ", "GET "}},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			f := newFixture(t, tt.opts, tt.edit...)
+	// Each case under every server mode (logoutModes).
+	for i := range len(tests) * len(logoutModes) {
+		tt, m := tests[i/len(logoutModes)], logoutModes[i%len(logoutModes)]
+		t.Run(tt.name+"/"+m.String(), func(t *testing.T) {
+			f := newFixture(t, m.options(tt.opts), tt.edit...)
 			rv := &revocations{}
 			f.srv.SetRevokeHook(rv.hook)
 			session, saved := f.login()
@@ -120,7 +122,11 @@ func TestLogoutRevokes(t *testing.T) {
 }
 
 func TestLogoutRevokesTheNewestToken(t *testing.T) {
-	f := newFixture(t, smarttest.Options{}, revokeAt("/revoke", core.RevokeRFC7009))
+	forModes(t, logoutModes, testLogoutRevokesTheNewestToken)
+}
+
+func testLogoutRevokesTheNewestToken(t *testing.T, m serverMode) {
+	f := newFixture(t, m.options(smarttest.Options{}), revokeAt("/revoke", core.RevokeRFC7009))
 	session, saved := f.login()
 	stale := f.request(session) // holds the first token
 	f.clock.Advance(time.Hour)
@@ -214,7 +220,11 @@ func TestLogoutWithoutTokenOrSession(t *testing.T) {
 // TestLogoutWithoutRevocationURL: the token is removed, and a stale copy of
 // the session written back later does not bring it back.
 func TestLogoutWithoutRevocationURL(t *testing.T) {
-	f := newFixture(t, smarttest.Options{})
+	forModes(t, logoutModes, testLogoutWithoutRevocationURL)
+}
+
+func testLogoutWithoutRevocationURL(t *testing.T, m serverMode) {
+	f := newFixture(t, m.options(smarttest.Options{}))
 	session, _ := f.login()
 	slow := f.request(session) // a slow request that loaded the token
 	if _, err := f.r.Token(slow); err != nil {
@@ -251,8 +261,10 @@ func (f *fixture) slowCommit(ctx context.Context) {
 
 // TestLogoutDuringRefresh: a Logout that comes while a refresh is in flight
 // waits for it and revokes what it produced; nothing brings the token back.
-func TestLogoutDuringRefresh(t *testing.T) {
-	f := newFixture(t, smarttest.Options{}, revokeAt("/revoke", core.RevokeRFC7009))
+func TestLogoutDuringRefresh(t *testing.T) { forModes(t, logoutModes, testLogoutDuringRefresh) }
+
+func testLogoutDuringRefresh(t *testing.T, m serverMode) {
+	f := newFixture(t, m.options(smarttest.Options{}), revokeAt("/revoke", core.RevokeRFC7009))
 	session, _ := f.login()
 	entered, release := make(chan struct{}), make(chan struct{})
 	f.srv.SetTokenHook(func(w http.ResponseWriter, r *http.Request, next http.Handler) {
@@ -303,7 +315,11 @@ func TestLogoutDuringRefresh(t *testing.T) {
 // the token while it is being logged out. No refresh token is sent twice,
 // and afterwards the session has no token.
 func TestConcurrentLogoutAndRefreshes(t *testing.T) {
-	f := newFixture(t, smarttest.Options{}, revokeAt("/revoke", core.RevokeRFC7009))
+	forModes(t, logoutModes, testConcurrentLogoutAndRefreshes)
+}
+
+func testConcurrentLogoutAndRefreshes(t *testing.T, m serverMode) {
+	f := newFixture(t, m.options(smarttest.Options{}), revokeAt("/revoke", core.RevokeRFC7009))
 	session, _ := f.login()
 	f.srv.SetTokenHook(func(w http.ResponseWriter, r *http.Request, next http.Handler) {
 		time.Sleep(10 * time.Millisecond)

@@ -231,8 +231,10 @@ func TestShortLivedTokenIsNotRefreshedOnEveryRequest(t *testing.T) {
 
 // TestStorm: 500 concurrent requests of one session at expiry make one
 // token call, and all of them get the new token.
-func TestStorm(t *testing.T) {
-	f := newFixture(t, smarttest.Options{})
+func TestStorm(t *testing.T) { forModes(t, rotationModes, testStorm) }
+
+func testStorm(t *testing.T, m serverMode) {
+	f := newFixture(t, m.options(smarttest.Options{}))
 	session, saved := f.login()
 	f.srv.SetTokenHook(func(w http.ResponseWriter, r *http.Request, next http.Handler) {
 		time.Sleep(50 * time.Millisecond) // let the requests pile up
@@ -279,8 +281,10 @@ func TestStorm(t *testing.T) {
 // TestStaleSessionCopy: a slow request loads the session, a refresh rotates
 // the token, then the slow request commits its stale copy (scs: last writer
 // wins). No later request may send the old refresh token.
-func TestStaleSessionCopy(t *testing.T) {
-	f := newFixture(t, smarttest.Options{})
+func TestStaleSessionCopy(t *testing.T) { forModes(t, rotationModes, testStaleSessionCopy) }
+
+func testStaleSessionCopy(t *testing.T, m serverMode) {
+	f := newFixture(t, m.options(smarttest.Options{}))
 	session, saved := f.login()
 
 	slow := f.request(session) // loads T1
@@ -588,8 +592,10 @@ func TestClientReplaysOnce(t *testing.T) {
 
 // Test401Storm: concurrent calls that get 401 for the same access token
 // make one refresh.
-func Test401Storm(t *testing.T) {
-	f := newFixture(t, smarttest.Options{})
+func Test401Storm(t *testing.T) { forModes(t, rotationModes, test401Storm) }
+
+func test401Storm(t *testing.T, m serverMode) {
+	f := newFixture(t, m.options(smarttest.Options{}))
 	session, _ := f.login()
 	f.srv.SetTokenHook(func(w http.ResponseWriter, r *http.Request, next http.Handler) {
 		time.Sleep(20 * time.Millisecond)
