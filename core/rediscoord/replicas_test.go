@@ -58,6 +58,12 @@ type cluster struct {
 
 func newCluster(t *testing.T, coordinated bool, coordOpts ...rediscoord.Option) *cluster {
 	t.Helper()
+	return newClusterIn(t, serverMode{}, coordinated, coordOpts...)
+}
+
+// newClusterIn is newCluster against a mock server in mode m.
+func newClusterIn(t *testing.T, m serverMode, coordinated bool, coordOpts ...rediscoord.Option) *cluster {
+	t.Helper()
 	pool := rediscoord.NewTestPool(t)
 	c := &cluster{
 		t:           t,
@@ -67,7 +73,8 @@ func newCluster(t *testing.T, coordinated bool, coordOpts ...rediscoord.Option) 
 		coordinated: coordinated,
 		coordOpts:   coordOpts,
 	}
-	c.srv = smarttest.NewServer(smarttest.Options{Now: c.clock.Now, AccessTokenTTL: time.Hour, Logf: t.Logf})
+	c.srv = smarttest.NewServer(smarttest.Options{Now: c.clock.Now, AccessTokenTTL: time.Hour, Logf: t.Logf,
+		AccessOnRefresh: m.access, RevokeRotated: m.revoke})
 	t.Cleanup(c.srv.Close)
 	t.Cleanup(func() {
 		if t.Failed() {
@@ -240,13 +247,14 @@ func sameNewToken(t *testing.T, toks []*core.Token, old *core.Token) *core.Token
 // a. A refresh storm of one session across two replicas, with a slow token
 // endpoint: one token call for all of them.
 func TestReplicasStorm(t *testing.T) {
-	for _, encrypted := range []bool{false, true} {
+	for i := range 2 * len(rotationModes) {
+		encrypted, m := i/len(rotationModes) == 1, rotationModes[i%len(rotationModes)]
 		name := "plain"
 		if encrypted {
 			name = "encrypted"
 		}
-		t.Run(name, func(t *testing.T) {
-			c := newCluster(t, true)
+		t.Run(name+"/"+m.String(), func(t *testing.T) {
+			c := newClusterIn(t, m, true)
 			if encrypted {
 				key := bytes.Repeat([]byte{7}, core.EncryptionKeySize)
 				c.edit = func(cfg *core.Config) { cfg.EncryptionKeys = [][]byte{key} }
@@ -302,8 +310,10 @@ func staleCopyAcrossReplicas(t *testing.T, c *cluster) (a *replica, b *replica, 
 }
 
 // b. The stale copy across replicas is saved by the shared ledger.
-func TestReplicasStaleCopy(t *testing.T) {
-	c := newCluster(t, true)
+func TestReplicasStaleCopy(t *testing.T) { forModes(t, rotationModes, testReplicasStaleCopy) }
+
+func testReplicasStaleCopy(t *testing.T, m serverMode) {
+	c := newClusterIn(t, m, true)
 	a, b, session, fromB, tok, err := staleCopyAcrossReplicas(t, c)
 	if err != nil {
 		t.Fatalf("replica A's request on the stale copy: %v", err)
@@ -328,7 +338,11 @@ func TestReplicasStaleCopy(t *testing.T) {
 // A redeem the refresh token B already redeemed, and the strict server
 // revokes the grant. This proves the test above would catch the bug.
 func TestReplicasStaleCopyWithoutCoordinator(t *testing.T) {
-	c := newCluster(t, false)
+	forModes(t, rotationModes, testReplicasStaleCopyWithoutCoordinator)
+}
+
+func testReplicasStaleCopyWithoutCoordinator(t *testing.T, m serverMode) {
+	c := newClusterIn(t, m, false)
 	_, _, _, _, _, err := staleCopyAcrossReplicas(t, c)
 	if c.srv.Reuses() < 1 && !errors.Is(err, core.ErrReauthRequired) {
 		t.Fatalf("without a Coordinator the stale copy caused no reuse (err %v): the scenario does not exercise the bug", err)
@@ -340,7 +354,11 @@ func TestReplicasStaleCopyWithoutCoordinator(t *testing.T) {
 // lease, so the other replica waits instead of redeeming the same refresh
 // token (the oauth2-proxy bug).
 func TestReplicasTokenCallLongerThanLease(t *testing.T) {
-	c := newCluster(t, true, rediscoord.WithLease(300*time.Millisecond), rediscoord.WithRetryInterval(10*time.Millisecond))
+	forModes(t, rotationModes, testReplicasTokenCallLongerThanLease)
+}
+
+func testReplicasTokenCallLongerThanLease(t *testing.T, m serverMode) {
+	c := newClusterIn(t, m, true, rediscoord.WithLease(300*time.Millisecond), rediscoord.WithRetryInterval(10*time.Millisecond))
 	reps := []*replica{c.replica(), c.replica()}
 	session, saved := reps[0].login()
 	c.clock.Advance(59*time.Minute + 30*time.Second)
