@@ -45,17 +45,9 @@ func newHandler(app *demo.App) http.Handler {
 	e.GET("/", func(c echo.Context) error {
 		return c.Render(http.StatusOK, demo.HomeTemplate, app.Home(c.Request().Context()))
 	})
-	e.GET("/launch", func(c echo.Context) error {
-		return c.Redirect(http.StatusFound, app.LaunchURL(c.Request().Context()))
-	})
-	e.GET("/callback", func(c echo.Context) error {
-		ctx := c.Request().Context()
-		if err := app.Callback(ctx, c.QueryParams()); err != nil {
-			app.LogError(ctx, "callback", err)
-			return c.JSON(demo.ErrorResponse(err))
-		}
-		return c.Redirect(http.StatusSeeOther, "/")
-	})
+	// The library's SMART launch: EHR (?iss=…&launch=…) and standalone.
+	e.GET("/launch", echo.WrapHandler(app.Launcher.LaunchHandler()))
+	e.GET("/callback", echo.WrapHandler(app.Launcher.CallbackHandler()))
 	e.POST("/logout", func(c echo.Context) error {
 		if err := app.Logout(c.Request().Context(), c.Request().PostFormValue("csrf")); err != nil {
 			return c.JSON(demo.ErrorResponse(err))
@@ -69,8 +61,7 @@ func newHandler(app *demo.App) http.Handler {
 
 	api := e.Group("/api", echoadapter.Middleware(app.Refresher))
 	api.GET("/patient", func(c echo.Context) error {
-		tok, _ := echoadapter.Token(c)
-		patient, err := app.Patient(c.Request().Context(), tok.Patient)
+		patient, err := app.Patient(c.Request().Context())
 		if err != nil {
 			app.LogError(c.Request().Context(), "fetching the patient", err)
 			return c.JSON(demo.ErrorResponse(err))

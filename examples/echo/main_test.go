@@ -22,3 +22,9 @@ func TestLogoutRevocationFails(t *testing.T) { demotest.LogoutRevocationFails(t,
 func TestMetrics(t *testing.T) { demotest.Metrics(t, "Echo", newHandler) }
 
 func TestRun(t *testing.T) { demotest.Run(t, run) }
+
+func TestEHRLaunch(t *testing.T) { demotest.EHRLaunch(t, "Echo", newHandler) }
+
+func TestNoLaunchPatient(t *testing.T) { demotest.NoLaunchPatient(t, "Echo", newHandler) }
+
+func TestAuthMethods(t *testing.T) { demotest.AuthMethods(t, "Echo", newHandler) }

@@ -45,17 +45,9 @@ func newHandler(app *demo.App) http.Handler {
 	router.GET("/", func(c *gin.Context) {
 		c.HTML(http.StatusOK, demo.HomeTemplate, app.Home(c.Request.Context()))
 	})
-	router.GET("/launch", func(c *gin.Context) {
-		c.Redirect(http.StatusFound, app.LaunchURL(c.Request.Context()))
-	})
-	router.GET("/callback", func(c *gin.Context) {
-		if err := app.Callback(c.Request.Context(), c.Request.URL.Query()); err != nil {
-			app.LogError(c.Request.Context(), "callback", err)
-			c.JSON(demo.ErrorResponse(err))
-			return
-		}
-		c.Redirect(http.StatusSeeOther, "/")
-	})
+	// The library's SMART launch: EHR (?iss=…&launch=…) and standalone.
+	router.GET("/launch", gin.WrapH(app.Launcher.LaunchHandler()))
+	router.GET("/callback", gin.WrapH(app.Launcher.CallbackHandler()))
 	router.POST("/logout", func(c *gin.Context) {
 		if err := app.Logout(c.Request.Context(), c.PostForm("csrf")); err != nil {
 			c.JSON(demo.ErrorResponse(err))
@@ -70,8 +62,7 @@ func newHandler(app *demo.App) http.Handler {
 
 	api := router.Group("/api", ginadapter.Middleware(app.Refresher))
 	api.GET("/patient", func(c *gin.Context) {
-		tok, _ := ginadapter.Token(c)
-		patient, err := app.Patient(c.Request.Context(), tok.Patient)
+		patient, err := app.Patient(c.Request.Context())
 		if err != nil {
 			app.LogError(c.Request.Context(), "fetching the patient", err)
 			c.JSON(demo.ErrorResponse(err))

@@ -26,3 +26,9 @@ func TestLogoutRevocationFails(t *testing.T) { demotest.LogoutRevocationFails(t,
 func TestMetrics(t *testing.T) { demotest.Metrics(t, "Gin", newHandler) }
 
 func TestRun(t *testing.T) { demotest.Run(t, run) }
+
+func TestEHRLaunch(t *testing.T) { demotest.EHRLaunch(t, "Gin", newHandler) }
+
+func TestNoLaunchPatient(t *testing.T) { demotest.NoLaunchPatient(t, "Gin", newHandler) }
+
+func TestAuthMethods(t *testing.T) { demotest.AuthMethods(t, "Gin", newHandler) }

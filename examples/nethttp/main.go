@@ -44,17 +44,9 @@ func newHandler(app *demo.App) http.Handler {
 			app.LogError(r.Context(), "rendering the home page", err)
 		}
 	})
-	mux.HandleFunc("GET /launch", func(w http.ResponseWriter, r *http.Request) {
-		http.Redirect(w, r, app.LaunchURL(r.Context()), http.StatusFound)
-	})
-	mux.HandleFunc("GET /callback", func(w http.ResponseWriter, r *http.Request) {
-		if err := app.Callback(r.Context(), r.URL.Query()); err != nil {
-			app.LogError(r.Context(), "callback", err)
-			demo.WriteError(w, err)
-			return
-		}
-		http.Redirect(w, r, "/", http.StatusSeeOther)
-	})
+	// The library's SMART launch: EHR (?iss=…&launch=…) and standalone.
+	mux.Handle("GET /launch", app.Launcher.LaunchHandler())
+	mux.Handle("GET /callback", app.Launcher.CallbackHandler())
 	mux.HandleFunc("POST /logout", func(w http.ResponseWriter, r *http.Request) {
 		if err := app.Logout(r.Context(), r.PostFormValue("csrf")); err != nil {
 			demo.WriteError(w, err)
@@ -63,8 +55,7 @@ func newHandler(app *demo.App) http.Handler {
 		http.Redirect(w, r, "/", http.StatusSeeOther)
 	})
 	mux.Handle("GET /api/patient", withToken(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		tok, _ := nethttpadapter.Token(r)
-		patient, err := app.Patient(r.Context(), tok.Patient)
+		patient, err := app.Patient(r.Context())
 		if err != nil {
 			app.LogError(r.Context(), "fetching the patient", err)
 			demo.WriteError(w, err)

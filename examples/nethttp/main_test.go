@@ -28,3 +28,9 @@ func TestRun(t *testing.T) { demotest.Run(t, run) }
 // Three demo processes on one Redis or PostgreSQL, behind a round-robin
 // proxy (see demotest.Replicas).
 func TestThreeReplicas(t *testing.T) { demotest.Replicas(t, ".") }
+
+func TestEHRLaunch(t *testing.T) { demotest.EHRLaunch(t, "net/http", newHandler) }
+
+func TestNoLaunchPatient(t *testing.T) { demotest.NoLaunchPatient(t, "net/http", newHandler) }
+
+func TestAuthMethods(t *testing.T) { demotest.AuthMethods(t, "net/http", newHandler) }

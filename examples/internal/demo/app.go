@@ -16,7 +16,6 @@ import (
 
 	"github.com/alexedwards/scs/v2"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
-	"golang.org/x/oauth2"
 
 	"github.com/smartrefresh/smartrefresh/core"
 )
@@ -41,13 +40,16 @@ type Options struct {
 
 // App is the demo application, whatever the framework: the session
 // manager, the Refresher that keeps each session's token valid, and the
-// OAuth client that obtains the first token.
+// Launcher that obtains the first token.
 type App struct {
 	// Sessions is the scs session manager; LoadAndSave must wrap the whole
 	// router.
 	Sessions *scs.SessionManager
 	// Refresher keeps the session's access token valid.
 	Refresher *core.Refresher
+	// Launcher runs the SMART launch: mount its LaunchHandler at /launch
+	// and its CallbackHandler at /callback.
+	Launcher *core.Launcher
 	// Metrics serves the Prometheus metrics at /metrics; nil unless the
 	// Config asks for them (-metrics).
 	Metrics http.Handler
@@ -58,7 +60,6 @@ type App struct {
 	name       string
 	embedded   bool
 	revokes    bool
-	oauth      *oauth2.Config
 	fhirBase   string
 	httpClient *http.Client
 	logger     *slog.Logger
@@ -70,14 +71,9 @@ type App struct {
 // ProxyPrefix+"Patient/123".
 const ProxyPrefix = "/fhir/"
 
-// Session keys of the OAuth flow's state.
-const (
-	stateKey    = "demo.oauth_state"
-	verifierKey = "demo.pkce_verifier"
-	// csrfKey holds the session's CSRF token, which the logout form must
-	// send back. It is made afresh at each login.
-	csrfKey = "demo.csrf"
-)
+// csrfKey holds the session's CSRF token, which the logout form must send
+// back. It is made afresh after each logout.
+const csrfKey = "demo.csrf"
 
 // NewSessions returns the demo's session manager. IdleTimeout makes scs
 // commit every request's copy of the session, so a slow request can write
@@ -126,11 +122,17 @@ func New(cfg Config, opts Options) (*App, error) {
 		http.Error(w, http.StatusText(http.StatusInternalServerError), http.StatusInternalServerError)
 	}
 
+	fhirBase := strings.TrimRight(cfg.FHIRBase, "/")
+	issuers := cfg.Issuers
+	if len(issuers) == 0 {
+		issuers = []string{fhirBase}
+	}
 	rcfg := core.Config{
 		TokenURL:        cfg.TokenURL,
 		ClientID:        cfg.ClientID,
 		ClientSecret:    cfg.ClientSecret,
 		AuthMethod:      cfg.AuthMethod(),
+		FHIRBaseURLs:    append([]string{fhirBase}, issuers...),
 		RevocationURL:   cfg.RevokeURL,
 		RevocationStyle: cfg.RevokeStyle,
 		Sessions:        sm,
@@ -156,39 +158,40 @@ func New(cfg Config, opts Options) (*App, error) {
 		// not read as "no provider".
 		rcfg.MeterProvider = meters
 	}
+	if rcfg.AuthMethod == core.PrivateKeyJWT {
+		rcfg.PrivateKey, rcfg.KeyID = cfg.PrivateKey, cfg.KeyID
+	}
 	r, err := core.New(rcfg)
 	if err != nil {
 		return nil, err
 	}
-	proxy, err := r.FHIRProxy(core.ProxyConfig{Upstream: cfg.FHIRBase, Prefix: ProxyPrefix})
+	proxy, err := r.FHIRProxy(core.ProxyConfig{Upstream: fhirBase, Prefix: ProxyPrefix})
+	if err != nil {
+		return nil, err
+	}
+	launcher, err := core.NewLauncher(r, core.LaunchConfig{
+		RedirectURL:  cfg.RedirectURL,
+		Scope:        cfg.Scopes,
+		FHIRBaseURL:  fhirBase,
+		Issuers:      issuers,
+		AuthorizeURL: cfg.AuthorizeURL, // discovered when empty
+		Discoverer:   &core.Discoverer{HTTPClient: httpClient},
+	})
 	if err != nil {
 		return nil, err
 	}
 
 	return &App{
-		Sessions:  sm,
-		Refresher: r,
-		Metrics:   metrics,
-		FHIRProxy: proxy,
-		meters:    meters,
-		name:      opts.Name,
-		embedded:  cfg.Embedded(),
-		revokes:   cfg.RevokeURL != "",
-		oauth: &oauth2.Config{
-			ClientID:     cfg.ClientID,
-			ClientSecret: cfg.ClientSecret,
-			Endpoint: oauth2.Endpoint{
-				AuthURL:  cfg.AuthorizeURL,
-				TokenURL: cfg.TokenURL,
-				// Never AutoDetect: it would retry a failed call with the
-				// other style. The refresh side is core's AuthMethod,
-				// client_secret_post (or none), which is this style.
-				AuthStyle: oauth2.AuthStyleInParams,
-			},
-			RedirectURL: cfg.RedirectURL,
-			Scopes:      strings.Fields(cfg.Scopes),
-		},
-		fhirBase:   strings.TrimRight(cfg.FHIRBase, "/"),
+		Sessions:   sm,
+		Refresher:  r,
+		Launcher:   launcher,
+		Metrics:    metrics,
+		FHIRProxy:  proxy,
+		meters:     meters,
+		name:       opts.Name,
+		embedded:   cfg.Embedded(),
+		revokes:    cfg.RevokeURL != "",
+		fhirBase:   fhirBase,
 		httpClient: httpClient,
 		logger:     logger,
 		now:        now,
@@ -202,61 +205,6 @@ func (a *App) Close(ctx context.Context) error {
 		return nil
 	}
 	return a.meters.Shutdown(ctx)
-}
-
-// LaunchURL starts a standalone launch: it keeps a fresh state and PKCE
-// verifier in the session and returns the authorization URL to redirect
-// the browser to.
-func (a *App) LaunchURL(ctx context.Context) string {
-	state := rand.Text()
-	verifier := oauth2.GenerateVerifier()
-	a.Sessions.Put(ctx, stateKey, state)
-	a.Sessions.Put(ctx, verifierKey, verifier)
-	return a.oauth.AuthCodeURL(state,
-		oauth2.S256ChallengeOption(verifier),
-		oauth2.SetAuthURLParam("aud", a.fhirBase),
-	)
-}
-
-// Callback completes the launch: it checks the state, exchanges the code
-// with the PKCE verifier and saves the token in the session. The caller
-// then redirects to the home page.
-func (a *App) Callback(ctx context.Context, query url.Values) error {
-	// The state and verifier are single-use, whatever happens next.
-	state := a.Sessions.PopString(ctx, stateKey)
-	verifier := a.Sessions.PopString(ctx, verifierKey)
-	if state == "" || subtle.ConstantTimeCompare([]byte(state), []byte(query.Get("state"))) != 1 {
-		return &Error{http.StatusBadRequest, "invalid_state", "the launch state does not match this session; launch again"}
-	}
-	if code := query.Get("error"); code != "" {
-		a.logger.InfoContext(ctx, "authorization refused", "error", code)
-		return &Error{http.StatusForbidden, "authorization_refused", "the authorization server answered " + code}
-	}
-	code := query.Get("code")
-	if code == "" {
-		return &Error{http.StatusBadRequest, "invalid_request", "the callback has no code"}
-	}
-
-	tok, err := a.oauth.Exchange(context.WithValue(ctx, oauth2.HTTPClient, a.httpClient), code,
-		oauth2.VerifierOption(verifier))
-	if err != nil {
-		attrs := []any{}
-		if re := (*oauth2.RetrieveError)(nil); errors.As(err, &re) && re.Response != nil {
-			// Only the status and error code, not the answer's body.
-			attrs = append(attrs, "status", re.Response.StatusCode, "error", re.ErrorCode)
-		}
-		a.logger.WarnContext(ctx, "code exchange failed", attrs...)
-		return &Error{http.StatusBadGateway, "token_exchange_failed", "the authorization code could not be exchanged for a token"}
-	}
-	t := core.TokenFromOAuth2(tok)
-	if err := a.Refresher.Save(ctx, t); err != nil {
-		return err
-	}
-	// A new CSRF token for the new login (Save renewed the session token).
-	a.Sessions.Put(ctx, csrfKey, rand.Text())
-	a.logger.InfoContext(ctx, "logged in", "patient", t.Patient, "scope", t.Scope,
-		"expiry", t.Expiry, "refresh_token", t.RefreshToken != "")
-	return nil
 }
 
 // CSRFToken returns the session's CSRF token, which the logout form sends
@@ -297,6 +245,8 @@ func (a *App) Logout(ctx context.Context, csrf string) error {
 	default:
 		a.logger.InfoContext(ctx, "logged out")
 	}
+	// The next login gets a new CSRF token.
+	a.Sessions.Remove(ctx, csrfKey)
 	// A new session token, so that the one the browser held before the
 	// logout names nothing any more.
 	if err := a.Sessions.RenewToken(ctx); err != nil {
@@ -306,13 +256,49 @@ func (a *App) Logout(ctx context.Context, csrf string) error {
 	return nil
 }
 
-// Patient fetches the Patient resource id from the FHIR server with the
-// session's token, refreshing it first if it is due.
-func (a *App) Patient(ctx context.Context, id string) (json.RawMessage, error) {
-	if id == "" {
-		return nil, &Error{http.StatusNotFound, "no_patient", "the token has no patient in its launch context"}
+// Patient returns a Patient resource from the FHIR server with the
+// session's token (refreshed first if it is due): the launch context's
+// patient; without one (a provider login, a server that gives no launch
+// patient), the logged-in user when fhirUser is a Patient, else the first
+// result of a Patient search. So the demo exercises the token at any
+// server.
+func (a *App) Patient(ctx context.Context) (json.RawMessage, error) {
+	info, err := a.Refresher.Info(ctx)
+	if err != nil {
+		return nil, err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, a.fhirBase+"/Patient/"+url.PathEscape(id), nil)
+	switch {
+	case info.Patient != "":
+		return a.fhirGet(ctx, a.baseOf(info)+"/Patient/"+url.PathEscape(info.Patient))
+	case strings.Contains(info.FHIRUser, "/Patient/"):
+		return a.fhirGet(ctx, info.FHIRUser)
+	}
+	bundle, err := a.fhirGet(ctx, a.baseOf(info)+"/Patient?_count=1")
+	if err != nil {
+		return nil, err
+	}
+	var b struct {
+		Entry []struct {
+			Resource json.RawMessage `json:"resource"`
+		} `json:"entry"`
+	}
+	if json.Unmarshal(bundle, &b) != nil || len(b.Entry) == 0 || len(b.Entry[0].Resource) == 0 {
+		return nil, &Error{http.StatusNotFound, "no_patient", "the token has no launch patient, and a Patient search found none"}
+	}
+	return b.Entry[0].Resource, nil
+}
+
+// baseOf is the FHIR server of the session's login.
+func (a *App) baseOf(info core.SessionInfo) string {
+	if info.FHIRBaseURL != "" {
+		return strings.TrimRight(info.FHIRBaseURL, "/")
+	}
+	return a.fhirBase
+}
+
+// fhirGet reads a FHIR resource or search with the refreshing client.
+func (a *App) fhirGet(ctx context.Context, u string) (json.RawMessage, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -342,6 +328,10 @@ type TokenView struct {
 	Scope     string `json:"scope"`
 	Patient   string `json:"patient"`
 	Refreshes int    `json:"refreshes"`
+	// FHIRUser is who logged in (the validated id_token's fhirUser), and
+	// Server the FHIR server in use.
+	FHIRUser string `json:"fhir_user,omitempty"`
+	Server   string `json:"fhir_base_url,omitempty"`
 }
 
 // Token describes the session's token.
@@ -350,7 +340,8 @@ func (a *App) Token(ctx context.Context) (TokenView, error) {
 	if err != nil {
 		return TokenView{}, err
 	}
-	v := TokenView{Scope: info.Scope, Patient: info.Patient, Refreshes: info.Refreshes}
+	v := TokenView{Scope: info.Scope, Patient: info.Patient, Refreshes: info.Refreshes,
+		FHIRUser: info.FHIRUser, Server: info.FHIRBaseURL}
 	if !info.Expiry.IsZero() {
 		v.ExpiresAt = info.Expiry.UTC().Format(time.RFC3339)
 	}

@@ -1,15 +1,20 @@
 // Package demo is what the three example apps (net/http, Echo and Gin)
-// share: flags, the embedded mock SMART server, the OAuth authorization-code
-// flow with PKCE, the FHIR call, the HTML page and the JSON views, logout
+// share: flags, the embedded mock SMART server, the library's SMART launch
+// (core.Launcher), the FHIR call, the HTML page and the JSON views, logout
 // with revocation, and the Prometheus metrics. Each example's main.go only
 // wires these into its framework's routes.
 package demo
 
 import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"time"
 
@@ -49,6 +54,21 @@ type Config struct {
 	ClientSecret string // from SMART_CLIENT_SECRET; never printed
 	Scopes       string
 
+	// AuthMethodName is -auth-method: post, basic, none or private_key_jwt.
+	// Empty means post with a client secret and none without.
+	AuthMethodName string
+	// PrivateKeyFile (-private-key) is the PEM file of the private_key_jwt
+	// signing key, KeyID (-key-id) its kid in the client's JWK Set.
+	// PrivateKey is the key, read from PrivateKeyFile or, with the embedded
+	// server and no file, made for the run.
+	PrivateKeyFile string
+	KeyID          string
+	PrivateKey     crypto.Signer
+
+	// Issuers (-iss, repeatable) are the FHIR servers an EHR launch may
+	// name as iss; default FHIRBase only.
+	Issuers []string
+
 	// RevokeURL is the revocation endpoint the "Log out" button revokes
 	// the session's tokens at, in RevokeStyle. With the embedded server
 	// StartMock fills it; for a real server it is optional, and when empty
@@ -69,15 +89,29 @@ type Config struct {
 	// one process.
 	RedisAddr   string
 	PostgresURL string
+
+	// mock is set by StartMock, which fills TokenURL: the config still
+	// uses the embedded server.
+	mock bool
 }
 
-// Embedded reports whether the config asks for the embedded mock server.
-func (c Config) Embedded() bool { return c.TokenURL == "" }
+// Embedded reports whether the config uses the embedded mock server: no
+// -token-url was given, or StartMock has started it.
+func (c Config) Embedded() bool { return c.mock || c.TokenURL == "" }
 
-// AuthMethod is how the client authenticates to the token endpoint:
-// client_secret_post for a confidential client, none for a public one. The
-// OAuth flow uses the matching oauth2.AuthStyleInParams.
+// authMethods maps -auth-method to core's methods.
+var authMethods = map[string]core.AuthMethod{
+	"post": core.ClientSecretPost, "basic": core.ClientSecretBasic,
+	"none": core.None, "private_key_jwt": core.PrivateKeyJWT,
+}
+
+// AuthMethod is how the client authenticates to the token endpoint, for
+// the code exchange and every refresh: -auth-method, or by default
+// client_secret_post for a confidential client and none for a public one.
 func (c Config) AuthMethod() core.AuthMethod {
+	if m, ok := authMethods[c.AuthMethodName]; ok {
+		return m
+	}
 	if c.ClientSecret != "" {
 		return core.ClientSecretPost
 	}
@@ -93,9 +127,20 @@ func ParseFlags(name string, args []string, getenv func(string) string, output i
 	fs.StringVar(&c.Addr, "addr", "127.0.0.1:8080", "address to listen on")
 	fs.StringVar(&c.RedirectURL, "redirect-url", "", "OAuth redirect URI (default http://ADDR/callback)")
 	fs.StringVar(&c.TokenURL, "token-url", "", "token endpoint of a real SMART server (default: start the embedded mock server)")
-	fs.StringVar(&c.AuthorizeURL, "authorize-url", "", "authorization endpoint of the real SMART server (with -token-url)")
+	fs.StringVar(&c.AuthorizeURL, "authorize-url", "", "authorization endpoint of the real SMART server (default: from its .well-known/smart-configuration)")
 	fs.StringVar(&c.FHIRBase, "fhir-base", "", "FHIR base URL of the real server, also sent as aud (with -token-url)")
 	fs.StringVar(&c.ClientID, "client-id", "", "registered client_id (default "+embeddedClientID+" with the embedded server)")
+	fs.StringVar(&c.AuthMethodName, "auth-method", "", "client authentication: post, basic, none or private_key_jwt (default post with $"+SecretEnv+", none without)")
+	fs.StringVar(&c.PrivateKeyFile, "private-key", "", "PEM file of the private_key_jwt signing key (RSA 2048+ or EC P-384)")
+	fs.StringVar(&c.KeyID, "key-id", "", "kid of the private_key_jwt key in the client's registered JWK Set")
+	fs.Func("iss", "a FHIR base URL an EHR launch may name as iss (repeatable; default -fhir-base)", func(s string) error {
+		for _, iss := range strings.Split(s, ",") {
+			if iss = strings.TrimSpace(iss); iss != "" {
+				c.Issuers = append(c.Issuers, iss)
+			}
+		}
+		return nil
+	})
 	fs.StringVar(&c.Scopes, "scopes", DefaultScopes, "scopes to request, separated by spaces")
 	fs.StringVar(&c.RevokeURL, "revoke-url", "", "revocation endpoint of the real server, for Log out (with -token-url; without it Log out only clears the session)")
 	revokeStyle := fs.String("revoke-style", "rfc7009", "revocation request: rfc7009 (POST token=…, RFC 7009) or get (GET ?token=…, as Health Gorilla's /oauth/cancel)")
@@ -128,11 +173,14 @@ func ParseFlags(name string, args []string, getenv func(string) string, output i
 	if c.RedisAddr != "" && c.PostgresURL != "" {
 		return Config{}, errors.New("-redis and -postgres: give one")
 	}
+	if _, ok := authMethods[c.AuthMethodName]; !ok && c.AuthMethodName != "" {
+		return Config{}, fmt.Errorf("-auth-method must be post, basic, none or private_key_jwt, not %q", c.AuthMethodName)
+	}
 	switch {
 	case strings.TrimSpace(c.Scopes) == "":
 		return Config{}, errors.New("-scopes must not be empty")
-	case c.Embedded() && (c.AuthorizeURL != "" || c.FHIRBase != "" || c.RevokeURL != ""):
-		return Config{}, errors.New("-authorize-url, -fhir-base and -revoke-url name a real server: give its -token-url too (without -token-url the embedded mock server is used)")
+	case c.Embedded() && (c.AuthorizeURL != "" || c.FHIRBase != "" || c.RevokeURL != "" || len(c.Issuers) > 0):
+		return Config{}, errors.New("-authorize-url, -fhir-base, -iss and -revoke-url name a real server: give its -token-url too (without -token-url the embedded mock server is used)")
 	case c.Embedded():
 		if c.TokenTTL <= 0 {
 			return Config{}, errors.New("-token-ttl must be positive")
@@ -140,13 +188,13 @@ func ParseFlags(name string, args []string, getenv func(string) string, output i
 		if c.ClientID == "" {
 			c.ClientID = embeddedClientID
 		}
-		if c.ClientSecret == "" {
+		if c.ClientSecret == "" && (c.AuthMethodName == "" || c.AuthMethodName == "post" || c.AuthMethodName == "basic") {
 			c.ClientSecret = embeddedClientSecret
 		}
 	default:
 		var missing []string
 		for _, f := range []struct{ name, value string }{
-			{"-authorize-url", c.AuthorizeURL}, {"-fhir-base", c.FHIRBase}, {"-client-id", c.ClientID},
+			{"-fhir-base", c.FHIRBase}, {"-client-id", c.ClientID},
 		} {
 			if f.value == "" {
 				missing = append(missing, f.name)
@@ -165,5 +213,48 @@ func ParseFlags(name string, args []string, getenv func(string) string, output i
 		}
 		c.FHIRBase = strings.TrimRight(c.FHIRBase, "/")
 	}
+	if err := c.loadKey(); err != nil {
+		return Config{}, err
+	}
 	return c, nil
+}
+
+// loadKey checks the client authentication flags and reads the
+// private_key_jwt key. The embedded server gets a key made for the run
+// when no -private-key is given.
+func (c *Config) loadKey() error {
+	method := c.AuthMethod()
+	switch {
+	case (method == core.None || method == core.PrivateKeyJWT) && c.ClientSecret != "":
+		return fmt.Errorf("-auth-method %s takes no client secret: unset $%s", c.AuthMethodName, SecretEnv)
+	case (method == core.ClientSecretPost || method == core.ClientSecretBasic) && c.ClientSecret == "":
+		return fmt.Errorf("-auth-method %s needs the client secret in $%s", c.AuthMethodName, SecretEnv)
+	case method != core.PrivateKeyJWT && (c.PrivateKeyFile != "" || c.KeyID != ""):
+		return errors.New("-private-key and -key-id go with -auth-method private_key_jwt")
+	case method != core.PrivateKeyJWT:
+		return nil
+	case c.PrivateKeyFile == "" && !c.Embedded():
+		return errors.New("-auth-method private_key_jwt needs -private-key FILE and -key-id")
+	case c.KeyID == "" && !c.Embedded():
+		return errors.New("-auth-method private_key_jwt needs -key-id (the kid of the key in the client's JWK Set)")
+	}
+	if c.KeyID == "" {
+		c.KeyID = "demo-key"
+	}
+	if c.PrivateKeyFile == "" {
+		key, err := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+		if err != nil {
+			return err
+		}
+		c.PrivateKey = key
+		return nil
+	}
+	pem, err := os.ReadFile(c.PrivateKeyFile)
+	if err != nil {
+		return fmt.Errorf("-private-key: %w", err)
+	}
+	if c.PrivateKey, err = core.ParsePrivateKeyPEM(pem); err != nil {
+		return fmt.Errorf("-private-key %s: %w", c.PrivateKeyFile, err)
+	}
+	return nil
 }

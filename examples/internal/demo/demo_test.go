@@ -89,8 +89,15 @@ func TestParseFlagsErrors(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"-token-url", "https://x/token"}, "-authorize-url, -fhir-base and -client-id"},
+		{[]string{"-token-url", "https://x/token"}, "-fhir-base and -client-id"},
 		{[]string{"-token-url", "https://x/token", "-authorize-url", "https://x/a", "-client-id", "c"}, "-fhir-base"},
+		{[]string{"-auth-method", "jwt"}, "-auth-method must be post, basic, none or private_key_jwt"},
+		{[]string{"-auth-method", "none", "-key-id", "k"}, "-private-key and -key-id go with -auth-method private_key_jwt"},
+		{[]string{"-iss", "https://x/fhir"}, "-token-url"},
+		{[]string{"-token-url", "https://x/token", "-fhir-base", "https://x/fhir", "-client-id", "c",
+			"-auth-method", "private_key_jwt"}, "needs -private-key"},
+		{[]string{"-token-url", "https://x/token", "-fhir-base", "https://x/fhir", "-client-id", "c",
+			"-auth-method", "basic"}, "needs the client secret"},
 		{[]string{"-fhir-base", "https://x/fhir"}, "-token-url"},
 		{[]string{"-token-ttl", "0s"}, "-token-ttl"},
 		{[]string{"-scopes", " "}, "-scopes"},

@@ -34,7 +34,11 @@ func StartMock(cfg *Config, now func() time.Time) *smarttest.Server {
 	if cfg.RedirectURL != "" {
 		opts.RedirectURIs = []string{cfg.RedirectURL}
 	}
+	if cfg.PrivateKey != nil {
+		opts.ClientPublicKey, opts.ClientKeyID = cfg.PrivateKey.Public(), cfg.KeyID
+	}
 	srv := smarttest.NewServer(opts)
+	cfg.mock = true
 	cfg.TokenURL = srv.TokenURL
 	cfg.AuthorizeURL = srv.AuthorizeURL
 	cfg.FHIRBase = srv.FHIRBaseURL

@@ -28,6 +28,10 @@ type HomeView struct {
 	LoggedIn  bool
 
 	PatientID string
+	// FHIRUser is who logged in (empty without a validated id_token), and
+	// Server the FHIR server the token is for.
+	FHIRUser  string
+	Server    string
 	Scope     string
 	ExpiresAt time.Time // zero when the server did not say
 	// ExpiresInMillis is the access token's remaining lifetime when the
@@ -71,10 +75,15 @@ func (a *App) Home(ctx context.Context) HomeView {
 	}
 	v.LoggedIn = true
 	v.PatientID = info.Patient
+	v.FHIRUser = info.FHIRUser
+	v.Server = info.FHIRBaseURL
+	if v.Server == "" {
+		v.Server = a.fhirBase
+	}
 	v.Scope = info.Scope
 	v.ExpiresAt = info.Expiry
 	if !info.Expiry.IsZero() {
-		v.ExpiresInMillis = info.Expiry.Sub(a.now()).Milliseconds()
+		v.ExpiresInMillis = max(info.Expiry.Sub(a.now()).Milliseconds(), 0)
 	}
 	v.Refreshes = info.Refreshes
 	v.HasRefreshToken = info.HasRefreshToken

@@ -50,6 +50,16 @@ type Env struct {
 	secrets []string // tokens the mock server issued
 	access  string   // the access token issued last
 	refresh string   // the refresh token issued last
+	strip   []string // fields removed from the token answers
+}
+
+// StripFromTokenAnswers removes fields (such as "patient") from every
+// answer of the mock server's token endpoint from now on, as a server that
+// does not send them would.
+func (e *Env) StripFromTokenAnswers(fields ...string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.strip = append(e.strip, fields...)
 }
 
 // Start serves build(app) for an app configured with the demo's flags args
@@ -107,8 +117,16 @@ func (e *Env) recordTokens(w http.ResponseWriter, r *http.Request, next http.Han
 	rec := httptest.NewRecorder()
 	next.ServeHTTP(rec, r)
 	var answer map[string]any
-	if json.Unmarshal(rec.Body.Bytes(), &answer) == nil {
+	body := rec.Body.Bytes()
+	if json.Unmarshal(body, &answer) == nil {
 		e.mu.Lock()
+		if len(e.strip) > 0 {
+			for _, f := range e.strip {
+				delete(answer, f)
+			}
+			body, _ = json.Marshal(answer)
+			rec.Header().Del("Content-Length")
+		}
 		for _, k := range []string{"access_token", "refresh_token", "id_token"} {
 			if s, ok := answer[k].(string); ok && s != "" {
 				e.secrets = append(e.secrets, s)
@@ -126,7 +144,7 @@ func (e *Env) recordTokens(w http.ResponseWriter, r *http.Request, next http.Han
 		w.Header()[k] = v
 	}
 	w.WriteHeader(rec.Code)
-	w.Write(rec.Body.Bytes())
+	w.Write(body)
 }
 
 // AssertNoSecret fails the test if text contains a token the mock server
@@ -205,6 +223,12 @@ func Flow(t *testing.T, name string, build func(*demo.App) http.Handler) {
 	}
 	if !strings.Contains(body, `id="countdown"`) || !strings.Contains(body, `id="refreshes">0<`) {
 		t.Errorf("home page lacks the countdown or the refresh count 0:\n%s", body)
+	}
+	if !strings.Contains(body, `<dd id="server">`+e.Mock.FHIRBaseURL) || !strings.Contains(body, `id="fhir-user"`) {
+		t.Errorf("home page does not show the FHIR server and the user:\n%s", body)
+	}
+	if strings.Contains(body, "in now") || strings.Contains(body, `"in " + s + " s" : "now`) {
+		t.Errorf("the countdown can read \"in now (expired)\":\n%s", body)
 	}
 	e.AssertNoSecret("home page", body)
 
@@ -328,6 +352,9 @@ func (e *Env) TokenView() demo.TokenView {
 func LoggedOut(t *testing.T, name string, build func(*demo.App) http.Handler) {
 	e := Start(t, name, build)
 	e.AssertLoggedOut(e.Client)
+	if status, body := e.Get("/"); status != http.StatusOK || !strings.Contains(body, `id="embedded-hint"`) {
+		t.Errorf("GET / logged out with the embedded server: %d, want the embedded-server hint:\n%s", status, body)
+	}
 	if n := e.Mock.TokenCalls(); n != 0 {
 		t.Errorf("TokenCalls = %d, want 0", n)
 	}
@@ -362,9 +389,13 @@ var csrfField = regexp.MustCompile(`<input type="hidden" name="csrf" value="([^"
 // logout form on the logged-in page.
 func (e *Env) Launch() string {
 	e.t.Helper()
-	status, body := e.Get("/launch")
+	landing, err := e.Mock.Login(e.Client, e.URL+"/launch")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	status, body := get(e.t, e.Client, landing)
 	if status != http.StatusOK || !strings.Contains(body, `id="patient-name"`) {
-		e.t.Fatalf("launch: %d, want 200 with the patient page:\n%s", status, body)
+		e.t.Fatalf("after the launch, %s: %d, want 200 with the patient page:\n%s", landing, status, body)
 	}
 	m := csrfField.FindStringSubmatch(body)
 	if m == nil || !strings.Contains(body, `<form method="post" action="/logout">`) || !strings.Contains(body, "Log out") {
@@ -614,14 +645,97 @@ func Metrics(t *testing.T, name string, build func(*demo.App) http.Handler) {
 
 // BadState checks that a callback whose state does not match the session
 // is refused without a token call.
+//
+// Without a session cookie at all (an EHR that frames the app while the
+// cookie is SameSite=Lax) the answer says so.
 func BadState(t *testing.T, name string, build func(*demo.App) http.Handler) {
 	e := Start(t, name, build)
 	status, body := e.Get("/callback?code=x&state=forged")
+	if status != http.StatusBadRequest || !strings.Contains(body, "session_missing") || !strings.Contains(body, "SameSite") {
+		t.Errorf("GET /callback without a session: %d %s, want 400 session_missing naming SameSite", status, body)
+	}
+	c := *e.Client
+	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	status, _ = get(t, &c, e.URL+"/launch") // a launch under way: the session exists
+	if status != http.StatusFound {
+		t.Fatalf("GET /launch: %d, want 302", status)
+	}
+	status, body = e.Get("/callback?code=x&state=forged")
 	if status != http.StatusBadRequest || !strings.Contains(body, "invalid_state") {
 		t.Errorf("GET /callback with a forged state: %d %s, want 400 invalid_state", status, body)
 	}
 	if n := e.Mock.TokenCalls(); n != 0 {
 		t.Errorf("TokenCalls = %d, want 0", n)
+	}
+}
+
+// EHRLaunch launches as an EHR does (GET /launch?iss=…&launch=…): the
+// mock server's FHIR base is allowed and completes; another iss is
+// answered 400 and redirected nowhere.
+func EHRLaunch(t *testing.T, name string, build func(*demo.App) http.Handler) {
+	e := Start(t, name, build)
+	c := *e.Client
+	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	resp, err := c.Get(e.URL + "/launch?iss=" + url.QueryEscape("https://evil.example/fhir") + "&launch=abc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest || resp.Header.Get("Location") != "" {
+		t.Errorf("EHR launch from an unknown iss: %d Location %q, want 400 and no redirect", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	landing, err := e.Mock.Login(e.Client, e.URL+"/launch?iss="+url.QueryEscape(e.Mock.FHIRBaseURL)+"&launch=abc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if status, body := get(t, e.Client, landing); status != http.StatusOK || !strings.Contains(body, `id="patient-name"`) {
+		t.Errorf("after the EHR launch: %d:\n%s", status, body)
+	}
+}
+
+// NoLaunchPatient logs in at a server whose token answers carry no
+// patient: /api/patient falls back to a Patient search, with the token.
+func NoLaunchPatient(t *testing.T, name string, build func(*demo.App) http.Handler) {
+	e := Start(t, name, build)
+	e.StripFromTokenAnswers("patient", "fhirContext")
+	if _, err := e.Mock.Login(e.Client, e.URL+"/launch"); err != nil {
+		t.Fatal(err)
+	}
+	if tv := e.TokenView(); tv.Patient != "" {
+		t.Fatalf("the token has the launch patient %q; the test needs none", tv.Patient)
+	}
+	calls := e.Mock.FHIRCalls()
+	status, body := e.Get("/api/patient")
+	if status != http.StatusOK || !strings.Contains(body, `"resourceType":"Patient"`) {
+		t.Errorf("GET /api/patient without a launch patient: %d %s, want a Patient found by search", status, body)
+	}
+	if n := e.Mock.FHIRCalls() - calls; n != 1 {
+		t.Errorf("FHIR calls for /api/patient = %d, want 1 (the search)", n)
+	}
+	if status, body := e.Get("/"); status != http.StatusOK || !strings.Contains(body, `id="patient-name" data-patient=""`) {
+		t.Errorf("home page without a launch patient: %d, want the page that searches for a patient:\n%s", status, body)
+	}
+}
+
+// AuthMethods logs in and refreshes with each client authentication
+// method the demo offers (-auth-method), against the embedded server.
+func AuthMethods(t *testing.T, name string, build func(*demo.App) http.Handler) {
+	for _, method := range []string{"basic", "none", "private_key_jwt"} {
+		t.Run(method, func(t *testing.T) {
+			e := Start(t, name, build, "-auth-method", method)
+			e.Launch()
+			e.Clock.Advance(TokenTTL + time.Second)
+			if status, body := e.Get("/api/patient"); status != http.StatusOK {
+				t.Fatalf("GET /api/patient after expiry: %d %s", status, body)
+			}
+			if e.Mock.RefreshCalls() != 1 || e.Mock.Reuses() != 0 {
+				t.Errorf("RefreshCalls = %d, Reuses = %d; want 1, 0", e.Mock.RefreshCalls(), e.Mock.Reuses())
+			}
+			if got := e.Mock.Options().AuthMethod; string(got) != map[string]string{
+				"basic": "client_secret_basic", "none": "none", "private_key_jwt": "private_key_jwt"}[method] {
+				t.Errorf("the mock server accepts %s", got)
+			}
+		})
 	}
 }
 
@@ -635,8 +749,8 @@ func Run(t *testing.T, run RunFunc) {
 	t.Setenv(demo.SecretEnv, "")
 
 	err := run(t.Context(), []string{"-token-url", "https://smart.example/token"}, io.Discard)
-	if err == nil || !strings.Contains(err.Error(), "-authorize-url") {
-		t.Errorf("run with only -token-url: %v, want an error naming -authorize-url", err)
+	if err == nil || !strings.Contains(err.Error(), "-fhir-base") {
+		t.Errorf("run with only -token-url: %v, want an error naming -fhir-base", err)
 	}
 
 	ctx, cancel := context.WithCancel(t.Context())
@@ -649,7 +763,11 @@ func Run(t *testing.T, run RunFunc) {
 	if !strings.Contains(out.String(), "embedded mock SMART server") {
 		t.Errorf("output does not mention the embedded server:\n%s", out)
 	}
-	status, body := get(t, browser(t), appURL+"/launch")
+	status, body := get(t, browser(t), appURL+"/")
+	if status != http.StatusOK || !strings.Contains(body, `id="embedded-hint"`) {
+		t.Errorf("GET / through run: %d, want the embedded-server hint:\n%s", status, body)
+	}
+	status, body = get(t, browser(t), appURL+"/launch")
 	if status != http.StatusOK || !strings.Contains(body, `id="patient-name"`) {
 		t.Errorf("launch through run: %d, want 200 with the patient page:\n%s", status, body)
 	}
