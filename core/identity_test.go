@@ -203,3 +203,26 @@ func mustRSA(t *testing.T) *rsa.PrivateKey {
 	}
 	return k
 }
+
+// TestIDTokenFromSmarttest: the id_token core/smarttest signs (its JWKS,
+// issuer and the launch's nonce) is validated for real, and its absolute
+// fhirUser reaches SessionInfo.
+func TestIDTokenFromSmarttest(t *testing.T) {
+	a := newLaunchApp(t, launchOptions{})
+	b := newBrowser(t)
+	if res := a.login(b, ""); res.status != http.StatusSeeOther {
+		t.Fatalf("callback: %d %s", res.status, res.body)
+	}
+	if info := a.me(b); info.FHIRUser != a.srv.FHIRBaseURL+"/Patient/123" {
+		t.Errorf("Info.FHIRUser = %q, want %s/Patient/123", info.FHIRUser, a.srv.FHIRBaseURL)
+	}
+	// Without openid in the scope there is no identity to validate.
+	a2 := newLaunchApp(t, launchOptions{launch: func(c *core.LaunchConfig) { c.Scope = "launch/patient patient/*.read offline_access" }})
+	b2 := newBrowser(t)
+	if res := a2.login(b2, ""); res.status != http.StatusSeeOther {
+		t.Fatalf("callback without openid: %d %s", res.status, res.body)
+	}
+	if info := a2.me(b2); info.FHIRUser != "" || info.FHIRBaseURL != a2.srv.FHIRBaseURL {
+		t.Errorf("Info without openid: FHIRUser %q, FHIRBaseURL %q", info.FHIRUser, info.FHIRBaseURL)
+	}
+}

@@ -247,6 +247,10 @@ func Flow(t *testing.T, name string, build func(*demo.App) http.Handler) {
 	if tv.Refreshes != 0 || tv.Patient != patient.ID || tv.ExpiresAt == "" || tv.Scope == "" {
 		t.Errorf("/api/token before expiry = %+v", tv)
 	}
+	// The mock server's signed id_token, validated by the Launcher.
+	if want := e.Mock.FHIRBaseURL + "/Patient/" + patient.ID; tv.FHIRUser != want || tv.Server != e.Mock.FHIRBaseURL {
+		t.Errorf("/api/token fhir_user %q, fhir_base_url %q; want %q and %q", tv.FHIRUser, tv.Server, want, e.Mock.FHIRBaseURL)
+	}
 	if n := e.Mock.RefreshCalls(); n != 0 {
 		t.Fatalf("RefreshCalls before expiry = %d, want 0", n)
 	}
