@@ -190,6 +190,9 @@ func decodeSealed(plain []byte) (*record, error) {
 	if err := json.Unmarshal(plain, &s); err != nil || s.AccessToken == "" {
 		return nil, errUnsealed
 	}
+	if len(s.Extra) == 0 {
+		s.Extra = nil // as it is stored: "extra" is omitted when empty
+	}
 	return &record{
 		Token: Token{
 			AccessToken: s.AccessToken, TokenType: s.TokenType, RefreshToken: s.RefreshToken,

@@ -200,7 +200,7 @@ func TestUnknownKeyLeavesTheValue(t *testing.T) {
 			ctx := f.request("")
 			sealing, _ := core.New(core.Config{TokenURL: f.srv.TokenURL, ClientID: "x", Sessions: f.sm,
 				EncryptionKeys: [][]byte{key}})
-			if err := sealing.Save(ctx, &core.Token{AccessToken: "sealed"}); err != nil {
+			if err := sealing.Save(ctx, &core.Token{AccessToken: "sealed", RefreshToken: "rt-never-logged"}); err != nil {
 				t.Fatal(err)
 			}
 			before := f.sm.Get(ctx, core.DefaultSessionKey)
@@ -213,6 +213,11 @@ func TestUnknownKeyLeavesTheValue(t *testing.T) {
 			}
 			if err := f.r.Logout(ctx); !errors.Is(err, core.ErrUnknownEncryptionKey) || !f.sm.Exists(ctx, core.DefaultSessionKey) {
 				t.Fatalf("Logout = %v; the value must stay and Logout must say it did nothing", err)
+			}
+			logs := f.logs.String()
+			if !strings.Contains(logs, "cannot read") || strings.Contains(logs, "rt-never-logged") ||
+				strings.Contains(logs, before.(string)[len("smartrefresh.sealed.v1:"):]) {
+				t.Fatalf("logs: want a warning that shows neither the token nor the value:\n%s", logs)
 			}
 			reader, err := core.New(core.Config{TokenURL: f.srv.TokenURL, ClientID: "x", Sessions: f.sm,
 				EncryptionKeys: tt.keys, DecryptionKeys: [][]byte{key}})
