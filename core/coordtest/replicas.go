@@ -195,9 +195,13 @@ func storm(t *testing.T, reps []*replica, session string, n int) []*core.Token {
 	for i := range n {
 		wg.Go(func() {
 			rep := reps[i%len(reps)]
-			ctx := rep.request(session)
+			ctx, err := rep.sm.Load(context.Background(), session)
 			loaded.Done()
 			<-start
+			if err != nil {
+				t.Errorf("request %d on replica %d: loading the session: %v", i, i%len(reps), err)
+				return
+			}
 			defer rep.end(ctx)
 			tok, err := rep.r.Token(ctx)
 			if err != nil {

@@ -9,9 +9,11 @@ import (
 	"os"
 	"time"
 
+	"github.com/alexedwards/scs/goredisstore"
 	"github.com/alexedwards/scs/redisstore"
 	"github.com/alexedwards/scs/v2"
 	"github.com/gomodule/redigo/redis"
+	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/smartrefresh/smartrefresh/core"
 	"github.com/smartrefresh/smartrefresh/core/rediscoord"
@@ -79,4 +81,29 @@ func ExampleWithPrefix() {
 		rediscoord.WithLogger(slog.Default()),
 	)
 	_ = coord // core.Config{..., Coordinator: coord}
+}
+
+// An app on go-redis (scs's goredisstore, Redis Cluster, Sentinel) needs
+// no second client: the Coordinator uses the same keys and scripts as with
+// redigo, each script on one key.
+func ExampleNewGoRedis() {
+	client := goredis.NewClient(&goredis.Options{Addr: os.Getenv("REDIS_ADDR")})
+	// or goredis.NewClusterClient(...), goredis.NewFailoverClient(...)
+	defer client.Close()
+
+	sessions := scs.New()
+	sessions.Store = goredisstore.New(client)
+
+	refresher, err := core.New(core.Config{
+		TokenURL:     "https://api.healthgorilla.com/oauth/token",
+		ClientID:     "my-client-id",
+		ClientSecret: os.Getenv("SMART_CLIENT_SECRET"),
+		AuthMethod:   core.ClientSecretPost,
+		Sessions:     sessions,
+		Coordinator:  rediscoord.NewGoRedis(client),
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	_ = refresher
 }

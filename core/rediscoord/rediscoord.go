@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/gomodule/redigo/redis"
+	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/smartrefresh/smartrefresh/core"
 )
@@ -29,7 +30,8 @@ const releaseTimeout = 5 * time.Second
 // use; create one per process (or per pool) and give it to every
 // core.Config of that process.
 type Coordinator struct {
-	pool   *redis.Pool
+	client client
+	pool   *redis.Pool // with New; nil with NewGoRedis
 	prefix string
 	lease  time.Duration
 	renew  time.Duration
@@ -91,7 +93,28 @@ func New(pool *redis.Pool, opts ...Option) *Coordinator {
 	if pool == nil {
 		panic("rediscoord: New with a nil pool")
 	}
-	c := &Coordinator{pool: pool}
+	return newCoordinator(&redigoClient{pool: pool}, opts)
+}
+
+// NewGoRedis returns a Coordinator on a go-redis client (github.com/redis/go-redis/v9):
+// a *redis.Client (which scs's goredisstore uses), a *redis.ClusterClient,
+// a Sentinel failover client or any redis.UniversalClient. Its keys and
+// scripts are those of New, and each script touches one key, so Redis
+// Cluster runs it on the key's node. Give the client read and write
+// timeouts (its defaults, 3 s, will do). NewGoRedis panics if client is
+// nil or the renew interval is not shorter than the lease.
+func NewGoRedis(client goredis.UniversalClient, opts ...Option) *Coordinator {
+	if client == nil {
+		panic("rediscoord: NewGoRedis with a nil client")
+	}
+	return newCoordinator(&goredisClient{c: client}, opts)
+}
+
+func newCoordinator(cl client, opts []Option) *Coordinator {
+	c := &Coordinator{client: cl}
+	if r, ok := cl.(*redigoClient); ok {
+		c.pool = r.pool
+	}
 	for _, o := range opts {
 		o(c)
 	}
@@ -123,8 +146,8 @@ func New(pool *redis.Pool, opts ...Option) *Coordinator {
 // the lock expired meanwhile or did not survive the restart. Its holder is
 // still inside its redemption, so the lock is taken back before another
 // replica can take it; a lock another holder took since stays theirs.
-var (
-	renewScript = redis.NewScript(1, `
+const (
+	renewSource = `
 local v = redis.call("GET", KEYS[1])
 if v == ARGV[1] then
 	return redis.call("PEXPIRE", KEYS[1], ARGV[2])
@@ -133,12 +156,12 @@ if v == false and ARGV[3] == "1" then
 	redis.call("SET", KEYS[1], ARGV[1], "PX", ARGV[2])
 	return 1
 end
-return 0`)
-	releaseScript = redis.NewScript(1, `
+return 0`
+	releaseSource = `
 if redis.call("GET", KEYS[1]) == ARGV[1] then
 	return redis.call("DEL", KEYS[1])
 end
-return 0`)
+return 0`
 )
 
 // Lock takes the lock named key: SET key <random value> NX PX <lease>
@@ -244,13 +267,8 @@ func (c *Coordinator) ctxError(ctx context.Context) error {
 // answer was lost on a dead connection, and that do repeats on a fresh one,
 // takes the lock it may have set rather than wait a lease for it.
 func (c *Coordinator) trySet(ctx context.Context, key, value string) (bool, error) {
-	var ok bool
-	err := c.do(ctx, func(conn redis.Conn) error {
-		n, err := redis.Int(renewScript.DoContext(ctx, conn, key, value, c.lease.Milliseconds(), "1"))
-		ok = n == 1
-		return err
-	})
-	return ok, err
+	n, err := c.client.eval(ctx, renewScript, key, value, c.lease.Milliseconds(), "1")
+	return n == 1, err
 }
 
 // renewLoop extends the lease every renew interval until ctx is cancelled
@@ -316,12 +334,8 @@ func (l *held) extend(ctx context.Context, retake bool) (kept bool, err error) {
 	if retake {
 		flag = "1"
 	}
-	err = l.c.do(ctx, func(conn redis.Conn) error {
-		n, err := redis.Int(renewScript.DoContext(ctx, conn, l.key, l.value, l.c.lease.Milliseconds(), flag))
-		kept = n == 1
-		return err
-	})
-	return kept, err
+	n, err := l.c.client.eval(ctx, renewScript, l.key, l.value, l.c.lease.Milliseconds(), flag)
+	return n == 1, err
 }
 
 // stopRenewal stops extending the lease and waits until the renewal has
@@ -371,46 +385,8 @@ func (l *held) release() {
 func (l *held) releaseOnce() (freed bool, err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), releaseTimeout)
 	defer cancel()
-	err = l.c.do(ctx, func(conn redis.Conn) error {
-		n, err := redis.Int(releaseScript.DoContext(ctx, conn, l.key, l.value))
-		freed = n == 1
-		return err
-	})
-	return freed, err
-}
-
-// do runs fn on a connection of the pool and, if that fails other than
-// with an error reply of Redis, once more at once on a connection dialed
-// afresh with the pool's Dial. After a Redis restart every connection the
-// pool holds is dead (unless the pool tests them on borrow: TestOnBorrow),
-// while Redis itself may already answer; a fresh connection reaches it.
-func (c *Coordinator) do(ctx context.Context, fn func(redis.Conn) error) error {
-	err := c.doOn(ctx, false, fn)
-	var reply redis.Error
-	if err == nil || errors.Is(err, redis.ErrNil) || errors.As(err, &reply) || ctx.Err() != nil {
-		return err
-	}
-	return c.doOn(ctx, true, fn)
-}
-
-func (c *Coordinator) doOn(ctx context.Context, fresh bool, fn func(redis.Conn) error) error {
-	var (
-		conn redis.Conn
-		err  error
-	)
-	switch {
-	case fresh && c.pool.DialContext != nil:
-		conn, err = c.pool.DialContext(ctx)
-	case fresh && c.pool.Dial != nil:
-		conn, err = c.pool.Dial()
-	default:
-		conn, err = c.pool.GetContext(ctx)
-	}
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
-	return fn(conn)
+	n, err := l.c.client.eval(ctx, releaseScript, l.key, l.value)
+	return n == 1, err
 }
 
 // Load returns the value stored under key (GET), and false if there is
@@ -419,19 +395,11 @@ func (c *Coordinator) Load(ctx context.Context, key string) ([]byte, bool, error
 	if err := ctx.Err(); err != nil {
 		return nil, false, fmt.Errorf("rediscoord: load: %w", err)
 	}
-	var b []byte
-	err := c.do(ctx, func(conn redis.Conn) error {
-		var err error
-		b, err = redis.Bytes(redis.DoContext(conn, ctx, "GET", c.prefix+key))
-		return err
-	})
-	if errors.Is(err, redis.ErrNil) {
-		return nil, false, nil
-	}
+	b, ok, err := c.client.get(ctx, c.prefix+key)
 	if err != nil {
 		return nil, false, fmt.Errorf("rediscoord: load: %w", err)
 	}
-	return b, true, nil
+	return b, ok, nil
 }
 
 // ErrTTL is the error of a Store without a positive ttl: every value the
@@ -448,11 +416,7 @@ func (c *Coordinator) Store(ctx context.Context, key string, value []byte, ttl t
 		return fmt.Errorf("rediscoord: store: %w", err)
 	}
 	ms := int64((ttl + time.Millisecond - 1) / time.Millisecond)
-	err := c.do(ctx, func(conn redis.Conn) error {
-		_, err := redis.DoContext(conn, ctx, "SET", c.prefix+key, value, "PX", ms)
-		return err
-	})
-	if err != nil {
+	if err := c.client.setPX(ctx, c.prefix+key, value, ms); err != nil {
 		return fmt.Errorf("rediscoord: store: %w", err)
 	}
 	return nil
