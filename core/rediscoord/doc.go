@@ -1,7 +1,12 @@
-// Package rediscoord implements core.Coordinator on Redis, with redigo, so
-// that the replicas of an app (several processes behind a load balancer,
-// sharing one scs session store) never redeem a refresh token twice between
-// them. It can share the *redis.Pool of scs's redisstore.
+// Package rediscoord implements core.Coordinator on Redis, so that the
+// replicas of an app (several processes behind a load balancer, sharing one
+// scs session store) never redeem a refresh token twice between them. New
+// takes a redigo *redis.Pool (the one of scs's redisstore); NewGoRedis
+// takes a go-redis v9 client (the one of scs's goredisstore, a Cluster or
+// a Sentinel failover client). Both use the same keys and scripts, so
+// replicas on either client work together. Each script reads and writes
+// one key, so Redis Cluster runs it on that key's node; the tests run on a
+// single node.
 //
 // A core.Refresher keeps its promise (a refresh token is sent once) within
 // its process with a single flight and a ledger of redeemed refresh tokens.
