@@ -51,7 +51,8 @@
 //
 // The ledger and the single flight are in memory: they cover one process.
 // Apps that run several replicas on one session store set
-// Config.Coordinator (package rediscoord implements it on Redis): a refresh
+// Config.Coordinator (packages rediscoord and pgcoord implement it on Redis
+// and PostgreSQL; coordtest is the suite they pass): a refresh
 // then holds a shared lock named after its refresh token, checks the shared
 // ledger for another replica's redemption, and records its own before
 // unlocking; if the shared store cannot be written (Redis restarting), the
