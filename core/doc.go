@@ -60,6 +60,20 @@
 // know that a restart empties the ledger: a stale copy written back around
 // a restart is redeemed again.
 //
+// # SMART App Launch
+//
+// NewLauncher puts SMART App Launch in front of a Refresher: its
+// LaunchHandler starts EHR launches (iss checked against an allow-list,
+// exactly) and standalone launches, with state, PKCE S256, aud and nonce
+// kept in the scs session (single-use, expiring, several per session); its
+// CallbackHandler checks the state, exchanges the code once with the
+// Refresher's client authentication, validates the id_token (go-oidc:
+// signature from jwks_uri, issuer, audience, expiry, nonce) and saves the
+// token with Save. SessionInfo then names the FHIR server and the user
+// (fhirUser); Token's methods read the launch context. Failures are
+// *LaunchError answers a user can act on, including the iframe case of a
+// callback without its session cookie.
+//
 // # Client authentication
 //
 // Config.AuthMethod names the one method the client uses at the token

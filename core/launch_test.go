@@ -25,7 +25,7 @@ import (
 // Refresher and a Launcher against a strict mock server, served over real
 // HTTP. /me answers the session's Info as JSON.
 type launchApp struct {
-	t      *testing.T
+	t      testing.TB
 	clock  *smarttest.Clock
 	srv    *smarttest.Server
 	sm     *scs.SessionManager
@@ -46,7 +46,7 @@ type launchOptions struct {
 	wrap func(http.Handler) http.Handler
 }
 
-func newLaunchApp(t *testing.T, o launchOptions) *launchApp {
+func newLaunchApp(t testing.TB, o launchOptions) *launchApp {
 	t.Helper()
 	a := &launchApp{t: t, clock: newClock(), logs: &bytes.Buffer{}}
 	o.server.Now = a.clock.Now
@@ -596,6 +596,43 @@ func FuzzSafeReturnTo(f *testing.F) {
 			if r := base.ResolveReference(u); r.Host != "app.example" || r.Scheme != "https" {
 				t.Fatalf("accepted %q, which leads to %s", s, r)
 			}
+		}
+	})
+}
+
+// FuzzCallbackQuery sends arbitrary callback queries to a session with a
+// launch under way: the callback never panics, never redirects anywhere
+// but into the app, and exchanges a code only for the launch's own state.
+func FuzzCallbackQuery(f *testing.F) {
+	for _, s := range []string{"", "state=x&code=y", "error=access_denied&state=x", "state=%zz", "state=a&state=b",
+		"code=" + strings.Repeat("a", 5000), "state=STATE&code=c", "state=STATE&error=server_error&error_description=%3Cb%3E"} {
+		f.Add(s)
+	}
+	a := newLaunchApp(f, launchOptions{})
+	f.Fuzz(func(t *testing.T, query string) {
+		b := newBrowser(t)
+		launch := b.get(a.url + "/launch")
+		authz, err := url.Parse(launch.location)
+		if launch.status != http.StatusFound || err != nil {
+			t.Fatalf("launch: %d %q", launch.status, launch.location)
+		}
+		state := authz.Query().Get("state")
+		query = strings.ReplaceAll(query, "STATE", state)
+		if _, err := url.Parse(a.url + "/callback?" + query); err != nil {
+			return // no browser sends it
+		}
+		before := a.srv.TokenCalls()
+		res := b.get(a.url+"/callback?"+query, "Accept", "application/json")
+		switch {
+		case res.status == http.StatusSeeOther:
+			if res.location != "/" {
+				t.Fatalf("callback?%s redirected to %q", query, res.location)
+			}
+		case res.status >= 300 && res.status < 400:
+			t.Fatalf("callback?%s: %d to %q", query, res.status, res.location)
+		}
+		if n := a.srv.TokenCalls() - before; n > 1 || n == 1 && !strings.Contains(query, state) {
+			t.Fatalf("callback?%s made %d token calls", query, n)
 		}
 	})
 }
