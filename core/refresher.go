@@ -141,10 +141,14 @@ func (r *Refresher) saveLogin(ctx context.Context, tok *Token, id *identity) err
 		r.cfg.Sessions.Remove(ctx, r.identityKey())
 	}
 	rec := &record{Token: *tok, Obtained: r.cfg.Now(), Grant: newGrantID()}
-	if old, err := r.load(ctx); err == nil && old.Grant != "" && tok.RefreshToken != "" && old.Token.RefreshToken == tok.RefreshToken {
+	if v, _ := r.get(ctx); v != nil && tok.RefreshToken != "" {
 		// The session's own token saved again: the same grant, at the
 		// same point of its chain, so that copies of it stay recognisable.
-		rec.Grant, rec.Refreshes = old.Grant, old.Refreshes
+		// (Only decoded here: whatever else the session holds, Save
+		// replaces it.)
+		if old, err := r.decodeSessionRecord(v); err == nil && old.Grant != "" && old.Token.RefreshToken == tok.RefreshToken {
+			rec.Grant, rec.Refreshes = old.Grant, old.Refreshes
+		}
 	}
 	return r.store(ctx, rec)
 }
