@@ -60,7 +60,10 @@ type Config struct {
 	// access token's scope. SMART requires it to be a subset of the grant.
 	Scope string
 	// Sessions is the app's session manager; the token lives in the session
-	// of each request under SessionKey.
+	// of each request under SessionKey. Each redemption is remembered until
+	// the session's deadline or now plus the manager's Lifetime, whichever
+	// is later, read at that moment; a "remember me" SetDeadline therefore
+	// belongs after Save (whose RenewToken resets the deadline).
 	Sessions *scs.SessionManager
 	// SessionKey is the session key the token is stored under
 	// (DefaultSessionKey when empty).
