@@ -100,8 +100,8 @@ type Options struct {
 	// refused. Grant does not need them.
 	RedirectURIs []string
 	// FHIRUser is the signed-in user, a FHIR reference relative to the FHIR
-	// base (the user exists in the FHIR server). It is the sub of id_tokens
-	// and, absolute, their fhirUser claim. Default "Patient/" + Patient.
+	// base. It is the sub of id_tokens and, absolute, their fhirUser claim.
+	// Default "Patient/" + Patient, a resource the FHIR server has.
 	FHIRUser string
 	// Logf, if set, receives a line for each notable event, for example
 	// t.Logf. Tokens are never logged, only a short hash of them.
@@ -208,7 +208,7 @@ type Server struct {
 	RevokeURL    string // URL + "/revoke" (RFC 7009)
 	CancelURL    string // URL + "/oauth/cancel" (GET ?token=…)
 	FHIRBaseURL  string // URL + "/fhir"
-	JWKSURL      string // URL + "/jwks", the jwks_uri of the id_token signing key
+	JWKSURL      string // URL + "/jwks", the jwks_uri of the id_token signing key (one RSA key per process, a kid per server)
 
 	opts    Options
 	handler http.Handler
