@@ -187,6 +187,19 @@ func (l *ledger) newest(cur *record, fp fingerprint, now, until time.Time) *reco
 	return lin.head
 }
 
+// head returns the newest token of the grant whose newest refresh token,
+// as known here, is fp, or nil. For a grant whose server does not rotate
+// refresh tokens it is the newest access token.
+func (l *ledger) head(fp fingerprint, now time.Time) *record {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	lin := l.heads[fp]
+	if lin == nil || !now.Before(lin.expires) {
+		return nil
+	}
+	return lin.head
+}
+
 // redeem records that cur's refresh token, fp, was redeemed for next (cur
 // is nil when only fp is known), and that copies of the session may live
 // until until.

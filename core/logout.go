@@ -73,7 +73,7 @@ func (r *Refresher) Logout(ctx context.Context) error {
 		return nil
 	}
 	revErr := r.revokeGrant(context.WithoutCancel(ctx), rec)
-	rmErr := r.remove(ctx)
+	rmErr := r.removeForLogout(ctx)
 	if revErr != nil {
 		r.cfg.Logger.WarnContext(ctx, "smartrefresh: logged out, but revocation failed", "error", revErr)
 	} else {

@@ -52,6 +52,9 @@ type Refresher struct {
 	// shareWithin bounds how long a refresh waits for its record to be
 	// made (coordinator.go); tests shorten it.
 	shareWithin time.Duration
+
+	probation probation // tokens of 401-triggered refreshes (rejected.go)
+	settling  sync.Map  // ctx.Done() of requests with a settle scheduled (session.go)
 }
 
 // maxChain bounds how many ledger steps a refresh follows; a chain is
@@ -72,6 +75,11 @@ func New(cfg Config) (*Refresher, error) {
 	r := &Refresher{cfg: cfg, ledger: newLedger(ttl), values: newValueCache(), shareWithin: shareWithin}
 	endpoints := *cfg.HTTPClient
 	endpoints.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	// Token and revocation calls run on their own budget, RefreshTimeout:
+	// an HTTPClient.Timeout meant for FHIR calls must not cut a token call
+	// short after the server rotated the refresh token (outcome unknown,
+	// and the next request would send the spent token).
+	endpoints.Timeout = 0
 	r.endpoints = &endpoints
 	var err error
 	if r.obs, err = newObserver(cfg.MeterProvider, cfg.TracerProvider); err != nil {
@@ -129,7 +137,7 @@ func (r *Refresher) saveLogin(ctx context.Context, tok *Token, id *identity) err
 		return ErrInvalidToken
 	}
 	if _, ok := r.get(ctx); !ok {
-		return ErrNoSession
+		return noSession(ctx)
 	}
 	if err := r.cfg.Sessions.RenewToken(ctx); err != nil {
 		return err
@@ -183,18 +191,36 @@ func (r *Refresher) Token(ctx context.Context) (*Token, error) {
 }
 
 // refreshAfter401 returns the token to retry with after the FHIR server
-// answered 401 to rejected: the session's token if another request already
-// replaced it, otherwise a refreshed one.
-func (r *Refresher) refreshAfter401(ctx context.Context, rejected *Token) (*Token, error) {
+// answered 401 to rejected: the grant's newest token if another request
+// already replaced it, otherwise a refreshed one. challenge is the 401's
+// WWW-Authenticate header.
+//
+// A token obtained by a 401-triggered refresh less than
+// TokenRejectedCoolDown ago is not refreshed again when it is rejected too:
+// the error is then a *TokenRejectedError. Concurrent 401s to the same
+// token share one refresh, as every refresh does.
+func (r *Refresher) refreshAfter401(ctx context.Context, rejected *Token, challenge string) (*Token, error) {
 	rec, err := r.load(ctx)
 	if err != nil {
 		return nil, err
 	}
-	if rec.Token.AccessToken == rejected.AccessToken || r.due(rec) {
-		if rec, err = r.refresh(ctx, rec); err != nil {
-			return nil, err
-		}
+	// The request's copy may hold a token that a refresh (this request's,
+	// or another's) has replaced: adopt leaves unmodified copies alone.
+	if next := r.newestKnown(rec); next != rec {
+		r.takeOver(ctx, next)
+		rec = next
 	}
+	if rec.Token.AccessToken != rejected.AccessToken && !r.due(rec) {
+		return &rec.Token, nil
+	}
+	now := r.cfg.Now()
+	if since, ok := r.probation.check(rejected.AccessToken, now); ok {
+		return nil, &TokenRejectedError{Code: bearerErrorCode(challenge), CoolDown: TokenRejectedCoolDown, Since: since}
+	}
+	if rec, err = r.refresh(ctx, rec); err != nil {
+		return nil, err
+	}
+	r.probation.add(rec.Token.AccessToken, rec.Obtained, now)
 	return &rec.Token, nil
 }
 
@@ -247,7 +273,14 @@ func (r *Refresher) refresh(ctx context.Context, cur *record) (*record, error) {
 				cur = next
 				continue
 			}
-			r.store(ctx, next)
+			r.takeOver(ctx, next)
+			return next, nil
+		}
+		if next = r.newerHead(cur, fp, r.cfg.Now()); next != cur && !r.due(next) {
+			// A refresh that did not rotate the refresh token replaced
+			// cur's access token (this request's own copy keeps the
+			// token it loaded: see adopt).
+			r.takeOver(ctx, next)
 			return next, nil
 		}
 		key := string(fp[:])
@@ -276,7 +309,7 @@ func (r *Refresher) refresh(ctx context.Context, cur *record) (*record, error) {
 			cur = next
 			continue
 		}
-		r.put(ctx, next) // persist in redeem has committed it
+		r.adopt(ctx, next) // persist in redeem has stored it
 		return next, nil
 	}
 	return nil, errChainTooLong
@@ -342,6 +375,11 @@ func (r *Refresher) redeem(ctx context.Context, fp fingerprint, cur *record, sha
 		r.refreshFailed(ctx, span, RefreshErrorInfo{Err: err, Class: Class(err),
 			OutcomeUnknown: errors.Is(err, ErrOutcomeUnknown), Duration: elapsed, Shared: int(shared.Load())})
 		if errors.Is(err, ErrReauthRequired) {
+			// The grant is over. No copy of its tokens may be used
+			// again: a stale copy of the session, even the one of this
+			// request (remove leaves an unmodified copy as it is), must
+			// not send the refresh token a second time.
+			r.ledger.revoke(r.cfg.Now(), &cur.Token)
 			r.reauth(ctx, err)
 		}
 		return nil, err

@@ -556,7 +556,8 @@ func TestClient401Replay(t *testing.T) {
 		t.Errorf("refresh calls = %d, want 2", c)
 	}
 
-	// A body that cannot be replayed: the 401 comes back as it was.
+	// A body that cannot be replayed: the 401 comes back as it was, and
+	// the token is refreshed for the next request.
 	f.srv.ExpireAccessTokens()
 	req, _ = http.NewRequest("POST", f.srv.FHIRBaseURL+"/Observation", io.NopCloser(strings.NewReader(body)))
 	resp, err = f.r.Client(ctx).Do(req)
@@ -564,8 +565,8 @@ func TestClient401Replay(t *testing.T) {
 		t.Fatalf("non-replayable POST: %v %v", resp, err)
 	}
 	resp.Body.Close()
-	if c := f.srv.RefreshCalls(); c != 2 {
-		t.Errorf("refresh calls = %d after a non-replayable 401, want 2", c)
+	if c := f.srv.RefreshCalls(); c != 3 {
+		t.Errorf("refresh calls = %d after a non-replayable 401, want 3", c)
 	}
 	f.checkNoReuse()
 }

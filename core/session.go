@@ -4,7 +4,10 @@ import (
 	"context"
 	"encoding/gob"
 	"errors"
+	"reflect"
 	"time"
+
+	"github.com/alexedwards/scs/v2"
 )
 
 // record is a session's token and when it was obtained. The session holds
@@ -44,11 +47,38 @@ func (r *Refresher) get(ctx context.Context) (v any, ok bool) {
 	return r.cfg.Sessions.Get(ctx, r.cfg.SessionKey), true
 }
 
+// noSession returns the error for a ctx without a session: ErrNoSession,
+// or a ginContextError when ctx is a *gin.Context. core does not import
+// gin; the type is recognised by name.
+func noSession(ctx context.Context) error {
+	if t := reflect.TypeOf(ctx); t != nil && t.Kind() == reflect.Pointer &&
+		t.Elem().Name() == "Context" && t.Elem().PkgPath() == "github.com/gin-gonic/gin" {
+		return ginContextError{}
+	}
+	return ErrNoSession
+}
+
+// ginContextError is ErrNoSession for a *gin.Context passed as the context
+// on an engine whose ContextWithFallback is off: LoadAndSave may well be
+// there, but such a context hides the values of the request's context.
+type ginContextError struct{}
+
+func (ginContextError) Error() string {
+	return "smartrefresh: misconfigured: no session in context: it is a *gin.Context, whose Value does not reach " +
+		"the request's context while the engine's ContextWithFallback is false; pass c.Request.Context(), " +
+		"or set ContextWithFallback = true"
+}
+
+// Is makes a ginContextError match ErrNoSession and ErrMisconfigured.
+func (ginContextError) Is(target error) bool {
+	return target == ErrNoSession || target == ErrMisconfigured
+}
+
 // load returns the session's token record.
 func (r *Refresher) load(ctx context.Context) (*record, error) {
 	v, ok := r.get(ctx)
 	if !ok {
-		return nil, ErrNoSession
+		return nil, noSession(ctx)
 	}
 	if v == nil {
 		return nil, ErrNoToken
@@ -76,9 +106,10 @@ func (r *Refresher) load(ctx context.Context) (*record, error) {
 	return rec, nil
 }
 
-// store puts rec into the session of ctx and commits the session at once,
-// so that the new token is persisted even when the request that carries
-// ctx is cancelled or has already answered.
+// store puts rec into the session of ctx and commits the session at once.
+// Only Save, the app's login, commits the request's own copy this way: it
+// is the copy the app has just renewed. Every other write of the Refresher
+// goes through persist and adopt.
 func (r *Refresher) store(ctx context.Context, rec *record) error {
 	if err := r.put(ctx, rec); err != nil {
 		return err
@@ -86,11 +117,8 @@ func (r *Refresher) store(ctx context.Context, rec *record) error {
 	return r.commit(ctx)
 }
 
-// put puts rec into the session of ctx without committing: the request's
-// own LoadAndSave commits it (Put marks the session modified). For the
-// copies of requests that waited on a refresh, whose result persist has
-// already committed; committing each of them too would encode and write
-// the session twice per request.
+// put puts rec into the session of ctx without committing (Put marks the
+// session modified).
 func (r *Refresher) put(ctx context.Context, rec *record) error {
 	v, err := r.sessionValue(rec)
 	if err != nil {
@@ -101,40 +129,237 @@ func (r *Refresher) put(ctx context.Context, rec *record) error {
 	return nil
 }
 
+// The Refresher never commits a request's copy of the session (but in
+// Save): a copy loaded before other requests wrote the session, or before
+// one destroyed it (a logout), would undo what they did. What a refresh
+// must persist goes into the session as it is in the store now, read
+// afresh (persist, remove); the request's own copy gets the same change
+// without a commit (adopt, forget), so that its LoadAndSave commits it, or
+// not, exactly as it would have without the Refresher.
+
 // persist stores rec in the session of ctx as it is now in the store, read
-// afresh, whatever became of the request that carries ctx. Writing that
-// request's own copy instead would put back whatever other requests have
-// changed in the session since it was loaded, and could bring back a
-// session they destroyed; a session that is gone from the store stays gone.
-// The request itself, if it is still running, stores rec in its own copy
-// too (Refresher.refresh).
+// afresh, whatever became of the request that carries ctx, if the store
+// still holds an older token of rec's grant (see settle). A session that is
+// gone from the store stays gone, and one that holds no token (logged out)
+// or another grant's (logged in again) is left alone.
 func (r *Refresher) persist(ctx context.Context, rec *record) {
-	bg := context.WithoutCancel(ctx)
+	if r.cfg.Sessions.Token(ctx) == "" {
+		// A session that was never committed: only this copy has it.
+		r.store(context.WithoutCancel(ctx), rec)
+		return
+	}
+	r.settle(ctx, rec)
+}
+
+// settle brings the token in the session of ctx, as it is in the store now,
+// up to date with what this process knows: a token whose refresh token was
+// redeemed is replaced by its grant's newest token (next, when it is the
+// newer token of a grant that did not rotate its refresh token), and a
+// token of a grant Logout revoked is removed.
+func (r *Refresher) settle(ctx context.Context, next *record) error {
+	return r.inStore(ctx, func(fresh context.Context, v any) bool {
+		cur, err := r.decodeSessionRecord(v)
+		if err != nil {
+			return false // no token (a Logout removed it), or not ours to judge
+		}
+		now := r.cfg.Now()
+		if r.ledger.isRevoked(&cur.Token, now) {
+			r.removeToken(fresh)
+			return true
+		}
+		want := r.newestKnown(cur)
+		if want == cur && next != nil && next.Token.AccessToken != cur.Token.AccessToken &&
+			cur.Token.RefreshToken != "" && next.Token.RefreshToken == cur.Token.RefreshToken &&
+			cur.Obtained.Before(next.Obtained) {
+			want = next // not rotated: the same refresh token, a newer access token
+		}
+		if want == cur || r.ledger.isRevoked(&want.Token, now) {
+			return false
+		}
+		return r.put(fresh, want) == nil
+	})
+}
+
+// remove removes the token the request's copy of the session holds: from
+// the session as it is now in the store, read afresh, if the store still
+// holds that token or another of its grant (an undecodable value, if the
+// copy's is one too), and from the copy without a commit (forget). A
+// session that is gone from the store stays gone.
+func (r *Refresher) remove(ctx context.Context) error {
+	err := r.removeFromStore(ctx)
+	r.forget(ctx)
+	return err
+}
+
+// removeForLogout is remove for Logout, the app's own request to end the
+// authorization: the request's copy loses the token as if the app had
+// removed it itself (so it is modified, and LoadAndSave commits it, unless
+// the app destroys the session).
+func (r *Refresher) removeForLogout(ctx context.Context) error {
+	err := r.removeFromStore(ctx)
+	if r.cfg.Sessions.Status(ctx) != scs.Destroyed {
+		r.removeToken(ctx)
+	}
+	return err
+}
+
+// removeFromStore is remove's change to the session in the store.
+func (r *Refresher) removeFromStore(ctx context.Context) error {
+	v, _ := r.get(ctx)
+	gone, err := r.decodeSessionRecord(v)
+	isToken := err == nil
+	return r.inStore(ctx, func(fresh context.Context, v any) bool {
+		if v == nil {
+			return false
+		}
+		cur, err := r.decodeSessionRecord(v)
+		if errors.Is(err, ErrTransient) || isToken && (err != nil || !r.sameGrant(cur, gone)) || !isToken && err == nil {
+			return false // logged in again meanwhile, or not ours to judge
+		}
+		r.removeToken(fresh)
+		return true
+	})
+}
+
+// inStore loads the session of ctx as it is now in the store, lets edit
+// change it, and commits it if edit says it did. A session that is gone
+// from the store (destroyed, expired) stays gone. It runs whatever became
+// of the request that carries ctx.
+//
+// It is a read-modify-write without a lock, as every scs commit is: a
+// request that commits between its load and its commit (a store round trip
+// apart) is overwritten, as scs's last writer always wins.
+func (r *Refresher) inStore(ctx context.Context, edit func(fresh context.Context, v any) bool) error {
 	token := r.cfg.Sessions.Token(ctx)
 	if token == "" {
-		// A session that was never committed: only this copy has it.
-		r.store(bg, rec)
-		return
+		return nil // never committed: the store has nothing of it
 	}
 	// A context without ctx's values: scs's Load returns a context that
 	// already carries a session unchanged.
 	fresh, err := r.cfg.Sessions.Load(context.Background(), token)
 	if err != nil {
-		r.cfg.Logger.ErrorContext(ctx, "smartrefresh: loading the session to store the refreshed token failed", "error", err)
-		return
+		r.cfg.Logger.ErrorContext(ctx, "smartrefresh: loading the session to store the token failed", "error", err)
+		return err
 	}
 	if r.cfg.Sessions.Token(fresh) == "" {
-		return // destroyed or expired meanwhile
+		return nil // destroyed or expired meanwhile
 	}
-	r.store(fresh, rec)
+	if !edit(fresh, r.cfg.Sessions.Get(fresh, r.cfg.SessionKey)) {
+		return nil
+	}
+	return r.commit(fresh)
 }
 
-// remove deletes the token, and the identity of its login, from the
-// session of ctx and commits.
-func (r *Refresher) remove(ctx context.Context) error {
+// adopt gives the request's own copy of the session rec, without a commit.
+// A copy that LoadAndSave will commit anyway (modified by the app, or by
+// scs when IdleTimeout is set) gets rec put into it, so that its commit
+// writes rec, not the token it loaded. An unmodified copy is left as it
+// is, so that LoadAndSave does not commit it (a stale copy would undo other
+// requests' writes, or bring back a destroyed session): the store already
+// has rec (persist), and the Refresher resolves the copy's older token to
+// rec through its ledger for the rest of the request. Should the app modify
+// the copy after all, settle puts rec back in the store once the request
+// is over (settleAfter).
+func (r *Refresher) adopt(ctx context.Context, rec *record) {
+	switch r.cfg.Sessions.Status(ctx) {
+	case scs.Modified:
+		r.put(ctx, rec)
+	case scs.Unmodified:
+		r.settleAfter(ctx)
+	}
+}
+
+// takeOver replaces next's stale predecessor, which the request's copy of
+// the session holds, by next: in the copy (adopt), and in the store, which
+// may hold the stale token too (a stale copy committed by its request),
+// unless the request's own commit will write next anyway.
+func (r *Refresher) takeOver(ctx context.Context, next *record) {
+	if r.cfg.Sessions.Status(ctx) != scs.Modified {
+		r.settle(ctx, next)
+	}
+	r.adopt(ctx, next)
+}
+
+// forget removes the token from the request's own copy of the session,
+// without a commit, on the terms of adopt.
+func (r *Refresher) forget(ctx context.Context) {
+	switch r.cfg.Sessions.Status(ctx) {
+	case scs.Modified:
+		r.removeToken(ctx)
+	case scs.Unmodified:
+		r.settleAfter(ctx)
+	}
+}
+
+// settleAfter arranges, once per request, that when the request that
+// carries ctx is over, its session is settled in the store if the app
+// modified the copy after adopt or forget left it alone (LoadAndSave then
+// committed the copy's older token). A context that is never done (not an
+// HTTP request's) has no end to wait for.
+func (r *Refresher) settleAfter(ctx context.Context) {
+	done := ctx.Done()
+	if done == nil {
+		return
+	}
+	if _, dup := r.settling.LoadOrStore(done, struct{}{}); dup {
+		return
+	}
+	context.AfterFunc(ctx, func() {
+		r.settling.Delete(done)
+		if r.cfg.Sessions.Status(ctx) == scs.Modified {
+			r.settle(ctx, nil)
+		}
+	})
+}
+
+// newestKnown returns the newest token this process knows of rec's grant:
+// rec itself unless a refresh here replaced it (rotating its refresh token
+// or not).
+func (r *Refresher) newestKnown(rec *record) *record {
+	now := r.cfg.Now()
+	for range maxChain {
+		if rec.Token.RefreshToken == "" {
+			return rec
+		}
+		fp := fingerprintOf(rec.Token.RefreshToken)
+		next := r.ledger.newest(rec, fp, now, time.Time{})
+		if next == nil {
+			return r.newerHead(rec, fp, now)
+		}
+		rec = next
+	}
+	return rec
+}
+
+// newerHead returns the token of a refresh here that did not rotate rec's
+// refresh token fp, if it is newer than rec, otherwise rec.
+func (r *Refresher) newerHead(rec *record, fp fingerprint, now time.Time) *record {
+	if h := r.ledger.head(fp, now); h != nil && h.Token.AccessToken != rec.Token.AccessToken && h.Obtained.After(rec.Obtained) {
+		return h
+	}
+	return rec
+}
+
+// sameGrant reports whether a and b are tokens of the same grant, as far as
+// this process knows.
+func (r *Refresher) sameGrant(a, b *record) bool {
+	if a.Token.AccessToken == b.Token.AccessToken {
+		return true
+	}
+	if a.Grant != "" && b.Grant != "" {
+		return a.Grant == b.Grant
+	}
+	if a.Token.RefreshToken == "" || b.Token.RefreshToken == "" {
+		return false
+	}
+	return r.newestKnown(a).Token.RefreshToken == r.newestKnown(b).Token.RefreshToken
+}
+
+// removeToken removes the token, and the identity of its login, from the
+// session of ctx, without a commit.
+func (r *Refresher) removeToken(ctx context.Context) {
 	r.cfg.Sessions.Remove(ctx, r.cfg.SessionKey)
 	r.cfg.Sessions.Remove(ctx, r.identityKey())
-	return r.commit(ctx)
 }
 
 func (r *Refresher) commit(ctx context.Context) error {

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"reflect"
+	"slices"
 	"strings"
 	"time"
 
@@ -176,11 +178,12 @@ func (t Token) MarshalJSON() ([]byte, error) {
 	return jsonMarshal(t.redacted())
 }
 
-// smartFields are the token-response fields that oauth2.Token keeps only in
-// its raw map; TokenFromOAuth2 copies them into Extra.
-var smartFields = []string{
-	"fhirContext", "need_patient_banner", "smart_style_url", "intent",
-	"tenant", "authorization_details",
+// ownFields are the token-response fields that have a field of their own
+// in Token (or are the expiry); TokenFromOAuth2 puts every other field of
+// the answer into Extra.
+var ownFields = map[string]bool{
+	"access_token": true, "token_type": true, "refresh_token": true, "expires_in": true,
+	"scope": true, "id_token": true, "patient": true, "encounter": true,
 }
 
 // OAuth2 converts t to an *oauth2.Token, for code written against
@@ -208,8 +211,13 @@ func (t *Token) OAuth2() *oauth2.Token {
 
 // TokenFromOAuth2 converts a token obtained with golang.org/x/oauth2 (for
 // example from oauth2.Config.Exchange) into a Token. The SMART fields scope,
-// id_token, patient, encounter and the launch context fields listed on Token
-// are read from the token's Extra values.
+// id_token, patient and encounter are read from the token's Extra values,
+// and every other field of the token answer (the launch context fields
+// listed on Token, and any other) goes into Token.Extra.
+//
+// When o.Expiry is zero but o.ExpiresIn is set (an oauth2.Token decoded
+// from a token answer with encoding/json), the expiry is ExpiresIn seconds
+// from now.
 func TokenFromOAuth2(o *oauth2.Token) *Token {
 	if o == nil {
 		return nil
@@ -225,7 +233,13 @@ func TokenFromOAuth2(o *oauth2.Token) *Token {
 		Patient:      str("patient"),
 		Encounter:    str("encounter"),
 	}
-	for _, k := range smartFields {
+	if t.Expiry.IsZero() && o.ExpiresIn > 0 && o.ExpiresIn <= maxExpiresIn { // as for a refresh answer (endpoint.go)
+		t.Expiry = time.Now().Add(time.Duration(o.ExpiresIn) * time.Second)
+	}
+	for _, k := range extraKeys(o) {
+		if ownFields[k] {
+			continue
+		}
 		if v := o.Extra(k); v != nil {
 			if t.Extra == nil {
 				t.Extra = map[string]any{}
@@ -234,4 +248,25 @@ func TokenFromOAuth2(o *oauth2.Token) *Token {
 		}
 	}
 	return t
+}
+
+// extraKeys returns the names of the fields of the token answer that o
+// carries (set with oauth2.Token.WithExtra: a map[string]any for a JSON
+// answer, url.Values for a form-encoded one). oauth2.Token offers no way
+// to list them but its unexported raw field, which is read here, never
+// written; its values are read with o.Extra.
+func extraKeys(o *oauth2.Token) []string {
+	raw := reflect.ValueOf(o).Elem().FieldByName("raw")
+	if raw.Kind() == reflect.Interface {
+		raw = raw.Elem()
+	}
+	if raw.Kind() != reflect.Map || raw.Type().Key().Kind() != reflect.String {
+		return nil
+	}
+	keys := make([]string, 0, raw.Len())
+	for _, k := range raw.MapKeys() {
+		keys = append(keys, k.String())
+	}
+	slices.Sort(keys)
+	return keys
 }

@@ -5,9 +5,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/oauth2"
 )
 
 var secretToken = Token{
@@ -134,5 +137,45 @@ func TestValid(t *testing.T) {
 		if got := tt.tok.Valid(now); got != tt.want {
 			t.Errorf("%d: Valid = %v, want %v", i, got, tt.want)
 		}
+	}
+}
+
+// TestTokenFromOAuth2Answer: an oauth2.Token decoded from a token answer
+// with encoding/json has ExpiresIn and a zero Expiry; its expiry must come
+// from ExpiresIn. Extra values outside the SMART list are kept too.
+func TestTokenFromOAuth2Answer(t *testing.T) {
+	var o oauth2.Token
+	if err := json.Unmarshal([]byte(`{"access_token":"a","token_type":"Bearer","refresh_token":"r","expires_in":3600}`), &o); err != nil {
+		t.Fatal(err)
+	}
+	before := time.Now()
+	tok := TokenFromOAuth2(&o)
+	if tok.Expiry.Before(before.Add(3599*time.Second)) || tok.Expiry.After(time.Now().Add(3600*time.Second)) {
+		t.Errorf("Expiry = %v, want about an hour from now (expires_in 3600)", tok.Expiry)
+	}
+	if tok := TokenFromOAuth2(&oauth2.Token{AccessToken: "a"}); !tok.Expiry.IsZero() {
+		t.Errorf("Expiry = %v for a token without expiry", tok.Expiry)
+	}
+
+	exp := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
+	raw := map[string]any{
+		"access_token": "a", "refresh_token": "r", "id_token": "i", "expires_in": 3600.0, "token_type": "Bearer",
+		"scope": "patient/*.read", "patient": "123", "encounter": "e1",
+		"tenant": "t1", "organization": "org-7", "custom": map[string]any{"k": "v"},
+	}
+	tok = TokenFromOAuth2((&oauth2.Token{AccessToken: "a", RefreshToken: "r", Expiry: exp, ExpiresIn: 60}).WithExtra(raw))
+	if !tok.Expiry.Equal(exp) {
+		t.Errorf("Expiry = %v, want the token's own %v", tok.Expiry, exp)
+	}
+	want := map[string]any{"tenant": "t1", "organization": "org-7", "custom": map[string]any{"k": "v"}}
+	if fmt.Sprint(tok.Extra) != fmt.Sprint(want) {
+		t.Errorf("Extra = %v, want %v (the fields without a Token field of their own)", tok.Extra, want)
+	}
+	if tok.Scope != "patient/*.read" || tok.Patient != "123" || tok.Encounter != "e1" || tok.IDToken != "i" {
+		t.Errorf("SMART fields lost: %+v", tok)
+	}
+	form := url.Values{"access_token": {"a"}, "scope": {"s"}, "organization": {"org-7"}}
+	if tok := TokenFromOAuth2((&oauth2.Token{AccessToken: "a"}).WithExtra(form)); tok.Extra["organization"] != "org-7" || tok.Scope != "s" || len(tok.Extra) != 1 {
+		t.Errorf("form-encoded answer: %+v", tok)
 	}
 }

@@ -2,6 +2,7 @@ package core
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net/http"
 )
@@ -10,9 +11,18 @@ import (
 // the session of ctx. Each request carries "Authorization: Bearer" with the
 // session's valid token. When the server answers 401 Unauthorized, the
 // client refreshes the token once (or picks up the one another request
-// already refreshed) and replays the request once, provided its body can be
-// replayed (it has none, or GetBody is set, as http.NewRequest does for
-// in-memory bodies); otherwise the 401 is returned as it came.
+// already refreshed; concurrent 401s share one refresh) and replays the
+// request once, provided its body can be replayed (it has none, or GetBody
+// is set, as http.NewRequest does for in-memory bodies). A request whose
+// body cannot be replayed (an io.Pipe, an io.NopCloser: streamed uploads)
+// still refreshes the token, and then gets the 401 as it came: send it
+// again, and it goes with the new token.
+//
+// A 401 to a token that a 401-triggered refresh obtained less than
+// TokenRejectedCoolDown ago, and that the FHIR server has not accepted
+// since, fails with a *TokenRejectedError (ErrTokenRejected) instead of
+// refreshing again: the FHIR server rejects fresh tokens, and every refresh
+// would get the same answer.
 //
 // When no valid token can be had, before the request or after a 401, the
 // request fails with the refresh error (wrapped in a *url.Error by
@@ -63,14 +73,21 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return nil, err
 	}
 	resp, err := t.base.RoundTrip(authorize(req, tok))
-	if err != nil || resp.StatusCode != http.StatusUnauthorized {
+	if err != nil {
 		return resp, err
 	}
-	replayable := req.Body == nil || req.Body == http.NoBody || req.GetBody != nil
-	if !replayable {
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.r.probation.accepted(tok.AccessToken)
 		return resp, nil
 	}
-	next, err := t.r.refreshAfter401(t.session, tok)
+	replayable := req.Body == nil || req.Body == http.NoBody || req.GetBody != nil
+	next, err := t.r.refreshAfter401(t.session, tok, resp.Header.Get("WWW-Authenticate"))
+	if !replayable && !errors.Is(err, ErrTokenRejected) {
+		// The body is spent and cannot be sent again: the 401 goes back
+		// as it came, and the next request of the session goes with the
+		// token refreshed here (or gets the refresh error).
+		return resp, nil
+	}
 	if err != nil {
 		drain(resp)
 		return nil, err
@@ -84,7 +101,11 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		retry.Body = body
 	}
 	drain(resp)
-	return t.base.RoundTrip(retry)
+	resp, err = t.base.RoundTrip(retry)
+	if err == nil && resp.StatusCode != http.StatusUnauthorized {
+		t.r.probation.accepted(next.AccessToken)
+	}
+	return resp, err
 }
 
 // authorize returns a copy of req carrying tok. A RoundTripper must not

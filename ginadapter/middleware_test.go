@@ -1,9 +1,11 @@
 package ginadapter_test
 
 import (
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"strings"
 	"testing"
 
 	"github.com/gin-gonic/gin"
@@ -128,3 +130,48 @@ func TestMain(m *testing.M) {
 // TestCanonicalBearer: a server spelling token_type "bearer" or "BEARER"
 // behind a resource server that accepts only "Bearer ".
 func TestCanonicalBearer(t *testing.T) { adaptertest.CanonicalBearer(t, app()) }
+
+// TestGinContextWithoutFallback: a handler that passes *gin.Context as the
+// context, on an engine with ContextWithFallback off (the default), gets an
+// error that names that cause, not a missing LoadAndSave.
+func TestGinContextWithoutFallback(t *testing.T) {
+	env := adaptertest.NewEnv(t)
+	router := gin.New()
+	router.GET("/login", login(env, env.Refresher))
+	var got error
+	router.GET("/token", func(c *gin.Context) {
+		_, got = env.Refresher.Token(c)
+		c.Status(http.StatusNoContent)
+	})
+	srv := httptest.NewServer(env.Sessions.LoadAndSave(router))
+	defer srv.Close()
+	for _, path := range []string{"/login", "/token"} {
+		resp, err := env.Client.Get(srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	if !errors.Is(got, core.ErrNoSession) {
+		t.Fatalf("err = %v, want ErrNoSession", got)
+	}
+	for _, want := range []string{"*gin.Context", "ContextWithFallback", "c.Request.Context()"} {
+		if !strings.Contains(got.Error(), want) {
+			t.Errorf("error %q does not mention %s", got, want)
+		}
+	}
+	if strings.Contains(got.Error(), "wrap the handler") {
+		t.Errorf("error %q blames a missing LoadAndSave", got)
+	}
+
+	router.ContextWithFallback = true
+	got = nil
+	resp, err := env.Client.Get(srv.URL + "/token")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if got != nil {
+		t.Errorf("with ContextWithFallback: %v", got)
+	}
+}
