@@ -131,8 +131,14 @@ type Config struct {
 	// held.
 	RefreshQueueTimeout time.Duration
 	// HTTPClient makes the token requests and, through Client, the FHIR
-	// requests (http.DefaultClient's transport when nil). Its Timeout, if
-	// any, also applies.
+	// requests (http.DefaultClient's transport when nil). Its Timeout
+	// bounds the FHIR requests only: token and revocation requests run on
+	// their own budget, RefreshTimeout, so that a Timeout meant for FHIR
+	// calls cannot cut a token call short after the server rotated the
+	// refresh token (the outcome would be unknown, and the next request
+	// would send the spent refresh token again). Its transport, Jar and
+	// CheckRedirect are used as they are (token requests never follow
+	// redirects).
 	HTTPClient *http.Client
 	// FHIRBaseURLs, when set, are the only URLs Client sends the access
 	// token to: a request must have a base's scheme, host and port, and

@@ -4,8 +4,9 @@
 //
 // A Refresher reads the token from the request's scs session, refreshes it
 // at the token endpoint when it is within Leeway of expiry (Token) or when
-// the FHIR server answered 401 (Client), and stores the answer back in the
-// session at once (Put and Commit).
+// the FHIR server answered 401 (Client), and stores the answer in the
+// session at once: in the session as it is in the store, read afresh, never
+// by committing the request's own copy (see "Session copies" below).
 //
 // # A refresh token is never sent twice
 //
@@ -14,16 +15,16 @@
 // Refresher.refresh, prevents each way a process could send one twice:
 //
 //   - Concurrent requests of a session that find the token due share one
-//     refresh (a single flight keyed by the refresh token). Each waiter
-//     stores the result in its own copy of the session, so none writes the
-//     old token back. A waiter whose request is cancelled stops waiting; the
-//     refresh goes on and is stored.
+//     refresh (a single flight keyed by the refresh token). Each waiter's
+//     copy of the session gets the result when its request commits it
+//     anyway, so none writes the old token back. A waiter whose request is
+//     cancelled stops waiting; the refresh goes on and is stored.
 //   - scs commits whole session blobs and the last writer wins, so a slow
 //     request that loaded the session before a rotation can write the old
 //     token back. The Refresher keeps a ledger with each grant's newest
 //     token; tokens carry their grant's name and refresh count, so a copy
 //     holding a redeemed refresh token is recognised. Its request gets the
-//     newest token from the ledger (and repairs the session) instead of
+//     newest token from the ledger (and repairs the stored session) instead of
 //     calling the token endpoint. An entry lives as long as any copy of its
 //     session can: the session's scs Deadline or now plus the manager's
 //     current Lifetime, whichever is later, read at each redemption (set a
@@ -31,8 +32,13 @@
 //     entry per grant, however often it rotates; expired ones are swept a
 //     few at a time.
 //   - 401 storms: requests whose access token was rejected compare it with
-//     the session's current token; if another request already replaced it
+//     the grant's newest token; if another request already replaced it
 //     they retry with the new one, otherwise they share one refresh as above.
+//     A FHIR server that rejects even the token such a refresh obtained gets
+//     no second refresh within TokenRejectedCoolDown (ErrTokenRejected).
+//   - Token calls run on their own budget, RefreshTimeout: the Timeout of
+//     Config.HTTPClient, meant for FHIR calls, does not apply to them, so it
+//     cannot cut one short after the server rotated the refresh token.
 //   - The token request is sent once per refresh, never with another
 //     client authentication method. It is sent again within the refresh
 //     only when it certainly never reached the server: a connection that
@@ -59,6 +65,25 @@
 // lock stays held until the record is made. Without a Coordinator, pin each session to one replica, and
 // know that a restart empties the ledger: a stale copy written back around
 // a restart is redeemed again.
+//
+// # Session copies
+//
+// scs gives each request its own copy of the session and commits it whole
+// (when it was modified, and on every request with IdleTimeout set). A copy
+// loaded before another request wrote the session, or destroyed it (a
+// logout), is stale, and committing it undoes what that request did. So
+// the Refresher never commits a request's copy (but in Save, the login):
+// a rotated token, or a removal, goes into the session as it is in the
+// store now, read afresh, and a session that is gone from the store stays
+// gone. The request's copy gets the same change only when its LoadAndSave
+// will commit it anyway (it is modified); an unmodified copy stays as it
+// was loaded, so LoadAndSave does not commit it, just as without the
+// Refresher, and the Refresher resolves its older token through the ledger
+// for the rest of the request. If the app modifies that copy later in the
+// request, its commit writes the older token back, and the Refresher puts
+// the newest one in the store again when the request is over. Writes to the
+// store read and write without a lock, as every scs commit does: a write of
+// another request between the two (one store round trip) is overwritten.
 //
 // # SMART App Launch
 //
