@@ -23,8 +23,8 @@ import (
 // read, so that sessions stored before an upgrade stay logged in; they are
 // rewritten in the new form at their next refresh.
 //
-// A string with the "smartrefresh." prefix in a form this version does not
-// know was stored by a newer version (a replica of the next release during
+// A string of the shape "smartrefresh.<name>.v<n>:…" in a form this version
+// does not know was stored by a newer version (a replica of the next release during
 // a rolling deploy): it is left as it is and the request fails as
 // transient (ErrUnknownSessionFormat), like a value sealed with an
 // unknown key.
@@ -116,10 +116,36 @@ func (r *Refresher) decodeText(s string) (*record, error) {
 			return nil, errNotAToken
 		}
 		return rec, nil
-	case strings.HasPrefix(s, formatPrefix):
+	case isVersionedForm(s):
 		return nil, ErrUnknownSessionFormat
 	}
 	return nil, errNotAToken
+}
+
+// isVersionedForm reports whether s has the shape of a session value of
+// some version, "smartrefresh.<name>.v<n>:…", the shape every later form
+// will keep.
+func isVersionedForm(s string) bool {
+	rest, ok := strings.CutPrefix(s, formatPrefix)
+	if !ok {
+		return false
+	}
+	head, _, ok := strings.Cut(rest, ":")
+	name, version, ok2 := strings.Cut(head, ".v")
+	if !ok || !ok2 || name == "" || version == "" {
+		return false
+	}
+	for _, c := range name {
+		if c < 'a' || c > 'z' {
+			return false
+		}
+	}
+	for _, c := range version {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 // valueCacheSize is the number of session values a Refresher remembers

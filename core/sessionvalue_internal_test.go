@@ -76,6 +76,9 @@ func TestSessionValueForms(t *testing.T) {
 		{"newer format", "smartrefresh.record.v3:{}", map[*Refresher]string{plain: transient, decryptOnly: transient, sealing: transient, other: transient}},
 		{"plain text without a token", plainPrefix + `{"refresh_token":"r"}`, map[*Refresher]string{plain: corrupt, decryptOnly: corrupt, sealing: corrupt, other: corrupt}},
 		{"sealed text, not base64", sealedPrefix + "*", map[*Refresher]string{plain: corrupt, decryptOnly: corrupt, sealing: corrupt, other: corrupt}},
+		{"newer sealed format", "smartrefresh.sealed.v2:AAAA", map[*Refresher]string{plain: transient, decryptOnly: transient, sealing: transient, other: transient}},
+		{"our prefix, not a form", "smartrefresh.token", map[*Refresher]string{plain: corrupt, decryptOnly: corrupt, sealing: corrupt, other: corrupt}},
+		{"our prefix, no version", "smartrefresh.record:{}", map[*Refresher]string{plain: corrupt, decryptOnly: corrupt, sealing: corrupt, other: corrupt}},
 		{"another string", "eyJhbGciOi", map[*Refresher]string{plain: corrupt, decryptOnly: corrupt, sealing: corrupt, other: corrupt}},
 		{"v1 *record without a token", &record{}, map[*Refresher]string{plain: corrupt, decryptOnly: corrupt, sealing: corrupt, other: corrupt}},
 	}
