@@ -407,23 +407,25 @@ func (r *Refresher) redeem(ctx context.Context, fp fingerprint, cur *record, sha
 }
 
 // SessionInfo is what a session's token says about itself, without its
-// secrets.
+// secrets. Its JSON names are the snake_case ones of the demo's /api/token.
 type SessionInfo struct {
-	Expiry          time.Time
-	Scope           string
-	Patient         string
-	Encounter       string
-	HasRefreshToken bool
+	// Expiry is when the access token expires; zero (and left out of
+	// JSON) when the server did not say.
+	Expiry          time.Time `json:"expires_at,omitzero"`
+	Scope           string    `json:"scope"`
+	Patient         string    `json:"patient"`
+	Encounter       string    `json:"encounter"`
+	HasRefreshToken bool      `json:"has_refresh_token"`
 	// Refreshes counts the refreshes since the token was saved.
-	Refreshes int
+	Refreshes int `json:"refreshes"`
 	// FHIRBaseURL is the FHIR server the token is for (the aud of the
 	// launch), when a Launcher logged the session in.
-	FHIRBaseURL string
+	FHIRBaseURL string `json:"fhir_base_url"`
 	// FHIRUser is the logged-in user as a FHIR resource URL (such as
 	// https://ehr.example/fhir/Practitioner/123), from the fhirUser claim
 	// of the id_token a Launcher validated; empty without openid and
 	// fhirUser in the scope.
-	FHIRUser string
+	FHIRUser string `json:"fhir_user"`
 }
 
 // Info describes the token in the session of ctx without refreshing it. The
