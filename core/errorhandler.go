@@ -9,23 +9,30 @@ import (
 
 // ErrorHandler returns an error handler for the middleware adapters that
 // sends a browser to loginURL when the user must authorize again, and
-// answers every other request as WriteError does.
+// answers every other request with otherwise (WriteError when nil). It is
+// the one rule of every adapter's login URL option: the login URL takes
+// the browser navigations that need a new authorization, the app's error
+// handler (or the default JSON) everything else, whatever order the
+// options were given in.
 //
 // A request is redirected (303 See Other) only when all of these hold:
 // the error matches ErrReauthRequired; the request is a GET or HEAD
 // navigation (Sec-Fetch-Mode: navigate, or, from a browser that does not
 // send Sec-Fetch-Mode, an Accept header naming text/html); and its path is
 // not loginURL's path, so the login page itself can never loop. API calls
-// (fetch, XHR, other methods) get WriteError's JSON 401, and transient or
-// configuration errors never redirect.
+// (fetch, XHR, other methods) and transient or configuration errors go to
+// otherwise.
 //
 // loginURL is the app's login or launch page, absolute or relative to the
 // app. ErrorHandler panics if it is not a valid http(s) or relative URL,
 // since that is a programming error.
-func ErrorHandler(loginURL string) func(http.ResponseWriter, *http.Request, error) {
+func ErrorHandler(loginURL string, otherwise func(http.ResponseWriter, *http.Request, error)) func(http.ResponseWriter, *http.Request, error) {
 	u, err := url.Parse(loginURL)
 	if err != nil || loginURL == "" || u.Scheme != "" && u.Scheme != "http" && u.Scheme != "https" || u.Scheme != "" && u.Host == "" {
 		panic("smartrefresh: ErrorHandler needs an http(s) or relative login URL, got " + loginURL)
+	}
+	if otherwise == nil {
+		otherwise = WriteError
 	}
 	return func(w http.ResponseWriter, req *http.Request, err error) {
 		if errors.Is(err, ErrReauthRequired) && isNavigation(req) && !isLoginPage(req, u) {
@@ -33,7 +40,7 @@ func ErrorHandler(loginURL string) func(http.ResponseWriter, *http.Request, erro
 			http.Redirect(w, req, loginURL, http.StatusSeeOther)
 			return
 		}
-		WriteError(w, req, err)
+		otherwise(w, req, err)
 	}
 }
 

@@ -41,7 +41,7 @@ func TestErrorHandler(t *testing.T) {
 				req.Header.Set(k, v)
 			}
 			rec := httptest.NewRecorder()
-			core.ErrorHandler(tt.login)(rec, req, tt.err)
+			core.ErrorHandler(tt.login, nil)(rec, req, tt.err)
 			if rec.Code != tt.status || rec.Header().Get("Location") != tt.location {
 				t.Fatalf("got %d Location %q, want %d %q", rec.Code, rec.Header().Get("Location"), tt.status, tt.location)
 			}
@@ -63,7 +63,7 @@ func TestErrorHandlerRejectsBadLoginURL(t *testing.T) {
 					t.Errorf("ErrorHandler(%q) did not panic", u)
 				}
 			}()
-			core.ErrorHandler(u)
+			core.ErrorHandler(u, nil)
 		}()
 	}
 }

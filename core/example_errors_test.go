@@ -13,7 +13,7 @@ import (
 // ErrorHandler answers a browser navigation that needs a new authorization
 // with a redirect to the login page, and everything else as WriteError.
 func ExampleErrorHandler() {
-	handle := core.ErrorHandler("/launch")
+	handle := core.ErrorHandler("/launch", nil)
 
 	page := httptest.NewRequest("GET", "/chart", nil)
 	page.Header.Set("Sec-Fetch-Mode", "navigate")

@@ -20,10 +20,17 @@ func TestLoginURLNoLoop(t *testing.T) {
 	adaptertest.LoginURLNoLoop(t, app(echoadapter.WithLoginURL("/api/me")))
 }
 
-// TestLoginURLYieldsToErrorHandler: an explicit ErrorHandler wins over
-// LoginURL.
-func TestLoginURLYieldsToErrorHandler(t *testing.T) {
-	adaptertest.LoginURLAndErrorHandler(t, app(echoadapter.WithLoginURL("/launch"), echoadapter.WithErrorHandler(func(c echo.Context, err error) error {
+// TestLoginURLAndErrorHandler: with both options, in either order, the
+// login URL takes the navigations and the error handler the rest.
+func TestLoginURLAndErrorHandler(t *testing.T) {
+	mine := echoadapter.WithErrorHandler(func(c echo.Context, err error) error {
 		return c.String(http.StatusTeapot, "mine")
-	})), http.StatusTeapot)
+	})
+	loginURL := echoadapter.WithLoginURL("/launch")
+	t.Run("login URL, then handler", func(t *testing.T) {
+		adaptertest.LoginURLAndErrorHandler(t, app(loginURL, mine))
+	})
+	t.Run("handler, then login URL", func(t *testing.T) {
+		adaptertest.LoginURLAndErrorHandler(t, app(mine, loginURL))
+	})
 }

@@ -1,6 +1,8 @@
 package echoadapter
 
 import (
+	"net/http"
+
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
 
@@ -19,11 +21,11 @@ type Config struct {
 	// the next handler does not run, and its return value is the request's
 	// error. Default: core.WriteError, returning nil.
 	ErrorHandler func(c echo.Context, err error) error
-	// LoginURL, when set and ErrorHandler is not, makes the middleware
-	// send browser navigations to it (303 See Other) when the user must
-	// launch or log in again, with core.ErrorHandler; API calls and every
-	// other error get core.WriteError's JSON. It never redirects a request
-	// for the login page itself, nor anything but a GET or HEAD
+	// LoginURL, when set, makes the middleware send browser navigations
+	// to it (303 See Other) when the user must launch or log in again,
+	// with core.ErrorHandler; API calls and every other error go to
+	// ErrorHandler (core.WriteError's JSON by default). It never redirects
+	// a request for the login page itself, nor anything but a GET or HEAD
 	// navigation.
 	LoginURL string
 }
@@ -44,15 +46,19 @@ func MiddlewareWithConfig(cfg Config) echo.MiddlewareFunc {
 	if cfg.Skipper == nil {
 		cfg.Skipper = middleware.DefaultSkipper
 	}
-	if cfg.ErrorHandler == nil && cfg.LoginURL != "" {
-		h := core.ErrorHandler(cfg.LoginURL)
-		cfg.ErrorHandler = func(c echo.Context, err error) error {
-			h(c.Response(), c.Request(), err)
-			return nil
-		}
-	}
 	if cfg.ErrorHandler == nil {
 		cfg.ErrorHandler = DefaultErrorHandler
+	}
+	if cfg.LoginURL != "" {
+		otherwise := cfg.ErrorHandler
+		core.ErrorHandler(cfg.LoginURL, nil) // panics now on a bad URL
+		cfg.ErrorHandler = func(c echo.Context, err error) error {
+			var ret error
+			core.ErrorHandler(cfg.LoginURL, func(http.ResponseWriter, *http.Request, error) {
+				ret = otherwise(c, err)
+			})(c.Response(), c.Request(), err)
+			return ret
+		}
 	}
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {

@@ -47,5 +47,8 @@
 // With ginadapter.WithLoginURL("/launch"), a browser navigation (a GET or HEAD
 // page load) that finds no usable token is redirected to the login or launch
 // page instead of getting the JSON 401; API calls still get the JSON, and
-// the login page itself is never redirected (core.ErrorHandler).
+// the login page itself is never redirected (core.ErrorHandler). With an
+// error handler too, in either order, the login URL takes those
+// navigations and the error handler answers everything else: the same rule
+// in every adapter.
 package ginadapter

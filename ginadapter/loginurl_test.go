@@ -20,10 +20,17 @@ func TestLoginURLNoLoop(t *testing.T) {
 	adaptertest.LoginURLNoLoop(t, app(ginadapter.WithLoginURL("/api/me")))
 }
 
-// TestLoginURLYieldsToErrorHandler: an explicit ErrorHandler wins over
-// LoginURL.
-func TestLoginURLYieldsToErrorHandler(t *testing.T) {
-	adaptertest.LoginURLAndErrorHandler(t, app(ginadapter.WithLoginURL("/launch"), ginadapter.WithErrorHandler(func(c *gin.Context, err error) {
+// TestLoginURLAndErrorHandler: with both options, in either order, the
+// login URL takes the navigations and the error handler the rest.
+func TestLoginURLAndErrorHandler(t *testing.T) {
+	mine := ginadapter.WithErrorHandler(func(c *gin.Context, err error) {
 		c.String(http.StatusTeapot, "mine")
-	})), http.StatusTeapot)
+	})
+	loginURL := ginadapter.WithLoginURL("/launch")
+	t.Run("login URL, then handler", func(t *testing.T) {
+		adaptertest.LoginURLAndErrorHandler(t, app(loginURL, mine))
+	})
+	t.Run("handler, then login URL", func(t *testing.T) {
+		adaptertest.LoginURLAndErrorHandler(t, app(mine, loginURL))
+	})
 }

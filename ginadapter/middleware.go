@@ -1,6 +1,8 @@
 package ginadapter
 
 import (
+	"net/http"
+
 	"github.com/gin-gonic/gin"
 
 	"github.com/smartrefresh/smartrefresh/core"
@@ -17,11 +19,11 @@ type Config struct {
 	// The middleware aborts the chain after it. Default
 	// DefaultErrorHandler.
 	ErrorHandler func(c *gin.Context, err error)
-	// LoginURL, when set and ErrorHandler is not, makes the middleware
-	// send browser navigations to it (303 See Other) when the user must
-	// launch or log in again, with core.ErrorHandler; API calls and every
-	// other error get core.WriteError's JSON. It never redirects a request
-	// for the login page itself, nor anything but a GET or HEAD
+	// LoginURL, when set, makes the middleware send browser navigations
+	// to it (303 See Other) when the user must launch or log in again,
+	// with core.ErrorHandler; API calls and every other error go to
+	// ErrorHandler (DefaultErrorHandler by default). It never redirects a
+	// request for the login page itself, nor anything but a GET or HEAD
 	// navigation.
 	LoginURL string
 }
@@ -39,14 +41,17 @@ func New(cfg Config) gin.HandlerFunc {
 	if cfg.Refresher == nil {
 		panic("ginadapter: New requires a Refresher")
 	}
-	if cfg.ErrorHandler == nil && cfg.LoginURL != "" {
-		h := core.ErrorHandler(cfg.LoginURL)
-		cfg.ErrorHandler = func(c *gin.Context, err error) {
-			h(c.Writer, c.Request, err)
-		}
-	}
 	if cfg.ErrorHandler == nil {
 		cfg.ErrorHandler = DefaultErrorHandler
+	}
+	if cfg.LoginURL != "" {
+		otherwise := cfg.ErrorHandler
+		core.ErrorHandler(cfg.LoginURL, nil) // panics now on a bad URL
+		cfg.ErrorHandler = func(c *gin.Context, err error) {
+			core.ErrorHandler(cfg.LoginURL, func(http.ResponseWriter, *http.Request, error) {
+				otherwise(c, err)
+			})(c.Writer, c.Request, err)
+		}
 	}
 	return func(c *gin.Context) {
 		if cfg.Skipper != nil && cfg.Skipper(c) {

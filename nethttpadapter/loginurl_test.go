@@ -18,17 +18,17 @@ func TestLoginURLNoLoop(t *testing.T) {
 	adaptertest.LoginURLNoLoop(t, app(nethttpadapter.WithLoginURL("/api/me")))
 }
 
-// TestLoginURLOrder: WithLoginURL and WithErrorHandler replace each other;
-// the last one wins.
-func TestLoginURLOrder(t *testing.T) {
+// TestLoginURLAndErrorHandler: with both options, in either order, the
+// login URL takes the navigations and the error handler the rest.
+func TestLoginURLAndErrorHandler(t *testing.T) {
 	mine := nethttpadapter.WithErrorHandler(func(w http.ResponseWriter, _ *http.Request, _ error) {
 		w.WriteHeader(http.StatusTeapot)
 	})
 	loginURL := nethttpadapter.WithLoginURL("/launch")
 	t.Run("login URL, then handler", func(t *testing.T) {
-		adaptertest.LoginURLAndErrorHandler(t, app(loginURL, mine), http.StatusTeapot)
+		adaptertest.LoginURLAndErrorHandler(t, app(loginURL, mine))
 	})
 	t.Run("handler, then login URL", func(t *testing.T) {
-		adaptertest.LoginURLAndErrorHandler(t, app(mine, loginURL), http.StatusSeeOther)
+		adaptertest.LoginURLAndErrorHandler(t, app(mine, loginURL))
 	})
 }

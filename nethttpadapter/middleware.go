@@ -12,6 +12,7 @@ type Option func(*options)
 type options struct {
 	skipper      func(*http.Request) bool
 	errorHandler func(http.ResponseWriter, *http.Request, error)
+	loginURL     string
 }
 
 // WithSkipper makes the middleware pass the requests for which skip returns
@@ -22,7 +23,9 @@ func WithSkipper(skip func(*http.Request) bool) Option {
 
 // WithErrorHandler replaces core.WriteError as the answer to a request for
 // which no valid token could be had. The next handler does not run after
-// it. A nil handler keeps the default.
+// it. A nil handler keeps the default. With WithLoginURL too, in either
+// order, the browser navigations that need a new authorization go to the
+// login URL and h answers the rest.
 func WithErrorHandler(h func(w http.ResponseWriter, req *http.Request, err error)) Option {
 	return func(o *options) {
 		if h != nil {
@@ -32,15 +35,15 @@ func WithErrorHandler(h func(w http.ResponseWriter, req *http.Request, err error
 }
 
 // WithLoginURL makes the middleware send browser navigations to loginURL
-// (303 See Other) when the user must launch or log in again, and answer
-// API calls and every other error with core.WriteError's JSON: it installs
-// core.ErrorHandler(loginURL) as the error handler. It never redirects a
-// request for the login page itself, nor anything but a GET or HEAD
-// navigation. It replaces WithErrorHandler, and the other way round: the
-// last option given wins. It panics if loginURL is not a valid URL.
+// (303 See Other) when the user must launch or log in again (see
+// core.ErrorHandler). It never redirects a request for the login page
+// itself, nor anything but a GET or HEAD navigation; API calls and every
+// other error get the error handler's answer (core.WriteError's JSON by
+// default, or WithErrorHandler's, given before or after). It panics if
+// loginURL is not a valid URL.
 func WithLoginURL(loginURL string) Option {
-	h := core.ErrorHandler(loginURL)
-	return func(o *options) { o.errorHandler = h }
+	core.ErrorHandler(loginURL, nil) // panics now on a bad URL
+	return func(o *options) { o.loginURL = loginURL }
 }
 
 // Middleware returns a middleware that attaches a valid token for the
@@ -55,6 +58,9 @@ func Middleware(r *core.Refresher, opts ...Option) func(http.Handler) http.Handl
 		if opt != nil {
 			opt(&o)
 		}
+	}
+	if o.loginURL != "" {
+		o.errorHandler = core.ErrorHandler(o.loginURL, o.errorHandler)
 	}
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {

@@ -52,12 +52,27 @@ func LoginURLNoLoop(t *testing.T, app App) {
 	}
 }
 
-// LoginURLAndErrorHandler: app has both the login URL /launch and an error
-// handler that answers 418; a navigation without a token must get the
-// answer of the one that wins, want: 418 or 303.
-func LoginURLAndErrorHandler(t *testing.T, app App, want int) {
+// LoginURLAndErrorHandler: the one rule of every adapter when an app sets
+// both a login URL and an error handler, in either order: the login URL
+// takes the browser navigations that need a new authorization (303 to
+// /launch), and the error handler (here one answering 418) answers
+// everything else. Neither silently drops the other. app must have the
+// login URL /launch and that error handler.
+func LoginURLAndErrorHandler(t *testing.T, app App) {
 	f := Start(t, app)
-	if code, _, _ := f.Do("/api/me", Navigate); code != want {
-		t.Errorf("navigation without a token: %d, want %d", code, want)
+	if code, loc, _ := f.Do("/api/me", Navigate); code != http.StatusSeeOther || loc != "/launch" {
+		t.Errorf("navigation without a token: %d %q, want 303 to /launch (the login URL)", code, loc)
+	}
+	if code, loc, _ := f.Do("/api/me", APICall); code != http.StatusTeapot || loc != "" {
+		t.Errorf("API call without a token: %d %q, want the error handler's 418", code, loc)
+	}
+	f.Login()
+	f.Clock.Advance(time.Hour + time.Second)
+	f.Server.SetTokenHook(func(w http.ResponseWriter, r *http.Request, next http.Handler) {
+		w.Header().Set("Retry-After", "30")
+		w.WriteHeader(http.StatusServiceUnavailable)
+	})
+	if code, loc, _ := f.Do("/api/me", Navigate); code != http.StatusTeapot || loc != "" {
+		t.Errorf("navigation during an outage: %d %q, want the error handler's 418", code, loc)
 	}
 }
