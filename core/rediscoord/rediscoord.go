@@ -140,19 +140,19 @@ func newCoordinator(cl client, opts []Option) *Coordinator {
 // holder's random value, so a holder whose lease expired can neither extend
 // nor delete the lock another holder took since.
 //
-// renewScript extends the lease of the holder's lock. With ARGV[3] = "1"
-// it also takes the lock again when it is gone altogether: a renewal that
-// failed (Redis restarting, say) may find, once Redis answers again, that
-// the lock expired meanwhile or did not survive the restart. Its holder is
-// still inside its redemption, so the lock is taken back before another
-// replica can take it; a lock another holder took since stays theirs.
+// renewScript takes or extends the holder's lock: it sets the lease if
+// the lock holds the holder's value, or if the lock is gone altogether. So
+// a Lock attempt whose answer was lost and that is repeated takes the lock
+// it set, and a renewal that finds the lock gone (it expired while Redis
+// was away, or a restart lost it) takes it back: its holder is still
+// inside its redemption. A lock another holder took stays theirs.
 const (
 	renewSource = `
 local v = redis.call("GET", KEYS[1])
 if v == ARGV[1] then
 	return redis.call("PEXPIRE", KEYS[1], ARGV[2])
 end
-if v == false and ARGV[3] == "1" then
+if v == false then
 	redis.call("SET", KEYS[1], ARGV[1], "PX", ARGV[2])
 	return 1
 end
@@ -267,7 +267,7 @@ func (c *Coordinator) ctxError(ctx context.Context) error {
 // answer was lost on a dead connection, and that do repeats on a fresh one,
 // takes the lock it may have set rather than wait a lease for it.
 func (c *Coordinator) trySet(ctx context.Context, key, value string) (bool, error) {
-	n, err := c.client.eval(ctx, renewScript, key, value, c.lease.Milliseconds(), "1")
+	n, err := c.client.eval(ctx, renewScript, key, value, c.lease.Milliseconds())
 	return n == 1, err
 }
 
@@ -275,8 +275,9 @@ func (c *Coordinator) trySet(ctx context.Context, key, value string) (bool, erro
 // (by unlock) or it finds the lock taken by another holder. A failed
 // extension is tried again soon, with backoff, on fresh connections, not
 // only at the next tick: after a Redis restart every pooled connection is
-// dead, and the lease runs on meanwhile. Once an extension has failed, the
-// next ones also take the lock back if it is gone (see renewScript).
+// dead, and the lease runs on meanwhile. An extension also takes the lock
+// back if it is gone and nobody else took it (see renewScript): its holder
+// is still inside its redemption.
 func (l *held) renewLoop(ctx context.Context) {
 	defer close(l.renewed)
 	c := l.c
@@ -290,7 +291,7 @@ func (l *held) renewLoop(ctx context.Context) {
 		case <-t.C:
 		}
 		start := time.Now()
-		kept, err := l.extend(ctx, failures > 0)
+		kept, err := l.extend()
 		switch {
 		case ctx.Err() != nil:
 			return
@@ -325,16 +326,16 @@ func backoff(n int, limit time.Duration) time.Duration {
 }
 
 // extend makes one attempt at extending the lease, or at taking the lock
-// back if retake and it is gone; kept is false when the lock is another
-// holder's.
-func (l *held) extend(ctx context.Context, retake bool) (kept bool, err error) {
-	ctx, cancel := context.WithTimeout(ctx, l.c.renew)
+// back if it is gone (Redis restarted between two renewals and lost it,
+// or the lease ran out while Redis was away); kept is false when the lock
+// is another holder's. It runs on a deadline of its own, not on the
+// renewal's context: unlock waits for an extension in flight rather than
+// cut it short, so that none can reach Redis after the unlock's delete and
+// take the lock back.
+func (l *held) extend() (kept bool, err error) {
+	ctx, cancel := context.WithTimeout(context.Background(), l.c.renew)
 	defer cancel()
-	flag := "0"
-	if retake {
-		flag = "1"
-	}
-	n, err := l.c.client.eval(ctx, renewScript, l.key, l.value, l.c.lease.Milliseconds(), flag)
+	n, err := l.c.client.eval(ctx, renewScript, l.key, l.value, l.c.lease.Milliseconds())
 	return n == 1, err
 }
 

@@ -380,3 +380,42 @@ func TestLockAcrossRedisRestart(t *testing.T) {
 		t.Errorf("the logs contain the lock's value")
 	}
 }
+
+// TestLockAfterRestartThatLostIt: Redis restarts between two renewals and
+// loses every key (no persistence, or a lost disk). The holder, still
+// inside its redemption, takes its lock back at the next renewal rather
+// than leave it to the next process.
+func TestLockAfterRestartThatLostIt(t *testing.T) {
+	rs := startRedisServer(t)
+	pool := restartPool(rs.addr, false)
+	t.Cleanup(func() { pool.Close() })
+	const lease = 900 * time.Millisecond
+	a := rediscoord.New(pool, rediscoord.WithLease(lease), rediscoord.WithPrefix("p:"))
+	warm(t, pool, 8)
+	unlock, err := a.Lock(context.Background(), "k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unlock()
+	rs.kill()
+	if err := os.RemoveAll(rs.dir); err != nil {
+		t.Fatal(err)
+	}
+	os.MkdirAll(rs.dir, 0o700)
+	rs.start() // empty
+	conn, err := redis.Dial("tcp", rs.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	deadline := time.Now().Add(lease)
+	for {
+		if n, _ := redis.Int(conn.Do("EXISTS", "p:k")); n == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the holder did not take back the lock the restart lost")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
