@@ -47,13 +47,13 @@
 // # Redis restarts
 //
 // After a restart every connection a pool holds is dead, while Redis may
-// already answer. Each call that fails on a pooled connection other than
+// already answer. With redigo, each call that fails on a pooled connection other than
 // with an error reply of Redis is tried once more at once on a connection
 // dialed afresh with the pool's Dial. A failed lease renewal is tried
 // again with backoff (10 ms doubling, at most half the renew interval), not
-// only at the next tick, and once one has failed, the renewal also takes
-// the lock back if it is gone (expired while Redis was away, or lost by a
-// restart without persistence) and nobody else took it. A failed unlock is
+// only at the next tick, and a renewal also takes the lock back if it is
+// gone (expired while Redis was away, or lost by a restart without
+// persistence) and nobody else took it. A failed unlock is
 // retried in the background until the lease would have run out. Core, for
 // its part, retries the record of a redemption with backoff and keeps the
 // lock until the record is made. Give the pool a TestOnBorrow that PINGs,
