@@ -367,8 +367,8 @@ func TestCallbackStateErrors(t *testing.T) {
 	}
 }
 
-// TestCallbackLoadedTwiceAtOnce: the same callback URL loaded twice at the
-// same moment (a double click, a browser retry) sends its code once.
+// TestCallbackLoadedTwiceAtOnce: the same callback URL loaded many times at
+// the same moment (a double click, browser retries) sends its code once.
 func TestCallbackLoadedTwiceAtOnce(t *testing.T) {
 	a := newLaunchApp(t, launchOptions{})
 	b := newBrowser(t)
@@ -378,7 +378,7 @@ func TestCallbackLoadedTwiceAtOnce(t *testing.T) {
 		mu       sync.Mutex
 		statuses []int
 	)
-	for range 20 {
+	for range 200 {
 		wg.Go(func() {
 			res := b.get(cb)
 			mu.Lock()
@@ -394,7 +394,7 @@ func TestCallbackLoadedTwiceAtOnce(t *testing.T) {
 		}
 	}
 	if ok != 1 || a.srv.TokenCalls() != 1 || a.srv.RevokedGrants() != 0 {
-		t.Errorf("20 loads of one callback: %d logins, %d token calls, %d revoked grants; want 1, 1, 0 (statuses %v)",
+		t.Errorf("200 loads of one callback: %d logins, %d token calls, %d revoked grants; want 1, 1, 0 (statuses %v)",
 			ok, a.srv.TokenCalls(), a.srv.RevokedGrants(), statuses)
 	}
 }
