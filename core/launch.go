@@ -367,6 +367,10 @@ func (l *Launcher) serveCallback(w http.ResponseWriter, req *http.Request) {
 		l.fail(w, req, lerr)
 		return
 	}
+	if err := l.claimShared(ctx, p); err != nil {
+		l.fail(w, req, launchErrorFrom(err, "claiming the launch state"))
+		return
+	}
 	if code := q["error"]; code != "" {
 		l.fail(w, req, authorizationError(code, q["error_description"]))
 		return

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/hex"
 	"encoding/json"
 	"hash/maphash"
 	"net/url"
@@ -189,6 +190,43 @@ func (u *usedStates) seen(state string) bool {
 	defer u.mu.Unlock()
 	_, ok := u.states[key]
 	return ok
+}
+
+// claimShared records at the Config.Coordinator, when there is one, that
+// p's callback is being handled, so that a callback loaded twice on two
+// replicas (a double click the load balancer splits) exchanges its code
+// once. usedStates does this within one process; across replicas a
+// request's copy of the session, loaded before another replica's callback
+// took the launch out, still holds it. A state claimed already is
+// stateUsed; a Coordinator failure is a *CoordinatorError (ErrTransient),
+// and the code is not sent.
+func (l *Launcher) claimShared(ctx context.Context, p pendingLaunch) error {
+	c := l.r.cfg.Coordinator
+	if c == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), l.r.cfg.RefreshTimeout)
+	defer cancel()
+	sum := sha256.Sum256([]byte(p.State))
+	key := "smartrefresh:state:" + hex.EncodeToString(sum[:])
+	unlock, err := c.Lock(ctx, "smartrefresh:lock:state:"+hex.EncodeToString(sum[:]))
+	if err != nil {
+		return &CoordinatorError{Op: "lock", Err: err}
+	}
+	defer unlock()
+	_, used, err := c.Load(ctx, key)
+	if err != nil {
+		return &CoordinatorError{Op: "load", Err: err}
+	}
+	if used {
+		return stateUsed()
+	}
+	// Kept a while past the launch's expiry, as usedStates does.
+	ttl := max(time.Unix(p.Expires, 0).Add(time.Hour).Sub(l.r.cfg.Now()), time.Minute)
+	if err := c.Store(ctx, key, []byte{1}, ttl); err != nil {
+		return &CoordinatorError{Op: "store", Err: err}
+	}
+	return nil
 }
 
 func equalSecret(a, b string) bool {
