@@ -90,3 +90,23 @@ func TestCallbackTwiceOnTwoReplicas(t *testing.T) {
 			a.srv.TokenCalls(), a.srv.RevokedGrants(), resB.status, resB.body)
 	}
 }
+
+// TestCallbackTwiceKeepsTheLogin: the second load of a callback, whose
+// session copy predates the login the first load completed (and whose
+// session token the login renewed), is refused without writing that copy
+// back: its cookie would replace the new session's, and the user, just
+// logged in, would be logged out. (With IdleTimeout set, scs itself
+// commits every request's copy; see the README's "Launch".)
+func TestCallbackTwiceKeepsTheLogin(t *testing.T) {
+	held := newHeldFindStore(memstore.New())
+	a := newLaunchApp(t, launchOptions{refresher: func(c *core.Config) {
+		c.Sessions.Store = held
+		c.Sessions.IdleTimeout = 0
+	}})
+	b := newBrowser(t)
+	late := doubleCallback(t, a, b, held, a.url)
+	if late.status != http.StatusBadRequest || a.srv.TokenCalls() != 1 {
+		t.Errorf("second load: %d %s, %d token calls; want 400 and 1", late.status, late.body, a.srv.TokenCalls())
+	}
+	a.me(b) // still logged in
+}

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"hash/maphash"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -80,7 +81,8 @@ func (s *pendingStore) update(ctx context.Context, l *Launcher, fn func([]pendin
 			kept = append(kept, p)
 		}
 	}
-	next := encodePending(fn(kept))
+	out := fn(kept)
+	next := encodePending(out)
 	set := func(ctx context.Context) {
 		if next == "" {
 			sm.Remove(ctx, s.key)
@@ -88,7 +90,13 @@ func (s *pendingStore) update(ctx context.Context, l *Launcher, fn func([]pendin
 			sm.Put(ctx, s.key, next)
 		}
 	}
-	if next != own {
+	// A session gone from the store (renewed by a login that completed
+	// meanwhile, destroyed by a logout) is not written back for a launch
+	// taken out of it: LoadAndSave would commit the stale copy under its
+	// old token and send the browser that cookie, logging the user out of
+	// the session that replaced it. Only a new launch needs the copy.
+	gone := token != "" && fresh == nil
+	if next != own && (!gone || addsLaunch(out, decodePending(own))) {
 		set(ctx) // committed by the request's own LoadAndSave
 	}
 	if fresh != nil && next != sm.GetString(fresh, s.key) {
@@ -103,6 +111,16 @@ func (s *pendingStore) update(ctx context.Context, l *Launcher, fn func([]pendin
 		return then()
 	}
 	return nil
+}
+
+// addsLaunch reports whether list has a launch that own lacks.
+func addsLaunch(list, own []pendingLaunch) bool {
+	for _, p := range list {
+		if !slices.ContainsFunc(own, func(q pendingLaunch) bool { return q.State == p.State }) {
+			return true
+		}
+	}
+	return false
 }
 
 // mergePending returns a with the launches of b that a lacks, oldest
