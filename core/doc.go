@@ -133,8 +133,19 @@
 // removed from the session), ErrTransient (the token endpoint failed in a way
 // that may pass; the stored token is kept) and ErrMisconfigured. The table
 // of causes and outcomes is in the documentation of ErrReauthRequired.
-// StatusCode and WriteError map them to HTTP answers; ErrorHandler also
-// sends browsers to a login page.
+// Four functions turn an error into an answer, each for one need:
+//
+//   - WriteError writes the default answer (JSON, 401/503/500, Retry-After on
+//     a 503). The adapters use it unless given an error handler; pass it, or
+//     call it from your own handler, wherever an error handler is asked for.
+//   - ErrorResponse gives the same status and body for an app that writes
+//     its answers its own way, such as Gin's c.JSON(core.ErrorResponse(err)).
+//   - RetryAfter gives the wait to put in a 503's Retry-After.
+//   - ErrorHandler(loginURL, otherwise) sends browser navigations that need
+//     a new authorization to the login or launch page, and everything else
+//     to otherwise; every adapter's login URL option is this one rule.
+//
+// Everything else is errors.Is and errors.As on the errors themselves.
 //
 // # Secrets
 //

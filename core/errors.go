@@ -14,7 +14,7 @@ import (
 // ErrMisconfigured; the specific errors below wrap their class. This is the
 // one place the taxonomy is defined:
 //
-//	class              cause                                  session token   StatusCode
+//	class              cause                                  session token   HTTP status
 //	ErrReauthRequired  invalid_grant (refresh token expired,  removed and     401
 //	                   revoked or reused), no token, no       committed
 //	                   refresh token, corrupt session value

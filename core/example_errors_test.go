@@ -35,9 +35,14 @@ func ExampleErrorHandler() {
 	// 503
 }
 
-func ExampleClass() {
+// Every error matches one of the three classes; an app asks with errors.Is.
+func Example_errorClasses() {
 	for _, err := range []error{core.ErrNoRefreshToken, core.ErrOutcomeUnknown, core.ErrNoSession} {
-		fmt.Println(core.Class(err))
+		for _, class := range []error{core.ErrReauthRequired, core.ErrTransient, core.ErrMisconfigured} {
+			if errors.Is(err, class) {
+				fmt.Println(class)
+			}
+		}
 	}
 	// Output:
 	// smartrefresh: re-authorization required
@@ -51,12 +56,6 @@ func ExampleRetryAfter() {
 		fmt.Println("retry after", d, errors.Is(err, core.ErrTransient))
 	}
 	// Output: retry after 30s true
-}
-
-func ExampleErrorResponse() {
-	status, body := core.ErrorResponse(core.ErrNoRefreshToken)
-	fmt.Println(status, body.Error)
-	// Output: 401 reauth_required
 }
 
 // NewContext is what the middleware adapters use to hand the token to the

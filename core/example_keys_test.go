@@ -41,7 +41,8 @@ func ExampleConfig_decryptionKeys() {
 		log.Fatal(err)
 	}
 	_, err := old.Token(ctx)
-	fmt.Println("old replica:", errors.Is(err, core.ErrUnknownEncryptionKey), core.StatusCode(err))
+	status, _ := core.ErrorResponse(err)
+	fmt.Println("old replica:", errors.Is(err, core.ErrUnknownEncryptionKey), status)
 	tok, err := phase1.Token(ctx)
 	fmt.Println("phase 1 replica:", tok.AccessToken, err)
 	// Output:

@@ -217,7 +217,16 @@ func ExampleParseTokenResponse() {
 	// true
 }
 
-func ExampleStatusCode() {
-	fmt.Println(core.StatusCode(core.ErrNoToken), core.StatusCode(core.ErrTransient), core.StatusCode(context.Canceled))
-	// Output: 401 503 503
+// An app that writes its answers its own way (Gin's c.JSON, say) takes the
+// status and body from ErrorResponse.
+func ExampleErrorResponse() {
+	for _, err := range []error{core.ErrNoToken, core.ErrTransient, context.Canceled, core.ErrNoSession} {
+		status, body := core.ErrorResponse(err)
+		fmt.Println(status, body.Error)
+	}
+	// Output:
+	// 401 reauth_required
+	// 503 temporarily_unavailable
+	// 503 temporarily_unavailable
+	// 500 server_error
 }

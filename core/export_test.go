@@ -20,3 +20,8 @@ func SetLogoutLookedUp(r *Refresher, f func()) { r.lookedUp = f }
 // SetShareWithin sets how long r's refreshes wait for their record to be
 // made at the Coordinator before a goroutine takes over.
 func SetShareWithin(r *Refresher, d time.Duration) { r.shareWithin = d }
+
+// StatusCode and Class expose the status and class of an error to the
+// tests.
+func StatusCode(err error) int { return statusCode(err) }
+func Class(err error) error    { return class(err) }

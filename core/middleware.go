@@ -20,10 +20,10 @@ func (r *Refresher) Attach(ctx context.Context) (context.Context, error) {
 	return NewContext(ctx, tok), nil
 }
 
-// StatusCode returns the HTTP status a middleware answers with when Token
-// failed with err: 401 for ErrReauthRequired, 503 for ErrTransient and for a
-// request cancelled while waiting, 500 otherwise.
-func StatusCode(err error) int {
+// statusCode is the HTTP status of the answer to err: 401 for
+// ErrReauthRequired, 503 for ErrTransient and for a request cancelled while
+// waiting, 500 otherwise.
+func statusCode(err error) int {
 	switch {
 	case errors.Is(err, ErrReauthRequired):
 		return http.StatusUnauthorized
@@ -40,9 +40,12 @@ type ErrorBody struct {
 }
 
 // ErrorResponse returns the status and JSON body of the default answer to
-// err. It never includes details of the token endpoint's answer.
+// err, for an app that writes its answers its own way (Gin's c.JSON, Echo's
+// c.JSON): 401 for ErrReauthRequired, 503 for ErrTransient and for a
+// request cancelled while waiting, 500 otherwise. It never includes details
+// of the token endpoint's answer. Add RetryAfter's hint to a 503.
 func ErrorResponse(err error) (int, ErrorBody) {
-	status := StatusCode(err)
+	status := statusCode(err)
 	switch status {
 	case http.StatusUnauthorized:
 		return status, ErrorBody{"reauth_required", reauthReason(err)}
@@ -64,9 +67,11 @@ func reauthReason(err error) string {
 	return "the authorization ended; launch or log in again"
 }
 
-// WriteError writes the default answer to err: a small JSON error with the
-// status of StatusCode, and Retry-After when the token endpoint sent one.
-// The net/http, Echo and Gin adapters all use it unless told otherwise.
+// WriteError writes the default answer to err: ErrorResponse's status and
+// JSON body, and Retry-After on a 503 when there is a hint. The net/http,
+// Echo and Gin adapters all use it unless told otherwise. It has the shape
+// of an error handler (the request is not used), so it can be passed
+// wherever one is asked for, or wrapped by one.
 func WriteError(w http.ResponseWriter, _ *http.Request, err error) {
 	status, body := ErrorResponse(err)
 	if d, ok := RetryAfter(err); ok && status == http.StatusServiceUnavailable {

@@ -53,9 +53,9 @@ type ReauthInfo struct {
 	Reason error
 }
 
-// Class returns the class of a refresh error: ErrReauthRequired,
+// class returns the class of a refresh error: ErrReauthRequired,
 // ErrTransient or ErrMisconfigured; nil for nil.
-func Class(err error) error {
+func class(err error) error {
 	switch {
 	case err == nil:
 		return nil

@@ -361,7 +361,7 @@ func (r *Refresher) redeem(ctx context.Context, fp fingerprint, cur *record, sha
 	queued := time.Now()
 	release, err := r.slots.acquire(spanCtx)
 	if err != nil {
-		r.refreshFailed(ctx, span, RefreshErrorInfo{Err: err, Class: Class(err),
+		r.refreshFailed(ctx, span, RefreshErrorInfo{Err: err, Class: class(err),
 			Duration: time.Since(queued), Shared: int(shared.Load())})
 		return nil, err
 	}
@@ -372,7 +372,7 @@ func (r *Refresher) redeem(ctx context.Context, fp fingerprint, cur *record, sha
 	tok, err := r.requestTokenWithRetry(callCtx, cur.Token.RefreshToken)
 	elapsed := r.cfg.Now().Sub(start)
 	if err != nil {
-		r.refreshFailed(ctx, span, RefreshErrorInfo{Err: err, Class: Class(err),
+		r.refreshFailed(ctx, span, RefreshErrorInfo{Err: err, Class: class(err),
 			OutcomeUnknown: errors.Is(err, ErrOutcomeUnknown), Duration: elapsed, Shared: int(shared.Load())})
 		if errors.Is(err, ErrReauthRequired) {
 			// The grant is over. No copy of its tokens may be used

@@ -1,6 +1,7 @@
 package echoadapter_test
 
 import (
+	"errors"
 	"fmt"
 	"log"
 	"net/http"
@@ -124,11 +125,12 @@ func ExampleWithErrorHandler() {
 
 	e := echo.New()
 	e.Use(echoadapter.Middleware(refresher, echoadapter.WithErrorHandler(func(c echo.Context, err error) error {
-		if core.StatusCode(err) == http.StatusUnauthorized {
+		if errors.Is(err, core.ErrReauthRequired) {
 			return c.Redirect(http.StatusFound, "/launch")
 		}
 		c.Logger().Error(err)
-		return echoadapter.DefaultErrorHandler(c, err)
+		core.WriteError(c.Response(), c.Request(), err) // the default answer
+		return nil
 	})))
 	e.GET("/chart", func(c echo.Context) error { return c.String(http.StatusOK, "chart") })
 	handler := sessionManager.LoadAndSave(e)
@@ -167,13 +169,15 @@ func ExampleWithLoginURL() {
 	// 401
 }
 
-// DefaultErrorHandler is the answer of the middleware's default: JSON, with
-// the status of core.StatusCode.
-func ExampleDefaultErrorHandler() {
+// Without an error handler, the middleware answers with core.WriteError's
+// JSON.
+func ExampleMiddleware_defaultAnswer() {
+	sessionManager := scs.New()
 	e := echo.New()
+	e.Use(echoadapter.Middleware(newRefresher(sessionManager)))
+	e.GET("/api/chart", func(c echo.Context) error { return c.String(http.StatusOK, "chart") })
 	rec := httptest.NewRecorder()
-	c := e.NewContext(httptest.NewRequest("GET", "/", nil), rec)
-	echoadapter.DefaultErrorHandler(c, core.ErrTransient)
+	sessionManager.LoadAndSave(e).ServeHTTP(rec, httptest.NewRequest("GET", "/api/chart", nil))
 	fmt.Println(rec.Code, strings.TrimSpace(rec.Body.String()))
-	// Output: 503 {"error":"temporarily_unavailable","error_description":"the token service is temporarily unavailable; try again"}
+	// Output: 401 {"error":"reauth_required","error_description":"no token in session; launch or log in"}
 }

@@ -30,9 +30,9 @@ type Config struct {
 	LoginURL string
 }
 
-// DefaultErrorHandler writes the default answer to err with core.WriteError
+// defaultErrorHandler writes the default answer to err with core.WriteError
 // and returns nil.
-func DefaultErrorHandler(c echo.Context, err error) error {
+func defaultErrorHandler(c echo.Context, err error) error {
 	core.WriteError(c.Response(), c.Request(), err)
 	return nil
 }
@@ -47,7 +47,7 @@ func MiddlewareWithConfig(cfg Config) echo.MiddlewareFunc {
 		cfg.Skipper = middleware.DefaultSkipper
 	}
 	if cfg.ErrorHandler == nil {
-		cfg.ErrorHandler = DefaultErrorHandler
+		cfg.ErrorHandler = defaultErrorHandler
 	}
 	if cfg.LoginURL != "" {
 		otherwise := cfg.ErrorHandler

@@ -1,6 +1,7 @@
 package ginadapter_test
 
 import (
+	"errors"
 	"fmt"
 	"log"
 	"net/http"
@@ -127,12 +128,12 @@ func ExampleWithErrorHandler() {
 
 	router := gin.New()
 	router.Use(ginadapter.Middleware(refresher, ginadapter.WithErrorHandler(func(c *gin.Context, err error) {
-		if core.StatusCode(err) == http.StatusUnauthorized {
+		if errors.Is(err, core.ErrReauthRequired) {
 			c.Redirect(http.StatusFound, "/launch")
 			return
 		}
 		c.Error(err)
-		ginadapter.DefaultErrorHandler(c, err)
+		c.JSON(core.ErrorResponse(err)) // the default answer
 	})))
 	router.GET("/chart", func(c *gin.Context) { c.String(http.StatusOK, "chart") })
 	handler := sessionManager.LoadAndSave(router)
@@ -171,14 +172,16 @@ func ExampleWithLoginURL() {
 	// 401
 }
 
-// DefaultErrorHandler is the middleware's default answer: JSON, with the
-// status of core.StatusCode, and the chain aborted.
-func ExampleDefaultErrorHandler() {
+// Without an error handler, the middleware answers with core.WriteError's
+// JSON and aborts the chain.
+func ExampleMiddleware_defaultAnswer() {
 	gin.SetMode(gin.ReleaseMode)
+	sessionManager := scs.New()
+	router := gin.New()
+	router.GET("/api/chart", ginadapter.Middleware(newRefresher(sessionManager)),
+		func(c *gin.Context) { c.String(http.StatusOK, "chart") })
 	rec := httptest.NewRecorder()
-	c, _ := gin.CreateTestContext(rec)
-	c.Request = httptest.NewRequest("GET", "/", nil)
-	ginadapter.DefaultErrorHandler(c, core.ErrNoToken)
-	fmt.Println(rec.Code, c.IsAborted(), strings.TrimSpace(rec.Body.String()))
-	// Output: 401 true {"error":"reauth_required","error_description":"no token in session; launch or log in"}
+	sessionManager.LoadAndSave(router).ServeHTTP(rec, httptest.NewRequest("GET", "/api/chart", nil))
+	fmt.Println(rec.Code, strings.TrimSpace(rec.Body.String()))
+	// Output: 401 {"error":"reauth_required","error_description":"no token in session; launch or log in"}
 }

@@ -16,21 +16,21 @@ type Config struct {
 	// token. Default: skip nothing.
 	Skipper func(c *gin.Context) bool
 	// ErrorHandler answers a request for which no valid token could be had.
-	// The middleware aborts the chain after it. Default
-	// DefaultErrorHandler.
+	// The middleware aborts the chain after it. Default:
+	// core.WriteError, then abort.
 	ErrorHandler func(c *gin.Context, err error)
 	// LoginURL, when set, makes the middleware send browser navigations
 	// to it (303 See Other) when the user must launch or log in again,
 	// with core.ErrorHandler; API calls and every other error go to
-	// ErrorHandler (DefaultErrorHandler by default). It never redirects a
+	// ErrorHandler (core.WriteError's JSON by default). It never redirects a
 	// request for the login page itself, nor anything but a GET or HEAD
 	// navigation.
 	LoginURL string
 }
 
-// DefaultErrorHandler writes the default answer to err with core.WriteError
+// defaultErrorHandler writes the default answer to err with core.WriteError
 // and aborts the chain.
-func DefaultErrorHandler(c *gin.Context, err error) {
+func defaultErrorHandler(c *gin.Context, err error) {
 	core.WriteError(c.Writer, c.Request, err)
 	c.Abort()
 }
@@ -42,7 +42,7 @@ func New(cfg Config) gin.HandlerFunc {
 		panic("ginadapter: New requires a Refresher")
 	}
 	if cfg.ErrorHandler == nil {
-		cfg.ErrorHandler = DefaultErrorHandler
+		cfg.ErrorHandler = defaultErrorHandler
 	}
 	if cfg.LoginURL != "" {
 		otherwise := cfg.ErrorHandler

@@ -1,6 +1,7 @@
 package nethttpadapter_test
 
 import (
+	"errors"
 	"fmt"
 	"log"
 	"net/http"
@@ -111,7 +112,7 @@ func ExampleWithErrorHandler() {
 
 	protect := nethttpadapter.Middleware(refresher, nethttpadapter.WithErrorHandler(
 		func(w http.ResponseWriter, req *http.Request, err error) {
-			if core.StatusCode(err) == http.StatusUnauthorized {
+			if errors.Is(err, core.ErrReauthRequired) {
 				http.Redirect(w, req, "/launch", http.StatusFound)
 				return
 			}
