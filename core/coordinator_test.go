@@ -266,20 +266,25 @@ func (s slowCoordinator) Store(ctx context.Context, key string, v []byte, ttl ti
 
 // TestReplicasLateAnswerIsShared: a token answer that arrives near the end
 // of RefreshTimeout is still recorded for the other replicas.
+//
+// The answer comes after 1 s of a 2 s RefreshTimeout, and recording it takes
+// 1.2 s: more than the refresh has left, less than a Coordinator call's own
+// deadline. The margins are wide, so that a busy machine cannot push the
+// answer itself past RefreshTimeout.
 func TestReplicasLateAnswerIsShared(t *testing.T) {
-	coord := slowCoordinator{newMemCoordinator(), 50 * time.Millisecond}
+	coord := slowCoordinator{newMemCoordinator(), 1200 * time.Millisecond}
 	rep := newReplicas(t, 1, coord)
 	session, _ := rep.login()
 	o := rep.srv.Options()
 	r, err := core.New(core.Config{TokenURL: rep.srv.TokenURL, ClientID: o.ClientID, ClientSecret: o.ClientSecret,
 		AuthMethod: o.AuthMethod, Sessions: rep.sm, Now: rep.clock.Now, Coordinator: coord,
-		RefreshTimeout: 300 * time.Millisecond})
+		RefreshTimeout: 2 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
 	rep.rs[0] = r
 	rep.srv.SetTokenHook(func(w http.ResponseWriter, req *http.Request, next http.Handler) {
-		time.Sleep(280 * time.Millisecond)
+		time.Sleep(time.Second)
 		next.ServeHTTP(w, req)
 	})
 	rep.clock.Advance(time.Hour)

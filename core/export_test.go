@@ -25,3 +25,11 @@ func SetShareWithin(r *Refresher, d time.Duration) { r.shareWithin = d }
 // tests.
 func StatusCode(err error) int { return statusCode(err) }
 func Class(err error) error    { return class(err) }
+
+// SetFlightHooks makes r call joined after each caller joined a flight
+// (started it or found it running) and redeeming when a flight starts its
+// redemption, before any deadline of it runs: a test can hold the flight
+// until all its callers joined, however slowly they are scheduled.
+func SetFlightHooks(r *Refresher, joined, redeeming func()) {
+	r.joined, r.redeeming = joined, redeeming
+}

@@ -20,8 +20,7 @@ import (
 // faultNet is the network between the refresher and the mock server: it
 // counts dials and, while refuse is positive, dials a closed loopback port
 // instead (a real "connection refused"), counting refuse down. Keep-alives
-// are off, so that every token request dials. The first dial after dials
-// is reset is slow.
+// are off, so that every token request dials.
 type faultNet struct {
 	closed string // address of a closed port
 	refuse atomic.Int32
@@ -44,10 +43,7 @@ func (n *faultNet) client() *http.Client {
 	return &http.Client{Transport: &http.Transport{
 		DisableKeepAlives: true,
 		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-			if n.dials.Add(1) == 1 {
-				// Let every concurrent request join the refresh.
-				time.Sleep(30 * time.Millisecond)
-			}
+			n.dials.Add(1)
 			if n.refuse.Add(-1) >= 0 {
 				addr = n.closed
 			}
@@ -109,10 +105,12 @@ func reset(w http.ResponseWriter, r *http.Request, next http.Handler) {
 	}
 }
 
+// hang answers only when the client gives up (or after a minute, so that a
+// refresher that never gives up fails the test instead of hanging it).
 func hang(w http.ResponseWriter, r *http.Request, next http.Handler) {
 	select {
 	case <-r.Context().Done():
-	case <-time.After(5 * time.Second):
+	case <-time.After(time.Minute):
 	}
 }
 
@@ -121,7 +119,7 @@ func slowDrip(w http.ResponseWriter, r *http.Request, next http.Handler) {
 	w.WriteHeader(200)
 	io.WriteString(w, `{"access_token":"`)
 	w.(http.Flusher).Flush()
-	for range 100 {
+	for range 1200 { // a minute
 		select {
 		case <-r.Context().Done():
 			return
@@ -159,20 +157,6 @@ func failFirst(n int32, fault hookFunc) hookFunc {
 	}
 }
 
-// slowStart delays the first request a little, so that every concurrent
-// request of the session joins the refresh before it ends.
-func slowStart(h hookFunc) hookFunc {
-	var once sync.Once
-	return func(w http.ResponseWriter, r *http.Request, next http.Handler) {
-		once.Do(func() { time.Sleep(30 * time.Millisecond) })
-		if h == nil {
-			next.ServeHTTP(w, r)
-			return
-		}
-		h(w, r, next)
-	}
-}
-
 // after is what the first request after a fault is removed sees.
 type after int
 
@@ -185,13 +169,19 @@ const (
 // one session need a refresh, and checks what the app sees, how many token
 // requests were made (all 50 share one refresh), what the session keeps,
 // and what the next request sees once the fault is gone.
+//
+// The refresh is held until all 50 requests joined it (flightGate), so that
+// none comes late and starts a second one, however busy the machine. The
+// RefreshTimeout is long where the fault is not a timeout, so that a slow
+// first attempt never leaves too little time for a Retry-After wait; the
+// timeout faults last until the refresher gives up.
 func TestFaults(t *testing.T) {
 	const concurrent = 50
 	tests := []struct {
 		name    string
 		hook    hookFunc
 		refused int32         // connection refused for this many dials
-		timeout time.Duration // RefreshTimeout; 2 s when zero
+		timeout time.Duration // RefreshTimeout; 30 s when zero
 		class   error         // nil: the refresh succeeds
 		unknown bool          // the error matches ErrOutcomeUnknown
 		status  int           // core.StatusCode of the error
@@ -263,19 +253,21 @@ func TestFaults(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			network := newFaultNet(t)
-			timeout := cmpOr(tt.timeout, 2*time.Second)
+			timeout := cmpOr(tt.timeout, 30*time.Second)
 			f := newFixture(t, smarttest.Options{}, func(c *core.Config) {
 				c.HTTPClient = network.client()
 				c.RefreshTimeout = timeout
 			})
 			var waits sleeps
 			core.SetSleep(f.r, waits.sleep)
+			gate := newFlightGate(t, f.r)
 			session, saved := f.login()
 			f.clock.Advance(time.Hour)
-			f.srv.SetTokenHook(slowStart(tt.hook))
+			f.srv.SetTokenHook(tt.hook)
 			network.refuse.Store(tt.refused)
 			network.dials.Store(0)
 
+			gate.expect(concurrent)
 			start := time.Now()
 			errs, toks := make([]error, concurrent), make([]*core.Token, concurrent)
 			var wg sync.WaitGroup
@@ -291,6 +283,7 @@ func TestFaults(t *testing.T) {
 			close(ready)
 			wg.Wait()
 			elapsed := time.Since(start)
+			gate.expect(0)
 
 			for i, err := range errs {
 				if tt.class == nil {
@@ -319,7 +312,9 @@ func TestFaults(t *testing.T) {
 			if calls != tt.calls {
 				t.Errorf("token requests = %d, want %d", calls, tt.calls)
 			}
-			if elapsed > timeout+time.Second {
+			// The slack covers starting 50 goroutines on a busy machine;
+			// the timeout faults would last a minute.
+			if elapsed > timeout+10*time.Second {
 				t.Errorf("the requests took %v; RefreshTimeout is %v", elapsed, timeout)
 			}
 			if ws := waits.list(); len(ws) != max(tt.calls-1, 0) {

@@ -60,38 +60,39 @@ func slowTokens(w http.ResponseWriter, r *http.Request, next http.Handler) {
 func TestHooks(t *testing.T) {
 	var h hookLog
 	f := newFixture(t, smarttest.Options{}, h.config)
+	gate := newFlightGate(t, f.r)
 	session, _ := f.login()
-	f.srv.SetTokenHook(slowTokens)
 	f.clock.Advance(time.Hour)
+	gate.expect(50)
 	storm(f, session, 50)
 	if len(h.refreshes) != 1 {
 		t.Fatalf("OnRefresh called %d times, want 1", len(h.refreshes))
 	}
 	got := h.refreshes[0]
-	if !got.Rotated || got.Shared < 2 || got.Shared > 50 || !got.Expiry.Equal(f.clock.Now().Add(time.Hour)) {
-		t.Errorf("RefreshInfo = %+v", got)
+	if !got.Rotated || got.Shared != 50 || !got.Expiry.Equal(f.clock.Now().Add(time.Hour)) {
+		t.Errorf("RefreshInfo = %+v, want Rotated, Shared 50 and the new expiry", got)
 	}
 
 	// A transient failure.
 	f.srv.SetTokenHook(func(w http.ResponseWriter, r *http.Request, next http.Handler) {
-		time.Sleep(30 * time.Millisecond)
 		w.WriteHeader(502)
 	})
 	f.clock.Advance(time.Hour)
+	gate.expect(20)
 	storm(f, session, 20)
-	if len(h.failures) != 1 || h.failures[0].Class != core.ErrTransient || !h.failures[0].OutcomeUnknown {
+	if len(h.failures) != 1 || h.failures[0].Class != core.ErrTransient || !h.failures[0].OutcomeUnknown || h.failures[0].Shared != 20 {
 		t.Fatalf("OnRefreshError: %+v", h.failures)
 	}
 
 	// invalid_grant: one re-auth report for the whole storm.
 	f.srv.SetTokenHook(func(w http.ResponseWriter, r *http.Request, next http.Handler) {
-		time.Sleep(30 * time.Millisecond)
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(400)
 		io.WriteString(w, `{"error":"invalid_grant"}`)
 	})
+	gate.expect(20)
 	storm(f, session, 20)
-	if len(h.failures) != 2 || h.failures[1].Class != core.ErrReauthRequired {
+	if len(h.failures) != 2 || h.failures[1].Class != core.ErrReauthRequired || h.failures[1].Shared != 20 {
 		t.Fatalf("OnRefreshError: %+v", h.failures)
 	}
 	if len(h.reauths) != 1 || !errors.Is(h.reauths[0].Reason, core.ErrReauthRequired) {
@@ -122,10 +123,12 @@ func TestOpenTelemetry(t *testing.T) {
 		cfg.MeterProvider = sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
 		cfg.TracerProvider = sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(spans))
 	})
+	gate := newFlightGate(t, f.r)
 	session, saved := f.login()
-	f.srv.SetTokenHook(slowTokens)
 	f.clock.Advance(time.Hour)
+	gate.expect(30)
 	storm(f, session, 30)
+	gate.expect(0)
 	f.srv.SetTokenHook(func(w http.ResponseWriter, r *http.Request, next http.Handler) {
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(400)
@@ -171,8 +174,8 @@ func TestOpenTelemetry(t *testing.T) {
 			t.Errorf("%s = %d, want %d (all: %v)", k, sums[k], v, sums)
 		}
 	}
-	if w := sums["smartrefresh.refresh.waiters"]; w < 1 || w > 29 {
-		t.Errorf("waiters = %d, want 1..29", w)
+	if w := sums["smartrefresh.refresh.waiters"]; w != 29 {
+		t.Errorf("waiters = %d, want 29 (all but the caller that started the refresh)", w)
 	}
 	if histCount != 2 {
 		t.Errorf("duration histogram count = %d, want 2", histCount)

@@ -49,6 +49,10 @@ type Refresher struct {
 	// lookedUp, when set (by tests), runs in Logout after it looked up the
 	// grant's newest token and before it revokes it.
 	lookedUp func()
+	// joined and redeeming, when set (by tests), run after a caller joined
+	// a flight and when a flight starts its redemption, before any of its
+	// deadlines: a test can hold a flight until all its callers joined.
+	joined, redeeming func()
 	// shareWithin bounds how long a refresh waits for its record to be
 	// made (coordinator.go); tests shorten it.
 	shareWithin time.Duration
@@ -287,8 +291,14 @@ func (r *Refresher) refresh(ctx context.Context, cur *record) (*record, error) {
 		shared := r.joinFlight(key)
 		ch := r.flights.DoChan(key, func() (any, error) {
 			defer r.leaveFlight(key, shared)
+			if r.redeeming != nil {
+				r.redeeming()
+			}
 			return r.redeem(ctx, fp, cur, shared)
 		})
+		if r.joined != nil {
+			r.joined()
+		}
 		var res singleflight.Result
 		select {
 		case res = <-ch:

@@ -647,7 +647,9 @@ func TestClientReauthError(t *testing.T) {
 // checks that no token or secret appears in logs or errors.
 func TestNoSecretsInLogsOrErrors(t *testing.T) {
 	f := newFixture(t, smarttest.Options{ClientSecret: "client-secret-XYZ"}, func(c *core.Config) {
-		c.RefreshTimeout = 300 * time.Millisecond // for slowDrip
+		// For slowDrip; long enough that a retry still fits after a slow
+		// first attempt on a busy machine.
+		c.RefreshTimeout = 2 * time.Second
 	})
 	core.SetSleep(f.r, (&sleeps{}).sleep)
 	session, saved := f.login()
