@@ -267,23 +267,24 @@ func BenchmarkOverload(b *testing.B) {
 }
 
 // TestSlotWaitKeepsTheCallBudget: with a cap of 1, a refresh that waits
-// for the slot while another session's call takes 300 ms still gets its
-// whole RefreshTimeout (400 ms) for its own 200 ms call. Before the fix the
-// wait was charged to the call, which timed out after the server had
-// rotated the refresh token: an unknown outcome, and a reuse at the next
-// request.
+// for the slot while another session's call takes 750 ms still gets its
+// whole RefreshTimeout (1 s) for its own 600 ms call. Before the fix the
+// wait (about 700 ms) was charged to the call, which timed out after the
+// server had rotated the refresh token: an unknown outcome, and a reuse at
+// the next request. The call leaves 400 ms of its budget unused, so that a
+// busy machine does not time it out either.
 func TestSlotWaitKeepsTheCallBudget(t *testing.T) {
 	f := newFixture(t, smarttest.Options{}, func(c *core.Config) {
 		c.MaxConcurrentRefreshes = 1
-		c.RefreshTimeout = 400 * time.Millisecond
+		c.RefreshTimeout = time.Second
 		c.RefreshQueueTimeout = 2 * time.Second
 	})
 	var calls atomic.Int32
 	f.srv.SetTokenHook(func(w http.ResponseWriter, r *http.Request, next http.Handler) {
 		if calls.Add(1) == 1 {
-			time.Sleep(300 * time.Millisecond)
+			time.Sleep(750 * time.Millisecond)
 		} else {
-			time.Sleep(200 * time.Millisecond)
+			time.Sleep(600 * time.Millisecond)
 		}
 		next.ServeHTTP(w, r)
 	})
