@@ -15,13 +15,11 @@ import (
 // Bundle (its first member is another "resourceType") is passed through
 // untouched, byte for byte.
 func rewriteBundleLinks(body io.ReadCloser, rewrite func(string) string) io.ReadCloser {
-	head, isBundle := sniffBundle(body)
-	src := io.MultiReader(bytes.NewReader(head), body)
+	src := &sniffedBody{body: body}
+	var isBundle bool
+	src.head, isBundle = sniffBundle(body, src.buf[:0])
 	if !isBundle {
-		return struct {
-			io.Reader
-			io.Closer
-		}{src, body}
+		return src
 	}
 	pr, pw := io.Pipe()
 	go func() {
@@ -40,12 +38,29 @@ func rewriteBundleLinks(body io.ReadCloser, rewrite func(string) string) io.Read
 // Bundle.
 const sniffLimit = 512
 
-// sniffBundle reads the start of body, as much as it takes (up to
+// sniffedBody is a body whose first bytes, head, were read to sniff it.
+type sniffedBody struct {
+	buf  [sniffLimit]byte
+	head []byte // what is left of the sniffed bytes, in buf
+	body io.ReadCloser
+}
+
+func (s *sniffedBody) Read(p []byte) (int, error) {
+	if len(s.head) > 0 {
+		n := copy(p, s.head)
+		s.head = s.head[n:]
+		return n, nil
+	}
+	return s.body.Read(p)
+}
+
+func (s *sniffedBody) Close() error { return s.body.Close() }
+
+// sniffBundle reads the start of body into buf, as much as it takes (up to
 // sniffLimit) to see its first member. isBundle is false only when the body
 // certainly is not a Bundle: a JSON object whose first member is a
 // resourceType other than "Bundle", or not an object at all.
-func sniffBundle(body io.Reader) (head []byte, isBundle bool) {
-	buf := make([]byte, 0, sniffLimit)
+func sniffBundle(body io.Reader, buf []byte) (head []byte, isBundle bool) {
 	for len(buf) < sniffLimit {
 		n, err := body.Read(buf[len(buf):sniffLimit])
 		buf = buf[:len(buf)+n]

@@ -61,7 +61,7 @@ func TestSniffBundleWaitsOnlyForWhatItNeeds(t *testing.T) {
 		{`[1,2]`, false, 1},
 	} {
 		r := &oneByteReader{s: tc.in}
-		head, bundle := sniffBundle(r)
+		head, bundle := sniffBundle(r, make([]byte, 0, sniffLimit))
 		if bundle != tc.bundle || len(head) != tc.read {
 			t.Errorf("%s: bundle %v after %d bytes, want %v after %d", tc.in, bundle, len(head), tc.bundle, tc.read)
 		}

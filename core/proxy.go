@@ -19,6 +19,10 @@ import (
 // the proxy never grants.
 const ProxyCSRFHeader = "X-CSRF"
 
+// csrfKey is ProxyCSRFHeader in canonical form, which http.Header looks up
+// without allocating.
+const csrfKey = "X-Csrf"
+
 // Defaults of ProxyConfig.
 const (
 	DefaultProxyMaxBodyBytes    = 10 << 20
@@ -108,6 +112,7 @@ type proxy struct {
 	// from is the upstream base without a trailing slash; to is the
 	// prefix with one. A URL from+"/x" (or from+"?q") becomes to+"x".
 	from, to string
+	base     string // the upstream's escaped path, without a trailing slash
 	rp       *httputil.ReverseProxy
 }
 
@@ -148,6 +153,7 @@ func (p *proxy) init() error {
 	u.Path = strings.TrimSuffix(u.Path, "/")
 	u.RawPath = ""
 	p.upstream = u
+	p.base = u.EscapedPath()
 	p.from = strings.TrimSuffix(c.Upstream, "/")
 	p.to = c.Prefix
 	return nil
@@ -156,7 +162,7 @@ func (p *proxy) init() error {
 // ServeHTTP checks the request, keeps a small body for a replay, and
 // forwards it.
 func (p *proxy) ServeHTTP(w http.ResponseWriter, req *http.Request) {
-	if req.Header.Get(ProxyCSRFHeader) != "1" {
+	if req.Header.Get(csrfKey) != "1" {
 		p.cfg.ErrorHandler(w, req, ErrProxyCSRF)
 		return
 	}
@@ -219,9 +225,9 @@ func (p *proxy) upstreamPath(u *url.URL) (string, error) {
 		}
 	}
 	if rest == "" {
-		return p.upstream.EscapedPath(), nil
+		return p.base, nil
 	}
-	return p.upstream.EscapedPath() + "/" + rest, nil
+	return p.base + "/" + rest, nil
 }
 
 // bufferBody bounds req's body by MaxBodyBytes and, when it fits in
@@ -272,7 +278,7 @@ func (p *proxy) rewrite(pr *httputil.ProxyRequest) {
 	out.RawPath = path
 	pr.Out.Host = ""
 	h := pr.Out.Header
-	for _, k := range []string{"Cookie", "Authorization", "Proxy-Authorization", ProxyCSRFHeader, "X-Real-Ip"} {
+	for _, k := range []string{"Cookie", "Authorization", "Proxy-Authorization", csrfKey, "X-Real-Ip"} {
 		h.Del(k)
 	}
 	// The transport asks for gzip itself and decompresses, so that Bundles
@@ -365,6 +371,9 @@ type sessionTransport struct {
 	base http.RoundTripper
 }
 
+// RoundTrip sends one of ReverseProxy's outbound requests, which it made
+// for this round trip alone and which the transport may therefore change.
 func (t sessionTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	return (&transport{r: t.r, session: req.Context(), base: t.base}).RoundTrip(req)
+	tr := transport{r: t.r, session: req.Context(), base: t.base, owned: true}
+	return tr.RoundTrip(req)
 }

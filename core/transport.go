@@ -56,6 +56,10 @@ type transport struct {
 	r       *Refresher
 	session context.Context
 	base    http.RoundTripper
+	// owned: the requests are this transport's to change (the FHIR proxy's
+	// outbound requests, made for one round trip), so the token is set on
+	// them instead of on a copy.
+	owned bool
 }
 
 func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
@@ -72,7 +76,7 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		closeBody(req)
 		return nil, err
 	}
-	resp, err := t.base.RoundTrip(authorize(req, tok))
+	resp, err := t.base.RoundTrip(t.authorize(req, tok))
 	if err != nil {
 		return resp, err
 	}
@@ -92,15 +96,17 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		drain(resp)
 		return nil, err
 	}
-	retry := authorize(req, next)
+	var body io.ReadCloser
 	if req.GetBody != nil {
-		body, err := req.GetBody()
-		if err != nil {
+		if body, err = req.GetBody(); err != nil {
 			return resp, nil
 		}
+	}
+	drain(resp) // before req is touched again: the round trip is over
+	retry := t.authorize(req, next)
+	if body != nil {
 		retry.Body = body
 	}
-	drain(resp)
 	resp, err = t.base.RoundTrip(retry)
 	if err == nil && resp.StatusCode != http.StatusUnauthorized {
 		t.r.probation.accepted(next.AccessToken)
@@ -108,10 +114,17 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	return resp, err
 }
 
-// authorize returns a copy of req carrying tok. A RoundTripper must not
-// modify the request it was given.
-func authorize(req *http.Request, tok *Token) *http.Request {
-	out := req.Clone(req.Context())
+// authorize returns req carrying tok: a copy of it, since a RoundTripper
+// must not modify the request it was given, unless the transport owns its
+// requests.
+func (t *transport) authorize(req *http.Request, tok *Token) *http.Request {
+	out := req
+	if !t.owned {
+		out = req.Clone(req.Context())
+	} else if req.Body != nil && req.Body != http.NoBody && req.GetBody != nil {
+		out = new(http.Request) // a replay gets a body of its own
+		*out = *req
+	}
 	out.Header.Set("Authorization", tok.Type()+" "+tok.AccessToken)
 	return out
 }
