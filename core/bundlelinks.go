@@ -184,8 +184,12 @@ func transformBundle(out *bufio.Writer, src io.Reader, rewrite func(string) stri
 			}
 			return nil
 		}
-		if err != nil {
+		var syntax *json.SyntaxError
+		if errors.As(err, &syntax) || errors.Is(err, io.ErrUnexpectedEOF) {
 			return errors.Join(errNotJSON, err)
+		}
+		if err != nil {
+			return err // the body could not be read: not the server's JSON
 		}
 		if d, ok := tok.(json.Delim); ok && (d == '}' || d == ']') {
 			if len(stack) == 0 {

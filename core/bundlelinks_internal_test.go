@@ -1,0 +1,37 @@
+package core
+
+import (
+	"bufio"
+	"errors"
+	"io"
+	"strings"
+	"testing"
+)
+
+// TestTransformBundleReadError: a Bundle cut off by the connection (the
+// browser went away, so the upstream request was canceled) is reported as
+// that read error, not as a malformed answer from the FHIR server, which
+// would send the operator after the wrong culprit.
+func TestTransformBundleReadError(t *testing.T) {
+	gone := errors.New("connection reset")
+	for name, tc := range map[string]struct {
+		src       io.Reader
+		malformed bool
+		cause     error
+	}{
+		"read error": {io.MultiReader(strings.NewReader(`{"resourceType":"Bundle","entry":[`), errReader{gone}), false, gone},
+		"truncated":  {strings.NewReader(`{"resourceType":"Bundle","entry":[`), true, nil},
+		"malformed":  {strings.NewReader(`{"resourceType":"Bundle","entry":[}`), true, nil},
+	} {
+		t.Run(name, func(t *testing.T) {
+			err := transformBundle(bufio.NewWriter(io.Discard), tc.src, func(s string) string { return s })
+			if errors.Is(err, errNotJSON) != tc.malformed || tc.cause != nil && !errors.Is(err, tc.cause) {
+				t.Errorf("err = %v; want malformed %v, cause %v", err, tc.malformed, tc.cause)
+			}
+		})
+	}
+}
+
+type errReader struct{ err error }
+
+func (r errReader) Read([]byte) (int, error) { return 0, r.err }
