@@ -569,6 +569,10 @@ func TestSafeReturnTo(t *testing.T) {
 		"": false, "//evil.example": false, "https://evil.example": false, "/\\evil.example": false,
 		"/%2f%2fevil.example": false, "relative": false, "/a b": false, "/a\nb": false,
 		"/" + strings.Repeat("a", 3000): false,
+		// Decoded by a proxy before a browser, which drops tabs and
+		// newlines: //evil.example.
+		"/%09/evil.example": false, "/%0a/evil.example": false, "/%0D/evil.example": false,
+		"/a%20b": true, "/search?q=%09": true,
 	} {
 		if got := core.SafeReturnTo(s); got != want {
 			t.Errorf("SafeReturnTo(%q) = %v, want %v", s, got, want)
@@ -580,13 +584,23 @@ func TestSafeReturnTo(t *testing.T) {
 // the app's origin however a browser resolves it, backslashes read as
 // slashes included.
 func FuzzSafeReturnTo(f *testing.F) {
-	for _, s := range []string{"/", "/a?b#c", "//evil", "/\\evil", "https://evil", "/%2F%2Fevil", "/.//evil", "/\t/evil"} {
+	for _, s := range []string{"/", "/a?b#c", "//evil", "/\\evil", "https://evil", "/%2F%2Fevil", "/.//evil", "/\t/evil", "/%09/evil"} {
 		f.Add(s)
 	}
 	base, _ := url.Parse("https://app.example/launch")
 	f.Fuzz(func(t *testing.T, s string) {
 		if !core.SafeReturnTo(s) {
 			return
+		}
+		if u, err := url.Parse(s); err == nil {
+			// Its path decoded by a proxy, then read by a browser, which
+			// drops tabs and newlines.
+			v := strings.NewReplacer("\t", "", "\n", "", "\r", "").Replace(u.Path)
+			if d, err := url.Parse(v); err == nil {
+				if r := base.ResolveReference(d); r.Host != "app.example" {
+					t.Fatalf("accepted %q, which leads to %s once decoded", s, r)
+				}
+			}
 		}
 		for _, v := range []string{s, strings.ReplaceAll(s, "\\", "/")} {
 			u, err := url.Parse(v)

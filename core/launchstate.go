@@ -275,7 +275,11 @@ func SafeReturnTo(s string) bool {
 	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil || u.Opaque != "" {
 		return false
 	}
-	// Some servers and proxies decode the path before they redirect.
+	// Some servers and proxies decode the path before they redirect; a
+	// browser then drops tabs and newlines ("/%09/evil" becomes "//evil").
 	p := u.Path
-	return !strings.HasPrefix(p, "//") && !strings.ContainsAny(p, "\\\x00") && strings.HasPrefix(p, "/")
+	if strings.ContainsFunc(p, func(c rune) bool { return c < ' ' || c == 0x7f }) {
+		return false
+	}
+	return !strings.HasPrefix(p, "//") && !strings.ContainsAny(p, "\\") && strings.HasPrefix(p, "/")
 }
