@@ -219,8 +219,7 @@ func (p *proxy) upstreamPath(u *url.URL) (string, error) {
 		return "", ErrProxyPath
 	}
 	for seg := range strings.SplitSeq(rest, "/") {
-		dec, err := url.PathUnescape(seg)
-		if err != nil || dec == "." || dec == ".." || strings.ContainsAny(dec, `/\`) || strings.Contains(seg, `\`) {
+		if !safeSegment(seg) {
 			return "", ErrProxyPath
 		}
 	}
@@ -228,6 +227,26 @@ func (p *proxy) upstreamPath(u *url.URL) (string, error) {
 		return p.base, nil
 	}
 	return p.base + "/" + rest, nil
+}
+
+// safeSegment reports whether an escaped path segment stays a segment of
+// its own however often a server decodes it: never a dot segment, a slash
+// or a backslash, after any number of decodings (a server that decodes
+// twice turns %252e%252e into ..).
+func safeSegment(seg string) bool {
+	for {
+		if seg == "." || seg == ".." || strings.ContainsAny(seg, `/\`) {
+			return false
+		}
+		if !strings.Contains(seg, "%") {
+			return true
+		}
+		dec, err := url.PathUnescape(seg)
+		if err != nil {
+			return false
+		}
+		seg = dec
+	}
 }
 
 // bufferBody bounds req's body by MaxBodyBytes and, when it fits in

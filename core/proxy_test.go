@@ -148,6 +148,9 @@ func TestProxyRefusals(t *testing.T) {
 		{"encoded slash", "GET", "/fhir/Patient%2F..%2F..%2Fadmin", "1", "", 400},
 		{"backslash", "GET", `/fhir/Patient/..\..\admin`, "1", "", 400},
 		{"encoded backslash", "GET", "/fhir/..%5Cadmin", "1", "", 400},
+		{"double-encoded dot-dot", "GET", "/fhir/%252e%252e/admin", "1", "", 400},
+		{"double-encoded slash", "GET", "/fhir/Patient%252F..%252F..%252Fadmin", "1", "", 400},
+		{"triple-encoded dot-dot", "GET", "/fhir/%25252e%25252e/admin", "1", "", 400},
 		{"dot", "GET", "/fhir/./Patient/123", "1", "", 400},
 		{"body over MaxBodyBytes", "POST", "/fhir/Observation", "1", strings.Repeat("x", 65), 413},
 	} {
