@@ -74,7 +74,8 @@ func Browser(t *testing.T, name string, build func(*demo.App) http.Handler) {
 	ctx, cancel = context.WithTimeout(ctx, 90*time.Second)
 	defer cancel()
 
-	dir := filepath.Join(ArtifactsDir(), strings.NewReplacer("/", "_", " ", "_").Replace(t.Name()))
+	// One folder per framework and test: the three demos' tests share a name.
+	dir := filepath.Join(ArtifactsDir(), strings.NewReplacer("/", "_", " ", "_").Replace(name+"_"+t.Name()))
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
