@@ -39,25 +39,38 @@ func (r *Refresher) requestToken(ctx context.Context, refreshToken string) (*Tok
 	if r.cfg.Scope != "" {
 		form.Set("scope", r.cfg.Scope)
 	}
-	req, sent, err := r.authRequest(ctx, r.cfg.TokenURL, form)
+	resp, body, sent, err := r.postGrant(ctx, form, refreshToken)
 	if err != nil {
 		return nil, err
 	}
-	sent = append(sent, refreshToken)
-	resp, err := r.endpoints.Do(req)
+	return parseAnswer(resp.StatusCode, resp.Header, body, r.cfg.Now(), sent, refreshToken)
+}
+
+// postGrant sends one grant (form, which carries the secrets secret) to
+// the token endpoint with the client authentication, and reads its answer,
+// up to maxResponseBytes. It sends the grant exactly once: no retry, no
+// other authentication method, no redirect followed. sent lists every
+// secret the request carried, for scrubbing errors; no error carries one.
+func (r *Refresher) postGrant(ctx context.Context, form url.Values, secret ...string) (resp *http.Response, body []byte, sent secrets, err error) {
+	req, sent, err := r.authRequest(ctx, r.cfg.TokenURL, form)
 	if err != nil {
-		return nil, &transientError{err: sent.scrubErr(scrubURLError(err))}
+		return nil, nil, nil, err
+	}
+	sent = append(sent, secret...)
+	resp, err = r.endpoints.Do(req)
+	if err != nil {
+		return nil, nil, nil, &transientError{err: sent.scrubErr(scrubURLError(err))}
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes+1))
+	body, err = io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes+1))
 	if err != nil {
-		return nil, &transientError{err: sent.scrubErr(fmt.Errorf("reading answer: %w", err))}
+		return nil, nil, nil, &transientError{err: sent.scrubErr(fmt.Errorf("reading answer: %w", err))}
 	}
 	if len(body) > maxResponseBytes {
-		return nil, &ResponseError{StatusCode: resp.StatusCode, ContentType: limit(sent.scrub(resp.Header.Get("Content-Type")), 64),
+		return nil, nil, nil, &ResponseError{StatusCode: resp.StatusCode, ContentType: limit(sent.scrub(resp.Header.Get("Content-Type")), 64),
 			Reason: "answer larger than 1 MiB"}
 	}
-	return parseAnswer(resp.StatusCode, resp.Header, body, r.cfg.Now(), sent, refreshToken)
+	return resp, body, sent, nil
 }
 
 // parseAnswer is ParseTokenResponse for the answer to a refresh that sent

@@ -2,8 +2,6 @@ package core
 
 import (
 	"context"
-	"fmt"
-	"io"
 	"net/url"
 )
 
@@ -19,23 +17,9 @@ func (r *Refresher) exchangeCode(ctx context.Context, code, verifier, redirectUR
 		"redirect_uri":  {redirectURI},
 		"code_verifier": {verifier},
 	}
-	req, sent, err := r.authRequest(ctx, r.cfg.TokenURL, form)
+	resp, body, sent, err := r.postGrant(ctx, form, code, verifier)
 	if err != nil {
 		return nil, err
-	}
-	sent = append(sent, code, verifier)
-	resp, err := r.endpoints.Do(req)
-	if err != nil {
-		return nil, &transientError{err: sent.scrubErr(scrubURLError(err))}
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes+1))
-	if err != nil {
-		return nil, &transientError{err: sent.scrubErr(fmt.Errorf("reading answer: %w", err))}
-	}
-	if len(body) > maxResponseBytes {
-		return nil, &ResponseError{StatusCode: resp.StatusCode, ContentType: limit(sent.scrub(resp.Header.Get("Content-Type")), 64),
-			Reason: "answer larger than 1 MiB"}
 	}
 	tok, err := ParseTokenResponse(resp.StatusCode, resp.Header, body, r.cfg.Now())
 	if err != nil {
