@@ -99,6 +99,15 @@
 // *LaunchError answers a user can act on, including the iframe case of a
 // callback without its session cookie.
 //
+// # Browser apps
+//
+// FHIRProxy is a backend-for-frontend: the page calls the app's own origin
+// (with the header X-CSRF: 1) and the proxy forwards each call to the FHIR
+// server with the session's token, so the browser never holds it. It
+// refreshes and replays as Client does, keeps the browser's credentials and
+// the upstream's cookies apart, refuses paths that leave the upstream base,
+// and rewrites a Bundle's links to itself as the answer streams.
+//
 // # Client authentication
 //
 // Config.AuthMethod names the one method the client uses at the token
