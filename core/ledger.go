@@ -87,18 +87,20 @@ func newLedger(ttl time.Duration) *ledger {
 
 // revoke records that Logout revoked the grant of the given tokens: their
 // access and refresh tokens, and every refresh token of their lineage, must
-// not be used again.
-func (l *ledger) revoke(now time.Time, toks ...*Token) {
+// not be used again until until, when no copy of the session may hold them
+// any more (Refresher.retention; at least ttl from now).
+func (l *ledger) revoke(now, until time.Time, toks ...*Token) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.anyRevoke.Store(true)
+	until = maxTime(until, now.Add(l.ttl))
 	for _, t := range toks {
 		if t.AccessToken != "" {
-			l.revokedAccess.Store(t.AccessToken, now.Add(l.ttl))
+			l.revokedAccess.Store(t.AccessToken, until)
 		}
 		for _, s := range []string{t.AccessToken, t.RefreshToken} {
 			if s != "" {
-				l.revoked[fingerprintOf(s)] = now.Add(l.ttl)
+				l.revoked[fingerprintOf(s)] = until
 			}
 		}
 		if t.RefreshToken == "" {
@@ -108,6 +110,7 @@ func (l *ledger) revoke(now time.Time, toks ...*Token) {
 		for _, lin := range []*lineage{l.heads[fp], l.legacy[fp]} {
 			if lin != nil {
 				lin.revoked = true
+				lin.expires = maxTime(lin.expires, until)
 			}
 		}
 	}
@@ -308,4 +311,12 @@ func (l *ledger) sweepRevoked(now time.Time) {
 		}
 		return true
 	})
+}
+
+// maxTime returns the later of a and b.
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }

@@ -392,7 +392,7 @@ func (r *Refresher) redeem(ctx context.Context, fp fingerprint, cur *record, sha
 			// again: a stale copy of the session, even the one of this
 			// request (remove leaves an unmodified copy as it is), must
 			// not send the refresh token a second time.
-			r.ledger.revoke(r.cfg.Now(), &cur.Token)
+			r.ledger.revoke(r.cfg.Now(), r.retainUntil(ctx), &cur.Token)
 			r.reauth(ctx, err)
 		}
 		return nil, err

@@ -13,10 +13,10 @@ const retentionGrace = time.Minute
 // Lifetime is not positive (scs's own default).
 const defaultSessionLifetime = 24 * time.Hour
 
-// retention is how long a redemption made for the session of ctx must be
-// remembered, here (the ledger) and by the Coordinator (its record's TTL):
-// as long as any copy of the session that may hold the redeemed refresh
-// token can live. That is the longer of
+// retention is how long a redemption made for the session of ctx, or a
+// grant Logout revoked, must be remembered, here (the ledger) and by the
+// Coordinator (its record's TTL): as long as any copy of the session that
+// may hold the redeemed (or revoked) refresh token can live. That is the longer of
 //
 //   - the session's own deadline (scs Deadline; a "remember me" SetDeadline
 //     counts), and
