@@ -175,26 +175,27 @@ func (r *Refresher) saveLogin(ctx context.Context, tok *Token, id *identity) err
 // stored token is kept), or ErrMisconfigured. A cancelled ctx stops the
 // wait, not the shared refresh.
 //
-// The token returned is the caller's own copy: changing it changes nothing
-// for other requests (the records it comes from are shared).
+// The token is shared with the other requests of the session, so that the
+// hot path allocates nothing for it: read it, never modify it (copy the
+// struct, and its Extra map, to change one).
 func (r *Refresher) Token(ctx context.Context) (*Token, error) {
 	rec, err := r.load(ctx)
 	if err != nil {
 		return nil, err
 	}
 	if !r.due(rec) || rec.Token.RefreshToken == "" && rec.Token.Valid(r.cfg.Now()) {
-		return rec.Token.clone(), nil
+		return &rec.Token, nil
 	}
 	next, err := r.refresh(ctx, rec)
 	if err != nil {
 		if errors.Is(err, ErrTransient) && rec.Token.Valid(r.cfg.Now()) {
 			// Within Leeway the old token still works: use it, and let a
 			// later request try the refresh again.
-			return rec.Token.clone(), nil
+			return &rec.Token, nil
 		}
 		return nil, err
 	}
-	return next.Token.clone(), nil
+	return &next.Token, nil
 }
 
 // refreshAfter401 returns the token to retry with after the FHIR server

@@ -270,33 +270,3 @@ func extraKeys(o *oauth2.Token) []string {
 	slices.Sort(keys)
 	return keys
 }
-
-// clone returns a copy of t that shares nothing with it: the Refresher's
-// records are shared between requests (the decoded-value cache, the
-// ledger), so a caller must not get one of their tokens to edit.
-func (t *Token) clone() *Token {
-	c := *t
-	if t.Extra != nil {
-		c.Extra = cloneJSON(t.Extra).(map[string]any)
-	}
-	return &c
-}
-
-// cloneJSON returns a deep copy of a value decoded by encoding/json.
-func cloneJSON(v any) any {
-	switch v := v.(type) {
-	case map[string]any:
-		c := make(map[string]any, len(v))
-		for k, e := range v {
-			c[k] = cloneJSON(e)
-		}
-		return c
-	case []any:
-		c := make([]any, len(v))
-		for i, e := range v {
-			c[i] = cloneJSON(e)
-		}
-		return c
-	}
-	return v
-}
