@@ -17,12 +17,6 @@ type serverMode struct {
 
 func (m serverMode) String() string { return m.access.String() + ", " + m.revoke.String() }
 
-// options returns o with m's modes.
-func (m serverMode) options(o smarttest.Options) smarttest.Options {
-	o.AccessOnRefresh, o.RevokeRotated = m.access, m.revoke
-	return o
-}
-
 // rotationModes run each AccessOnRefresh and each RotatedRevocation mode
 // once, in two runs: the rotation tests never revoke, so pairing the modes
 // keeps the suite's wall time down without leaving one out.

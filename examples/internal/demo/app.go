@@ -394,27 +394,3 @@ func (a *App) LogError(ctx context.Context, msg string, err error) {
 	}
 	a.logger.WarnContext(ctx, msg, "error", err)
 }
-
-// PatientName returns the display name of a FHIR Patient: the first name's
-// given names and family, or its text.
-func PatientName(raw []byte) string {
-	var p struct {
-		ID   string `json:"id"`
-		Name []struct {
-			Text   string   `json:"text"`
-			Given  []string `json:"given"`
-			Family string   `json:"family"`
-		} `json:"name"`
-	}
-	if json.Unmarshal(raw, &p) != nil {
-		return ""
-	}
-	if len(p.Name) == 0 {
-		return fmt.Sprintf("Patient/%s", p.ID)
-	}
-	n := p.Name[0]
-	if parts := append(append([]string{}, n.Given...), n.Family); strings.TrimSpace(strings.Join(parts, "")) != "" {
-		return strings.Join(strings.Fields(strings.Join(parts, " ")), " ")
-	}
-	return n.Text
-}

@@ -129,21 +129,6 @@ func TestNewRejectsIncompleteConfig(t *testing.T) {
 	}
 }
 
-func TestPatientName(t *testing.T) {
-	for raw, want := range map[string]string{
-		`{"id":"1","name":[{"given":["Amy","V."],"family":"Shaw"}]}`: "Amy V. Shaw",
-		`{"id":"1","name":[{"text":"Dr. Who"}]}`:                     "Dr. Who",
-		`{"id":"1","name":[{"family":"Shaw"},{"text":"x"}]}`:         "Shaw",
-		`{"id":"7"}`:    "Patient/7",
-		`not json`:      "",
-		`{"name":[{}]}`: "",
-	} {
-		if got := PatientName([]byte(raw)); got != want {
-			t.Errorf("PatientName(%s) = %q, want %q", raw, got, want)
-		}
-	}
-}
-
 func TestErrorResponse(t *testing.T) {
 	for _, tc := range []struct {
 		err    error
