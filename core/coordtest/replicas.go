@@ -55,6 +55,13 @@ type cluster struct {
 	// of a database that also holds the sessions fails the commits of the
 	// requests that meet a dead connection.
 	commitErrors bool
+	// memSessions, when set, is the session store of every replica (an
+	// in-memory one shared by all), instead of the backend's: the fault
+	// tests break the coordination engine only.
+	memSessions scs.Store
+	// refreshTimeout is every replica's Config.RefreshTimeout (0: the
+	// default).
+	refreshTimeout time.Duration
 }
 
 func newCluster(t *testing.T, b Backend) *cluster {
@@ -92,7 +99,11 @@ func (c *cluster) replicaWith(coord core.Coordinator) *replica {
 	c.t.Helper()
 	sm := scs.New()
 	sm.IdleTimeout = 30 * time.Minute // every request commits, as in production
-	sm.Store = c.b.Sessions(c.t)
+	if c.memSessions != nil {
+		sm.Store = c.memSessions
+	} else {
+		sm.Store = c.b.Sessions(c.t)
+	}
 	return c.restart(sm, coord)
 }
 
@@ -107,6 +118,7 @@ func (c *cluster) restart(sm *scs.SessionManager, coord core.Coordinator) *repli
 		Logger:         slog.New(slog.NewTextHandler(c.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		EncryptionKeys: c.keys,
 		Coordinator:    coord,
+		RefreshTimeout: c.refreshTimeout,
 	}
 	r, err := core.New(cfg)
 	if err != nil {

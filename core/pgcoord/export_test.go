@@ -103,6 +103,20 @@ CREATE INDEX IF NOT EXISTS sessions_expiry_idx ON sessions (expiry);`)
 // with .ci/postgres (the test may restart it without disturbing others),
 // stopped when t ends. It returns its URL and a function that restarts it.
 func PrivateServer(t testing.TB) (url string, restart func(testing.TB)) {
+	s := StartPrivateServer(t)
+	return s.URL, s.Restart
+}
+
+// A Server is a PostgreSQL server of one test's own, which the test may
+// restart, stop and start.
+type Server struct {
+	URL    string
+	script string
+	dir    string
+}
+
+// StartPrivateServer starts a Server, stopped and removed when t ends.
+func StartPrivateServer(t testing.TB) *Server {
 	t.Helper()
 	script, err := filepath.Abs("../../.ci/postgres")
 	if err != nil {
@@ -122,22 +136,35 @@ func PrivateServer(t testing.TB) (url string, restart func(testing.TB)) {
 	}
 	port := ln.Addr().(*net.TCPAddr).Port
 	ln.Close()
-	out, err := exec.Command("bash", script, "start", fmt.Sprint(port), filepath.Join(dir, "pg")).Output()
+	s := &Server{script: script, dir: filepath.Join(dir, "pg")}
+	out, err := exec.Command("bash", script, "start", fmt.Sprint(port), s.dir).Output()
 	t.Cleanup(func() {
-		exec.Command("bash", script, "stop", filepath.Join(dir, "pg")).Run()
+		exec.Command("bash", script, "stop", s.dir).Run()
 		os.RemoveAll(dir)
 	})
 	if err != nil {
 		t.Fatalf("starting a private PostgreSQL: %v", err)
 	}
-	restart = func(t testing.TB) {
-		t.Helper()
-		if out, err := exec.Command("bash", script, "restart", filepath.Join(dir, "pg")).CombinedOutput(); err != nil {
-			t.Fatalf("restarting PostgreSQL: %v\n%s", err, out)
-		}
-	}
-	return strings.TrimSpace(string(out)), restart
+	s.URL = strings.TrimSpace(string(out))
+	return s
 }
+
+func (s *Server) run(t testing.TB, cmd string) {
+	t.Helper()
+	if out, err := exec.Command("bash", s.script, cmd, s.dir).CombinedOutput(); err != nil {
+		t.Fatalf("PostgreSQL %s: %v\n%s", cmd, err, out)
+	}
+}
+
+// Restart restarts the server (fast shutdown: every connection ends).
+func (s *Server) Restart(t testing.TB) { s.run(t, "restart") }
+
+// Down stops the server, keeping its data; Up starts it again.
+func (s *Server) Down(t testing.TB) { s.run(t, "down") }
+
+// Up starts the server Down stopped, and returns once it accepts
+// connections.
+func (s *Server) Up(t testing.TB) { s.run(t, "up") }
 
 // WithoutClaims makes a Coordinator that relies on the advisory lock
 // alone, which a restart of the server frees under a holder that is still
