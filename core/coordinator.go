@@ -21,7 +21,17 @@ import (
 // makes the token call and stores the result before unlocking. Without one
 // (Config.Coordinator nil) the same happens within this process only.
 //
-// Package rediscoord implements it on Redis.
+// The lock is for liveness: it lets one replica redeem while the others
+// wait, and frees a crashed holder's grant within a lease. Safety rests on
+// the claim: just before the token call, the holder claims the refresh
+// token for the call's whole RefreshTimeout (plus a margin), and sends
+// nothing if it cannot. A claim is never renewed and never taken over
+// before it expires, so whatever happens to the lock meanwhile (a lease
+// run out while the engine was paused or away, a key evicted or deleted,
+// a connection ended), no other replica sends that refresh token before
+// the holder's call is answered and recorded, or certainly over.
+//
+// Packages rediscoord and pgcoord implement it on Redis and PostgreSQL.
 type Coordinator interface {
 	// Lock blocks until this process holds the lock named key, or ctx is
 	// done. The lock must stay held until unlock is called however long
@@ -32,6 +42,15 @@ type Coordinator interface {
 	Load(ctx context.Context, key string) (value []byte, ok bool, err error)
 	// Store stores value under key for at least ttl.
 	Store(ctx context.Context, key string, value []byte, ttl time.Duration) error
+	// Claim stores a value of its own under key for ttl, unless key holds
+	// a live value already (another holder's claim): then it reports
+	// false. A claim is never extended, and nothing but its own release
+	// ends it before ttl has passed: not a lock lost, a connection ended
+	// or a restart of the engine (with persistence). While it lives, Load
+	// of key reports it. release deletes it if it is still this claim
+	// (not a later one), on no caller's context; it may be called more
+	// than once.
+	Claim(ctx context.Context, key string, ttl time.Duration) (release func(), ok bool, err error)
 }
 
 // CoordinatorError is a failure of the Config.Coordinator. The refresh did
@@ -45,7 +64,15 @@ func (e *CoordinatorError) Error() string {
 	return "smartrefresh: coordinator " + e.Op + ": " + e.Err.Error()
 }
 
-func (e *CoordinatorError) Unwrap() []error { return []error{ErrTransient, e.Err} }
+// Unwrap makes a CoordinatorError match ErrTransient, unless the
+// Coordinator said it is misconfigured (its tables missing, say): that is
+// ErrMisconfigured only, which no retry mends.
+func (e *CoordinatorError) Unwrap() []error {
+	if errors.Is(e.Err, ErrMisconfigured) {
+		return []error{e.Err}
+	}
+	return []error{ErrTransient, e.Err}
+}
 
 // ErrSharedLedger: another replica recorded the redemption of this refresh
 // token, but its record cannot be read here; replicas must share their
@@ -54,6 +81,70 @@ var ErrSharedLedger = fmt.Errorf("%w: a redemption recorded by another replica c
 
 func lockKey(fp fingerprint) string     { return "smartrefresh:lock:" + hex.EncodeToString(fp[:]) }
 func redeemedKey(fp fingerprint) string { return "smartrefresh:redeemed:" + hex.EncodeToString(fp[:]) }
+func sendingKey(fp fingerprint) string  { return "smartrefresh:sending:" + hex.EncodeToString(fp[:]) }
+
+// claimMargin is how much longer than the token call's RefreshTimeout its
+// claim lives: for the request still in the kernel's buffers when the
+// call's deadline ends it, and for the engine's clock.
+const claimMargin = time.Second
+
+// errClaimed: another replica's claim on the refresh token outlived the
+// wait for it; nothing was sent, the token is kept.
+var errClaimed = errors.New("another replica's token call with this refresh token is not resolved yet (its claim lives until that call's RefreshTimeout has passed)")
+
+// awaitClaim waits, holding fp's lock, while another replica's claim on fp
+// lives: its token call may be in flight although that replica lost the
+// lock. It returns the record of that call's redemption if one appears,
+// nil when no claim is left (the caller then claims fp itself), or a
+// *CoordinatorError when ctx ends first.
+func (r *Refresher) awaitClaim(ctx context.Context, cur *record, fp fingerprint) (*record, error) {
+	wait := 10 * time.Millisecond
+	for logged := false; ; logged = true {
+		_, claimed, err := r.cfg.Coordinator.Load(ctx, sendingKey(fp))
+		if err != nil {
+			return nil, &CoordinatorError{Op: "load", Err: err}
+		}
+		// The holder records its redemption before it releases its claim:
+		// look again for the record once the claim is gone, too.
+		if next, err := r.sharedRedemption(ctx, cur, fp); next != nil || err != nil || !claimed {
+			return next, err
+		}
+		if !logged {
+			r.cfg.Logger.WarnContext(ctx, "smartrefresh: another replica's token call with this refresh token is unresolved; waiting for its record or the end of its RefreshTimeout")
+		}
+		t := time.NewTimer(wait/2 + rand.N(wait/2+1))
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return nil, &CoordinatorError{Op: "claim", Err: fmt.Errorf("%w: %w", errClaimed, ctx.Err())}
+		}
+		wait = min(2*wait, 250*time.Millisecond)
+	}
+}
+
+// claimSend claims fp for a token call whose deadline is RefreshTimeout
+// from now: no other replica sends fp until the claim is released (after
+// the call's outcome is known, and recorded) or expires, a margin after
+// that deadline. It then looks a last time for a record of fp's
+// redemption: one made by a replica whose claim ended before this one
+// began. The caller sends fp only when both succeed, and calls release
+// when the call's outcome is known (never when it is unknown: the claim
+// then expires by itself).
+func (r *Refresher) claimSend(ctx context.Context, cur *record, fp fingerprint) (release func(), next *record, err error) {
+	release, ok, err := r.cfg.Coordinator.Claim(ctx, sendingKey(fp), r.cfg.RefreshTimeout+claimMargin)
+	if err != nil {
+		return nil, nil, &CoordinatorError{Op: "claim", Err: err}
+	}
+	if !ok {
+		return nil, nil, &CoordinatorError{Op: "claim", Err: errClaimed}
+	}
+	if next, err = r.sharedRedemption(ctx, cur, fp); next != nil || err != nil {
+		release()
+		return nil, next, err
+	}
+	return release, nil, nil
+}
 
 // newest returns the newest token of the grant whose refresh token fp was
 // already redeemed, by this process or, with a Coordinator, by any replica;
@@ -62,6 +153,10 @@ func (r *Refresher) newest(ctx context.Context, cur *record, fp fingerprint) (*r
 	if next := r.ledger.newest(cur, fp, r.cfg.Now(), r.retainUntil(ctx)); next != nil || r.cfg.Coordinator == nil {
 		return next, nil
 	}
+	// Bounded like every wait of a refresh, whatever the request's own
+	// deadline (it may have none).
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.RefreshTimeout)
+	defer cancel()
 	return r.sharedRedemption(ctx, cur, fp)
 }
 

@@ -20,11 +20,12 @@ type memCoordinator struct {
 	mu     sync.Mutex
 	locks  map[string]chan struct{}
 	values map[string][]byte
-	fail   error // returned by every call when set
+	claims map[string]*memClaim // by key
+	fail   error                // returned by every call when set
 }
 
 func newMemCoordinator() *memCoordinator {
-	return &memCoordinator{locks: map[string]chan struct{}{}, values: map[string][]byte{}}
+	return &memCoordinator{locks: map[string]chan struct{}{}, values: map[string][]byte{}, claims: map[string]*memClaim{}}
 }
 
 func (m *memCoordinator) Lock(ctx context.Context, key string) (func(), error) {
@@ -58,8 +59,34 @@ func (m *memCoordinator) Lock(ctx context.Context, key string) (func(), error) {
 func (m *memCoordinator) Load(_ context.Context, key string) ([]byte, bool, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if c, ok := m.claims[key]; ok && time.Now().Before(c.until) {
+		return []byte("claimed"), true, m.fail
+	}
 	v, ok := m.values[key]
 	return v, ok, m.fail
+}
+
+type memClaim struct{ until time.Time }
+
+// Claim claims key for ttl, on real time.
+func (m *memCoordinator) Claim(_ context.Context, key string, ttl time.Duration) (func(), bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.fail != nil {
+		return nil, false, m.fail
+	}
+	if c, ok := m.claims[key]; ok && time.Now().Before(c.until) {
+		return nil, false, nil
+	}
+	mine := &memClaim{until: time.Now().Add(ttl)}
+	m.claims[key] = mine
+	return func() {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		if m.claims[key] == mine {
+			delete(m.claims, key)
+		}
+	}, true, nil
 }
 
 func (m *memCoordinator) Store(_ context.Context, key string, v []byte, _ time.Duration) error {

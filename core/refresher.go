@@ -367,6 +367,11 @@ func (r *Refresher) redeem(ctx context.Context, fp fingerprint, cur *record, sha
 		if next, err := r.sharedRedemption(lockCtx, cur, fp); next != nil || err != nil {
 			return next, err
 		}
+		// [coordinator claim, issue 21] Another replica that lost this
+		// lock may still be in its token call: wait for its outcome.
+		if next, err := r.awaitClaim(lockCtx, cur, fp); next != nil || err != nil {
+			return next, err
+		}
 	}
 	spanCtx, span := r.startRefresh(context.WithoutCancel(ctx))
 	// Queue for one of the MaxConcurrentRefreshes slots, for at most
@@ -382,9 +387,34 @@ func (r *Refresher) redeem(ctx context.Context, fp fingerprint, cur *record, sha
 	defer release()
 	callCtx, cancel := context.WithTimeout(spanCtx, r.cfg.RefreshTimeout)
 	defer cancel()
+	// [coordinator claim, issue 21] With a Coordinator, nothing is sent
+	// unless the refresh token is claimed for the whole call (see
+	// claimSend). The claim is released with the lock once the outcome is
+	// known (and recorded); if it is unknown, the server may have used the
+	// refresh token, and the claim stays until it expires.
+	keepClaim := false
+	if r.cfg.Coordinator != nil {
+		releaseClaim, next, err := r.claimSend(lockCtx, cur, fp)
+		if err != nil {
+			r.refreshFailed(ctx, span, RefreshErrorInfo{Err: err, Class: class(err), Shared: int(shared.Load())})
+			return nil, err
+		}
+		if next != nil {
+			span.End()
+			return next, nil
+		}
+		held := unlock
+		unlock = func() {
+			if !keepClaim {
+				releaseClaim()
+			}
+			held()
+		}
+	}
 	start := r.cfg.Now()
 	tok, err := r.requestTokenWithRetry(callCtx, cur.Token.RefreshToken)
 	elapsed := r.cfg.Now().Sub(start)
+	keepClaim = errors.Is(err, ErrOutcomeUnknown)
 	if err != nil {
 		r.refreshFailed(ctx, span, RefreshErrorInfo{Err: err, Class: class(err),
 			OutcomeUnknown: errors.Is(err, ErrOutcomeUnknown), Duration: elapsed, Shared: int(shared.Load())})

@@ -340,16 +340,22 @@ func (c *cluster) blockFirstCall(answer func(w http.ResponseWriter, r *http.Requ
 	return entered, release
 }
 
-// holderDies: replica A takes the lock and sends its token request; A's
-// process dies before the server acts on it. Replica B's request must not
-// wait forever for A's lock, nor fail: it makes the one token call that
-// rotates the grant. (Had the server acted on A's request, B's call would
-// be a reuse: that is the outcome-unknown case no client can avoid; see
-// core.ErrOutcomeUnknown.)
+// holderDies: replica A takes the lock, claims the refresh token and
+// sends its token request; A's process dies before the server acts on it.
+// Nobody can know that the server did not act: B must not send the refresh
+// token before A's call's RefreshTimeout has certainly passed (A's claim
+// expires), and must then make the one token call that rotates the grant,
+// without waiting for ever. The delay is what the design rule costs a
+// session whose replica died in its token call: RefreshTimeout and the
+// claim's margin (1 s) after A sent, here with RefreshTimeout 2 s. (Had
+// the server acted on A's request, B's call would be a reuse: that is the
+// outcome-unknown case no client can avoid; see core.ErrOutcomeUnknown.)
 func holderDies(t *testing.T, b Backend) {
+	const lease, refreshTimeout = time.Second, 2 * time.Second
 	c := newCluster(t, b)
-	coordA, crash := b.Crashable(t, 0)
-	a, bb := c.replicaWith(coordA), c.replica()
+	c.refreshTimeout = refreshTimeout
+	coordA, crash := b.Crashable(t, lease)
+	a, bb := c.replicaWith(coordA), c.replicaWith(b.New(t, lease))
 	session, saved := a.login()
 	c.dueSoon()
 
@@ -365,18 +371,39 @@ func holderDies(t *testing.T, b Backend) {
 		a.token(session) // A's result does not matter: A is dead
 	}()
 	<-entered
+	sent := time.Now()
 	crash()
 
-	start := time.Now()
-	tok, err := bb.token(session)
-	waited := time.Since(start)
+	// B's requests meanwhile fail as transient (the old access token,
+	// still valid, is used) and send nothing; then one refreshes.
+	var tok *core.Token
+	var early int
+	for deadline := sent.Add(refreshTimeout + 8*time.Second); ; time.Sleep(50 * time.Millisecond) {
+		got, err := bb.token(session)
+		if err == nil && got.AccessToken != saved.AccessToken {
+			tok = got
+			break
+		}
+		if c.srv.RefreshCalls() > 1 {
+			t.Fatalf("replica B sent the refresh token but did not get a new token: %v", err)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("replica B did not refresh within %v of A's send: %v", deadline.Sub(sent), err)
+		}
+		early++
+	}
+	waited := time.Since(sent)
 	close(release)
 	<-aDone
-	if err != nil {
-		t.Fatalf("replica B after A died holding the lock: %v (after %v)", err, waited)
-	}
 	sameNewToken(t, []*core.Token{tok}, saved)
-	t.Logf("replica B refreshed %v after A died holding the lock", waited.Round(time.Millisecond))
+	t.Logf("replica B refreshed %v after A sent its request and died (RefreshTimeout %v, lease %v; %d requests meanwhile got the old token)",
+		waited.Round(time.Millisecond), refreshTimeout, lease, early)
+	if waited < refreshTimeout {
+		t.Errorf("replica B sent the refresh token %v after A sent it, before A's RefreshTimeout (%v) had passed", waited, refreshTimeout)
+	}
+	if limit := refreshTimeout + 2*time.Second; waited > limit {
+		t.Errorf("replica B refreshed %v after A died, want within %v", waited, limit)
+	}
 	c.checkRefreshCalls(2) // A's, which the server never acted on, and B's
 	c.checkNoReuse()
 	if again, err := c.replica().token(session); err != nil || again.AccessToken != tok.AccessToken {

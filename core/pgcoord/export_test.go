@@ -37,7 +37,6 @@ func Crash(c *Coordinator) {
 	for _, l := range held {
 		l.stop()
 		<-l.renewed
-		discard(l.conn)
 	}
 }
 
@@ -166,8 +165,6 @@ func (s *Server) Down(t testing.TB) { s.run(t, "down") }
 // connections.
 func (s *Server) Up(t testing.TB) { s.run(t, "up") }
 
-// WithoutClaims makes a Coordinator that relies on the advisory lock
-// alone, which a restart of the server frees under a holder that is still
-// in its token call: for the control test that proves the restart test
-// would catch it.
-func WithoutClaims() Option { return func(c *Coordinator) { c.noClaims = true } }
+
+// MigrationTimeouts are the settings of the tables' creation.
+const MigrationTimeouts = migrationTimeouts

@@ -3,8 +3,6 @@ package pgcoord
 import (
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -16,6 +14,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/smartrefresh/smartrefresh/core"
@@ -51,22 +50,20 @@ type Coordinator struct {
 	retry           time.Duration
 	unavailableWait time.Duration
 	cleanupInterval time.Duration
-	maxLocks        int
 	manualSchema    bool
 	logger          *slog.Logger
 
-	slots chan struct{} // one per lock held at once
-
 	migrateMu sync.Mutex
 	migrated  bool
+
+	misconfigured sync.Once // logs the first ErrMisconfigured (classify)
 
 	cleanupMu   sync.Mutex
 	lastCleanup time.Time
 
 	heldMu   sync.Mutex
 	held     map[*held]struct{}
-	crashed  atomic.Bool // tests only: the process is dead
-	noClaims bool        // tests only: the advisory lock alone, which a restart frees
+	crashed atomic.Bool // tests only: the process is dead
 }
 
 var _ core.Coordinator = (*Coordinator)(nil)
@@ -114,11 +111,12 @@ func WithCleanupInterval(d time.Duration) Option {
 	return func(c *Coordinator) { c.cleanupInterval = d }
 }
 
-// WithMaxLocks caps the locks this Coordinator holds at once, each on a
-// connection of the pool. Default half the pool's MaxConns (at least 1),
-// so that lock holders never take every connection the records and the
-// app's sessions need.
-func WithMaxLocks(n int) Option { return func(c *Coordinator) { c.maxLocks = n } }
+// WithMaxLocks has no effect any more: a lock holds no connection (see
+// Lock), so locks cannot take the pool's connections away from the
+// records and the app's sessions, and no pool size can deadlock them.
+//
+// Deprecated: locks hold no connection; remove the option.
+func WithMaxLocks(n int) Option { return func(*Coordinator) {} }
 
 // WithManualSchema stops the Coordinator from creating its tables on first
 // use: run Schema's statements in your migrations instead, for example
@@ -166,10 +164,6 @@ func New(pool *pgxpool.Pool, opts ...Option) *Coordinator {
 	if c.cleanupInterval <= 0 {
 		c.cleanupInterval = DefaultCleanupInterval
 	}
-	if c.maxLocks <= 0 {
-		c.maxLocks = max(1, int(pool.Config().MaxConns)/2)
-	}
-	c.slots = make(chan struct{}, c.maxLocks)
 	if c.logger == nil {
 		c.logger = slog.Default()
 	}
@@ -218,27 +212,43 @@ func lastPart(name string) string { return name[strings.LastIndexByte(name, '.')
 // concurrent first uses from creating the tables at the same time.
 const migrationLockID = 0x736d7274_72667368 // "smrtrfsh"
 
-// Migrate creates the tables if they do not exist (Schema), once per
-// Coordinator. Lock, Load and Store call it, unless WithManualSchema.
+// Migrate makes sure the tables exist, once per Coordinator: when both do
+// (created by a migration, say), it creates nothing, so the database role
+// needs no CREATE privilege; otherwise it runs Schema, under a lock_timeout
+// and a statement_timeout of its own. Lock, Load, Store and Claim call it,
+// unless WithManualSchema. A role that may not create the missing tables
+// gets an error matching core.ErrMisconfigured (500, not transient),
+// logged once with the fix.
 func (c *Coordinator) Migrate(ctx context.Context) error {
 	c.migrateMu.Lock()
 	defer c.migrateMu.Unlock()
 	if c.migrated {
 		return nil
 	}
-	err := pgx.BeginFunc(ctx, c.pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", int64(migrationLockID)); err != nil {
+	var exist bool
+	err := c.pool.QueryRow(ctx, `SELECT to_regclass($1) IS NOT NULL AND to_regclass($2) IS NOT NULL`, c.records, c.locks).Scan(&exist)
+	if err == nil && !exist {
+		err = pgx.BeginFunc(ctx, c.pool, func(tx pgx.Tx) error {
+			if _, err := tx.Exec(ctx, migrationTimeouts); err != nil {
+				return err
+			}
+			if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", int64(migrationLockID)); err != nil {
+				return err
+			}
+			_, err := tx.Exec(ctx, c.Schema())
 			return err
-		}
-		_, err := tx.Exec(ctx, c.Schema())
-		return err
-	})
+		})
+	}
 	if err != nil {
-		return fmt.Errorf("pgcoord: creating the tables: %w", err)
+		return fmt.Errorf("pgcoord: creating the tables: %w", c.classify(err))
 	}
 	c.migrated = true
 	return nil
 }
+
+// migrationTimeouts keep the creation of the tables from waiting behind
+// another session's lock, or running, for long.
+const migrationTimeouts = `SET LOCAL lock_timeout = '5s'; SET LOCAL statement_timeout = '15s'`
 
 func (c *Coordinator) ready(ctx context.Context) error {
 	if c.crashed.Load() {
@@ -250,24 +260,41 @@ func (c *Coordinator) ready(ctx context.Context) error {
 	return c.Migrate(ctx)
 }
 
-var errCrashed = errors.New("pgcoord: the process crashed (test)")
+// ErrSchema is matched (besides core.ErrMisconfigured) by the errors of a
+// Coordinator whose tables are missing, or that the database role may not
+// use or create: no retry helps, the setup must change.
+var ErrSchema = fmt.Errorf("%w: pgcoord: the tables are missing or the database role may not use them", core.ErrMisconfigured)
 
-// lockID is the advisory lock of key (with the prefix): 64 bits of its
-// SHA-256, with the tables' names, so that two Coordinators on different
-// tables never share a lock. Two keys that collide only share a lock.
-func (c *Coordinator) lockID(key string) int64 {
-	h := sha256.Sum256([]byte(c.tablePrefix + "\x00" + key))
-	return int64(binary.BigEndian.Uint64(h[:8]))
+// classify returns err, as ErrSchema when PostgreSQL says the tables are
+// missing or the role lacks a privilege, and logs the first such error
+// with the fix.
+func (c *Coordinator) classify(err error) error {
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) {
+		return err
+	}
+	switch pgErr.Code {
+	case "42P01", "42703", "42501": // undefined_table, undefined_column, insufficient_privilege
+	default:
+		return err
+	}
+	c.misconfigured.Do(func() {
+		c.logger.Error("pgcoord: the Coordinator's tables are missing or its database role may not use them: run Coordinator.Schema() as a role that may create tables (or let the Coordinator create them), and GRANT SELECT, INSERT, UPDATE, DELETE on both tables to the app's role",
+			"tables", c.records+", "+c.locks, "error", err)
+	})
+	return fmt.Errorf("%w: %w", ErrSchema, err)
 }
 
-// Lock takes the lock named key. It tries pg_try_advisory_lock on one
-// connection of the pool, again every retry interval (jittered) while
-// another session holds it, until it succeeds or ctx is done; then it
-// claims the key in the locks table (see the package documentation). The
-// connection stays out of the pool, holding the lock, until unlock, which
-// deletes the claim and calls pg_advisory_unlock on the same connection
-// before releasing it. unlock may be called more than once, from any
-// goroutine.
+var errCrashed = errors.New("pgcoord: the process crashed (test)")
+
+// Lock takes the lock named key: a claim row in the locks table (key, a
+// random holder value, an expiry a lease ahead), inserted by one statement
+// that takes the row over only if it expired. It is tried again every retry
+// interval (jittered) while another holder's row is live, until it succeeds
+// or ctx is done. No connection is held while the lock is: each attempt,
+// each extension (every renew interval) and the unlock (a delete of this
+// holder's row) is one statement on any connection of the pool. unlock may
+// be called more than once, from any goroutine.
 //
 // A failure to reach the database is tried again with backoff for up to
 // the unavailable wait. The error wraps ctx's error when ctx ended the
@@ -284,9 +311,7 @@ func (c *Coordinator) Lock(ctx context.Context, key string) (unlock func(), err 
 type held struct {
 	c      *Coordinator
 	key    string // with the prefix
-	id     int64
 	holder string // this holder's random value
-	conn   *pgxpool.Conn
 
 	stop    context.CancelFunc
 	renewed chan struct{}
@@ -295,15 +320,8 @@ type held struct {
 
 func (c *Coordinator) acquire(ctx context.Context, key string) (*held, error) {
 	k := c.prefix + key
-	id := c.lockID(k)
 	holder := rand.Text()
 	if ctx.Err() != nil {
-		return nil, c.ctxError(ctx, nil)
-	}
-	// A slot first: a connection per lock held, never the whole pool.
-	select {
-	case c.slots <- struct{}{}:
-	case <-ctx.Done():
 		return nil, c.ctxError(ctx, nil)
 	}
 	var (
@@ -313,11 +331,11 @@ func (c *Coordinator) acquire(ctx context.Context, key string) (*held, error) {
 	)
 	for {
 		if ctx.Err() != nil {
-			<-c.slots
 			return nil, c.ctxError(ctx, lastErr)
 		}
-		l, err := c.tryLock(ctx, k, id, holder)
-		if l != nil {
+		ok, err := c.tryLock(ctx, k, holder)
+		if ok {
+			l := &held{c: c, key: k, holder: holder}
 			c.heldMu.Lock()
 			c.held[l] = struct{}{}
 			c.heldMu.Unlock()
@@ -329,15 +347,15 @@ func (c *Coordinator) acquire(ctx context.Context, key string) (*held, error) {
 		wait := c.retry/2 + mathrand.N(c.retry+1)
 		switch {
 		case err != nil && ctx.Err() != nil:
-			<-c.slots
 			return nil, c.ctxError(ctx, err)
+		case errors.Is(err, core.ErrMisconfigured):
+			return nil, fmt.Errorf("pgcoord: lock: %w", err)
 		case err != nil:
 			lastErr = err
 			if failingFrom.IsZero() {
 				failingFrom = time.Now()
 			}
 			if errors.Is(err, errCrashed) || time.Since(failingFrom) >= c.unavailableWait {
-				<-c.slots
 				return nil, fmt.Errorf("pgcoord: lock: %w", err)
 			}
 			c.logger.Warn("pgcoord: taking a lock failed; trying again", "error", err)
@@ -351,7 +369,6 @@ func (c *Coordinator) acquire(ctx context.Context, key string) (*held, error) {
 		case <-t.C:
 		case <-ctx.Done():
 			t.Stop()
-			<-c.slots
 			return nil, c.ctxError(ctx, lastErr)
 		}
 	}
@@ -374,92 +391,38 @@ func (c *Coordinator) ctxError(ctx context.Context, last error) error {
 	return fmt.Errorf(msg, args...)
 }
 
-// tryLock makes one attempt: the advisory lock, then the claim. It returns
-// the held lock, or nil and nil when another holder has it.
-func (c *Coordinator) tryLock(ctx context.Context, key string, id int64, holder string) (*held, error) {
+// tryLock makes one attempt: it writes this holder's claim row on key,
+// unless another holder's row is there and has not expired (on the
+// database's clock). A row of this holder's own (an attempt whose answer
+// was lost, repeated) is taken again.
+func (c *Coordinator) tryLock(ctx context.Context, key, holder string) (bool, error) {
 	if err := c.ready(ctx); err != nil {
-		return nil, err
-	}
-	conn, err := c.pool.Acquire(ctx)
-	if err != nil {
-		return nil, err
-	}
-	var ok bool
-	if err := conn.QueryRow(ctx, "SELECT pg_try_advisory_lock($1)", id).Scan(&ok); err != nil {
-		// The lock may have been taken without the answer reaching us:
-		// ending the session frees it.
-		discard(conn)
-		return nil, err
-	}
-	if !ok {
-		conn.Release()
-		return nil, nil
-	}
-	claimed, err := c.claim(ctx, conn, key, holder)
-	if err != nil {
-		discard(conn)
-		return nil, err
-	}
-	if !claimed {
-		c.unlockAdvisory(conn, id)
-		return nil, nil
-	}
-	return &held{c: c, key: key, id: id, holder: holder, conn: conn}, nil
-}
-
-// claim writes this holder's claim on key, with the server's start time
-// (its epoch) and an expiry a lease ahead, unless a live claim of an
-// earlier epoch is there: its holder took the lock before the server
-// restarted and may still be in its token call. A claim of this epoch is
-// taken over: its holder's session has ended (we hold the advisory lock),
-// so its process died or lost its connection.
-func (c *Coordinator) claim(ctx context.Context, conn *pgxpool.Conn, key, holder string) (bool, error) {
-	if c.noClaims {
-		return true, nil
+		return false, err
 	}
 	var one int
-	err := conn.QueryRow(ctx, `INSERT INTO `+c.locks+` AS l (key, holder, epoch, expires_at)
+	err := c.pool.QueryRow(ctx, `INSERT INTO `+c.locks+` AS l (key, holder, epoch, expires_at)
 VALUES ($1, $2, pg_postmaster_start_time(), now() + $3::bigint * interval '1 millisecond')
 ON CONFLICT (key) DO UPDATE SET holder = EXCLUDED.holder, epoch = EXCLUDED.epoch, expires_at = EXCLUDED.expires_at
-WHERE l.expires_at <= now() OR l.epoch = pg_postmaster_start_time()
+WHERE l.expires_at <= now() OR l.holder = EXCLUDED.holder
 RETURNING 1`, key, holder, c.lease.Milliseconds()).Scan(&one)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return false, nil
 	}
-	return err == nil, err
-}
-
-// discard closes conn instead of returning it to the pool: the server ends
-// its session, and with it every advisory lock the session held.
-func discard(conn *pgxpool.Conn) {
-	ctx, cancel := context.WithTimeout(context.Background(), releaseTimeout)
-	defer cancel()
-	conn.Hijack().Close(ctx)
-}
-
-// unlockAdvisory frees the advisory lock id on conn and returns conn to
-// the pool; if that fails, it closes conn, which frees it too.
-func (c *Coordinator) unlockAdvisory(conn *pgxpool.Conn, id int64) {
-	ctx, cancel := context.WithTimeout(context.Background(), releaseTimeout)
-	defer cancel()
-	var ok bool
-	if err := conn.QueryRow(ctx, "SELECT pg_advisory_unlock($1)", id).Scan(&ok); err != nil || !ok {
-		discard(conn)
-		return
-	}
-	conn.Release()
+	return err == nil, c.classify(err)
 }
 
 // renewLoop extends the claim's expiry every renew interval until ctx is
-// cancelled (by unlock) or it finds the claim taken over.
+// cancelled (by unlock) or it finds the claim taken over. A failed
+// extension is tried again soon, with backoff, not only at the next tick.
 func (l *held) renewLoop(ctx context.Context) {
 	defer close(l.renewed)
 	c := l.c
-	t := time.NewTicker(c.renew)
-	defer t.Stop()
+	wait, failures := c.renew, 0
 	for {
+		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
+			t.Stop()
 			return
 		case <-t.C:
 		}
@@ -468,23 +431,30 @@ func (l *held) renewLoop(ctx context.Context) {
 		case ctx.Err() != nil:
 			return
 		case err != nil:
-			c.logger.Warn("pgcoord: extending a lock's claim failed", "error", err)
+			failures++
+			if errors.Is(err, core.ErrMisconfigured) {
+				c.logger.Error("pgcoord: extending a lock's claim failed", "error", err)
+			} else if failures == 1 {
+				c.logger.Warn("pgcoord: extending a lock's claim failed; trying again", "error", err)
+			}
+			wait = min(c.renew/2, 10*time.Millisecond<<min(failures, 10))
+			continue
 		case !kept:
-			c.logger.Error("pgcoord: a held lock was lost: its connection ended and another process took the lock over",
+			c.logger.Error("pgcoord: a held lock was lost: its claim expired before it could be extended, and another process took it over (the refresh token's claim still keeps it from being sent twice)",
 				"lease", c.lease)
 			return
 		}
+		wait, failures = c.renew, 0
 	}
 }
 
-// extend makes one attempt at extending the claim, through any connection
-// of the pool (the held one may have died with a restart of the server).
+// extend makes one attempt at extending the claim.
 func (l *held) extend(ctx context.Context) (kept bool, err error) {
 	ctx, cancel := context.WithTimeout(ctx, l.c.renew)
 	defer cancel()
 	tag, err := l.c.pool.Exec(ctx, `UPDATE `+l.c.locks+` SET expires_at = now() + $3::bigint * interval '1 millisecond'
 WHERE key = $1 AND holder = $2`, l.key, l.holder, l.c.lease.Milliseconds())
-	return tag.RowsAffected() == 1, err
+	return tag.RowsAffected() == 1, l.c.classify(err)
 }
 
 func (l *held) unlock() {
@@ -495,27 +465,62 @@ func (l *held) unlock() {
 		c.heldMu.Lock()
 		delete(c.held, l)
 		c.heldMu.Unlock()
-		defer func() { <-c.slots }()
 		if c.crashed.Load() {
 			return
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), releaseTimeout)
 		defer cancel()
-		del := `DELETE FROM ` + c.locks + ` WHERE key = $1 AND holder = $2`
-		tag, err := l.conn.Exec(ctx, del, l.key, l.holder)
-		if err != nil {
-			// The held connection died (a restart): the advisory lock is
-			// gone with it, the claim is not.
-			tag, err = c.pool.Exec(ctx, del, l.key, l.holder)
-		}
+		tag, err := c.pool.Exec(ctx, `DELETE FROM `+c.locks+` WHERE key = $1 AND holder = $2`, l.key, l.holder)
 		switch {
 		case err != nil:
-			c.logger.Warn("pgcoord: freeing a lock failed; it is freed when its lease runs out", "error", err, "lease", c.lease)
+			c.logger.Warn("pgcoord: freeing a lock failed; it is freed when its lease runs out", "error", c.classify(err), "lease", c.lease)
 		case tag.RowsAffected() == 0:
 			c.logger.Warn("pgcoord: a lock was no longer held when it was unlocked: another process had taken it over")
 		}
-		c.unlockAdvisory(l.conn, l.id)
 	})
+}
+
+// Claim claims key for ttl (rounded up to a microsecond, on the database's
+// clock): a row in the records table holding a random value, inserted
+// unless a live row is there. It is never extended; release deletes it if
+// it still holds this claim's value. Load reports a live claim.
+func (c *Coordinator) Claim(ctx context.Context, key string, ttl time.Duration) (release func(), ok bool, err error) {
+	if ttl <= 0 {
+		return nil, false, ErrTTL
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, false, fmt.Errorf("pgcoord: claim: %w", err)
+	}
+	if err := c.ready(ctx); err != nil {
+		return nil, false, fmt.Errorf("pgcoord: claim: %w", err)
+	}
+	k, value := c.prefix+key, []byte(rand.Text())
+	us := int64((ttl + time.Microsecond - 1) / time.Microsecond)
+	var one int
+	err = c.pool.QueryRow(ctx, `INSERT INTO `+c.records+` AS r (key, value, expires_at)
+VALUES ($1, $2, now() + $3::bigint * interval '1 microsecond')
+ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, expires_at = EXCLUDED.expires_at
+WHERE r.expires_at <= now()
+RETURNING 1`, k, value, us).Scan(&one)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("pgcoord: claim: %w", c.classify(err))
+	}
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			if c.crashed.Load() {
+				return
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), releaseTimeout)
+			defer cancel()
+			if _, err := c.pool.Exec(ctx, `DELETE FROM `+c.records+` WHERE key = $1 AND value = $2`, k, value); err != nil {
+				c.logger.Warn("pgcoord: releasing a claim failed; it ends when it expires", "error", c.classify(err))
+			}
+		})
+	}, true, nil
 }
 
 // Load returns the value stored under key, and false if there is none or
@@ -533,7 +538,7 @@ func (c *Coordinator) Load(ctx context.Context, key string) ([]byte, bool, error
 		return nil, false, nil
 	}
 	if err != nil {
-		return nil, false, fmt.Errorf("pgcoord: load: %w", err)
+		return nil, false, fmt.Errorf("pgcoord: load: %w", c.classify(err))
 	}
 	return v, true, nil
 }
@@ -560,7 +565,7 @@ func (c *Coordinator) Store(ctx context.Context, key string, value []byte, ttl t
 VALUES ($1, $2, now() + $3::bigint * interval '1 microsecond')
 ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, expires_at = EXCLUDED.expires_at`, c.prefix+key, value, us)
 	if err != nil {
-		return fmt.Errorf("pgcoord: store: %w", err)
+		return fmt.Errorf("pgcoord: store: %w", c.classify(err))
 	}
 	c.cleanup(ctx)
 	return nil

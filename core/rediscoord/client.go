@@ -19,6 +19,11 @@ type client interface {
 	get(ctx context.Context, key string) ([]byte, bool, error)
 	// setPX sets key to value for ms milliseconds.
 	setPX(ctx context.Context, key string, value []byte, ms int64) error
+	// setNXPX sets key to value for ms milliseconds unless key exists,
+	// and reports whether it did.
+	setNXPX(ctx context.Context, key string, value []byte, ms int64) (bool, error)
+	// do sends any other command and returns its reply.
+	do(ctx context.Context, args ...any) (any, error)
 }
 
 // script is a Lua script of one key, loaded for either client.
@@ -41,7 +46,7 @@ type redigoClient struct{ pool *redis.Pool }
 
 func (c *redigoClient) eval(ctx context.Context, s *script, key string, args ...any) (int64, error) {
 	var n int64
-	err := c.do(ctx, func(conn redis.Conn) error {
+	err := c.doRetry(ctx, func(conn redis.Conn) error {
 		var err error
 		n, err = redis.Int64(s.redigo.DoContext(ctx, conn, append([]any{key}, args...)...))
 		return err
@@ -51,7 +56,7 @@ func (c *redigoClient) eval(ctx context.Context, s *script, key string, args ...
 
 func (c *redigoClient) get(ctx context.Context, key string) ([]byte, bool, error) {
 	var b []byte
-	err := c.do(ctx, func(conn redis.Conn) error {
+	err := c.doRetry(ctx, func(conn redis.Conn) error {
 		var err error
 		b, err = redis.Bytes(redis.DoContext(conn, ctx, "GET", key))
 		return err
@@ -63,18 +68,38 @@ func (c *redigoClient) get(ctx context.Context, key string) ([]byte, bool, error
 }
 
 func (c *redigoClient) setPX(ctx context.Context, key string, value []byte, ms int64) error {
-	return c.do(ctx, func(conn redis.Conn) error {
+	return c.doRetry(ctx, func(conn redis.Conn) error {
 		_, err := redis.DoContext(conn, ctx, "SET", key, value, "PX", ms)
 		return err
 	})
 }
 
-// do runs fn on a connection of the pool and, if that fails other than
+func (c *redigoClient) setNXPX(ctx context.Context, key string, value []byte, ms int64) (bool, error) {
+	var set bool
+	err := c.doRetry(ctx, func(conn redis.Conn) error {
+		reply, err := redis.DoContext(conn, ctx, "SET", key, value, "NX", "PX", ms)
+		set = reply != nil
+		return err
+	})
+	return set, err
+}
+
+func (c *redigoClient) do(ctx context.Context, args ...any) (any, error) {
+	var reply any
+	err := c.doOn(ctx, false, func(conn redis.Conn) error {
+		var err error
+		reply, err = redis.DoContext(conn, ctx, args[0].(string), args[1:]...)
+		return err
+	})
+	return reply, err
+}
+
+// doRetry runs fn on a connection of the pool and, if that fails other than
 // with an error reply of Redis, once more at once on a connection dialed
 // afresh with the pool's Dial. After a Redis restart every connection the
 // pool holds is dead (unless the pool tests them on borrow: TestOnBorrow),
 // while Redis itself may already answer; a fresh connection reaches it.
-func (c *redigoClient) do(ctx context.Context, fn func(redis.Conn) error) error {
+func (c *redigoClient) doRetry(ctx context.Context, fn func(redis.Conn) error) error {
 	err := c.doOn(ctx, false, fn)
 	var reply redis.Error
 	if err == nil || errors.Is(err, redis.ErrNil) || errors.As(err, &reply) || ctx.Err() != nil {
@@ -123,4 +148,16 @@ func (c *goredisClient) get(ctx context.Context, key string) ([]byte, bool, erro
 
 func (c *goredisClient) setPX(ctx context.Context, key string, value []byte, ms int64) error {
 	return c.c.Do(ctx, "SET", key, value, "PX", ms).Err()
+}
+
+func (c *goredisClient) setNXPX(ctx context.Context, key string, value []byte, ms int64) (bool, error) {
+	err := c.c.Do(ctx, "SET", key, value, "NX", "PX", ms).Err()
+	if errors.Is(err, goredis.Nil) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+func (c *goredisClient) do(ctx context.Context, args ...any) (any, error) {
+	return c.c.Do(ctx, args...).Result()
 }

@@ -28,6 +28,12 @@ func WithoutRenewal() Option {
 	return func(c *Coordinator) { c.noRenewal = true }
 }
 
+// WithoutClaims makes a Coordinator whose Claim always succeeds and
+// stores nothing: safety left to the lock alone, for the control tests.
+func WithoutClaims() Option {
+	return func(c *Coordinator) { c.noClaims = true }
+}
+
 // NewTestPool returns a pool on the test Redis, closed when t ends, or
 // skips (or fails, see AddrEnv) t when there is none.
 func NewTestPool(t testing.TB) *redis.Pool {

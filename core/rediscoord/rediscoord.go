@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	mathrand "math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gomodule/redigo/redis"
@@ -38,7 +39,11 @@ type Coordinator struct {
 	retry  time.Duration
 	logger *slog.Logger
 
+	checkOnce sync.Once   // checkEviction
+	checked   atomic.Bool // checkEviction has logged what it found (tests)
+
 	noRenewal bool // tests only: the oauth2-proxy bug, on purpose
+	noClaims  bool // tests only: safety left to the lock alone
 }
 
 var _ core.Coordinator = (*Coordinator)(nil)
@@ -175,6 +180,7 @@ return 0`
 // The error wraps ctx's error when ctx ended the wait, and otherwise is a
 // Redis failure; either way the lock is not held.
 func (c *Coordinator) Lock(ctx context.Context, key string) (unlock func(), err error) {
+	c.checkEviction()
 	l, err := c.acquire(ctx, key)
 	if err != nil {
 		return nil, err
@@ -229,6 +235,7 @@ func (c *Coordinator) acquire(ctx context.Context, key string) (*held, error) {
 			if ctx.Err() != nil {
 				return nil, c.ctxError(ctx)
 			}
+			c.permissionError(err)
 			return nil, fmt.Errorf("rediscoord: lock: %w", err)
 		}
 		if ok {
@@ -297,7 +304,7 @@ func (l *held) renewLoop(ctx context.Context) {
 			return
 		case err != nil:
 			failures++
-			if failures == 1 {
+			if !c.permissionError(err) && failures == 1 {
 				c.logger.Warn("rediscoord: extending a lock's lease failed; trying again until Redis answers", "error", err)
 			}
 			wait = backoff(failures, c.renew/2)
@@ -421,4 +428,43 @@ func (c *Coordinator) Store(ctx context.Context, key string, value []byte, ttl t
 		return fmt.Errorf("rediscoord: store: %w", err)
 	}
 	return nil
+}
+
+// Claim claims key for ttl, rounded up to a millisecond: SET key <random
+// value> NX PX ttl. It is never extended; release deletes it with the
+// compare-and-delete script of unlock, so it never deletes a later claim.
+// A repeated attempt after a lost answer may find its own claim and report
+// false: the refresh then sends nothing, and a later one waits for the
+// claim to expire.
+func (c *Coordinator) Claim(ctx context.Context, key string, ttl time.Duration) (release func(), ok bool, err error) {
+	if ttl <= 0 {
+		return nil, false, ErrTTL
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, false, fmt.Errorf("rediscoord: claim: %w", err)
+	}
+	if c.noClaims {
+		return func() {}, true, nil
+	}
+	k, value := c.prefix+key, rand.Text()
+	ms := int64((ttl + time.Millisecond - 1) / time.Millisecond)
+	ok, err = c.client.setNXPX(ctx, k, []byte(value), ms)
+	if err != nil {
+		c.permissionError(err)
+		return nil, false, fmt.Errorf("rediscoord: claim: %w", err)
+	}
+	if !ok {
+		return nil, false, nil
+	}
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), releaseTimeout)
+			defer cancel()
+			if _, err := c.client.eval(ctx, releaseScript, k, value); err != nil {
+				c.permissionError(err)
+				c.logger.Warn("rediscoord: releasing a claim failed; it ends when it expires", "error", err)
+			}
+		})
+	}, true, nil
 }

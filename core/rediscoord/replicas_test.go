@@ -371,20 +371,32 @@ func testReplicasTokenCallLongerThanLease(t *testing.T, m serverMode) {
 }
 
 // The control of c: a lease that is not renewed expires during the slow
-// token call, and the other replica redeems the same refresh token.
+// token call; without the refresh token's claim, the other replica then
+// redeems the same refresh token. With the claim (the design rule: safety
+// does not depend on renewals), it waits for the holder's record.
 func TestReplicasTokenCallLongerThanLeaseWithoutRenewal(t *testing.T) {
-	c := newCluster(t, true, rediscoord.WithLease(300*time.Millisecond), rediscoord.WithRetryInterval(10*time.Millisecond), rediscoord.WithoutRenewal())
-	reps := []*replica{c.replica(), c.replica()}
-	session, _ := reps[0].login()
-	c.clock.Advance(59*time.Minute + 30*time.Second)
-	c.slowTokenEndpoint(1200 * time.Millisecond)
+	for _, claims := range []bool{false, true} {
+		opts := []rediscoord.Option{rediscoord.WithLease(300 * time.Millisecond), rediscoord.WithRetryInterval(10 * time.Millisecond), rediscoord.WithoutRenewal()}
+		if !claims {
+			opts = append(opts, rediscoord.WithoutClaims())
+		}
+		c := newCluster(t, true, opts...)
+		reps := []*replica{c.replica(), c.replica()}
+		session, _ := reps[0].login()
+		c.clock.Advance(59*time.Minute + 30*time.Second)
+		c.slowTokenEndpoint(1200 * time.Millisecond)
 
-	var wg sync.WaitGroup
-	for _, rep := range reps {
-		wg.Go(func() { rep.token(session) })
-	}
-	wg.Wait()
-	if c.srv.Reuses() < 1 {
-		t.Fatalf("with an unrenewed lease, %d refresh calls and no reuse: the test above would not catch the bug", c.srv.RefreshCalls())
+		var wg sync.WaitGroup
+		for _, rep := range reps {
+			wg.Go(func() { rep.token(session) })
+		}
+		wg.Wait()
+		switch {
+		case !claims && c.srv.Reuses() < 1:
+			t.Fatalf("with an unrenewed lease and no claims, %d refresh calls and no reuse: the test above would not catch the bug", c.srv.RefreshCalls())
+		case claims:
+			c.checkRefreshCalls(1)
+			c.checkNoReuse()
+		}
 	}
 }
