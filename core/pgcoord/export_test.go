@@ -165,6 +165,5 @@ func (s *Server) Down(t testing.TB) { s.run(t, "down") }
 // connections.
 func (s *Server) Up(t testing.TB) { s.run(t, "up") }
 
-
 // MigrationTimeouts are the settings of the tables' creation.
 const MigrationTimeouts = migrationTimeouts

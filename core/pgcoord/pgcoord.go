@@ -61,8 +61,8 @@ type Coordinator struct {
 	cleanupMu   sync.Mutex
 	lastCleanup time.Time
 
-	heldMu   sync.Mutex
-	held     map[*held]struct{}
+	heldMu  sync.Mutex
+	held    map[*held]struct{}
 	crashed atomic.Bool // tests only: the process is dead
 }
 
