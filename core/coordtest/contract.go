@@ -27,6 +27,7 @@ func RunContract(t *testing.T, newBackend func(t *testing.T) Backend) {
 		{"LockWaitEndsWithContext", lockWaitEndsWithContext},
 		{"LoadStore", loadStore},
 		{"StoredValuesExpire", storedValuesExpire},
+		{"ClaimExcludesUntilReleasedOrExpired", claimExcludes},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.test(t, newBackend(t)) })
 	}
@@ -252,5 +253,73 @@ func storedValuesExpire(t *testing.T, b Backend) {
 	time.Sleep(600 * time.Millisecond)
 	if _, ok, err := a.Load(ctx, "smartrefresh:redeemed:short"); ok || err != nil {
 		t.Errorf("a value stored for 200 ms is still there after 600 ms (err %v)", err)
+	}
+}
+
+// claimExcludes: one claim of a key at a time, whoever asks (100
+// goroutines over three processes: exactly one gets it); Load reports it;
+// release frees it at once, and a release of an older claim does not free
+// a newer one; an unreleased claim expires after its ttl, and not before,
+// whatever the lock of the same name does.
+func claimExcludes(t *testing.T, b Backend) {
+	coords := []core.Coordinator{b.New(t, shortLease), b.New(t, shortLease), b.New(t, shortLease)}
+	ctx := context.Background()
+	const key = "smartrefresh:sending:k"
+	var won atomic.Int64
+	releases := make(chan func(), 100)
+	var wg sync.WaitGroup
+	for i := range 100 {
+		wg.Go(func() {
+			release, ok, err := coords[i%3].Claim(ctx, key, time.Minute)
+			if err != nil {
+				t.Errorf("Claim: %v", err)
+				return
+			}
+			if ok {
+				won.Add(1)
+				releases <- release
+			}
+		})
+	}
+	wg.Wait()
+	if n := won.Load(); n != 1 {
+		t.Fatalf("%d of 100 concurrent claims succeeded, want 1", n)
+	}
+	first := <-releases
+	if _, ok, err := coords[1].Load(ctx, key); !ok || err != nil {
+		t.Errorf("Load of a live claim: %v, %v", ok, err)
+	}
+	first()
+	if _, ok, err := coords[1].Load(ctx, key); ok || err != nil {
+		t.Errorf("Load of a released claim: %v, %v", ok, err)
+	}
+	second, ok, err := coords[2].Claim(ctx, key, 2*time.Second)
+	if err != nil || !ok {
+		t.Fatalf("a claim after the release: %v, %v", ok, err)
+	}
+	first() // again, and stale: must not free the second claim
+	if _, ok, _ := coords[0].Claim(ctx, key, time.Minute); ok {
+		t.Fatal("the first claim's second release freed the second claim")
+	}
+	second()
+
+	// Expiry, and no earlier: the claim outlives the lock of the same
+	// name, whose lease runs out with its holder gone.
+	_, ok, err = coords[0].Claim(ctx, key, 4*shortLease)
+	if err != nil || !ok {
+		t.Fatalf("Claim: %v, %v", ok, err)
+	}
+	time.Sleep(2 * shortLease)
+	if _, ok, _ := coords[1].Claim(ctx, key, time.Minute); ok {
+		t.Fatal("a claim ended before its ttl")
+	}
+	time.Sleep(3 * shortLease)
+	release, ok, err := coords[1].Claim(ctx, key, time.Minute)
+	if err != nil || !ok {
+		t.Fatalf("a claim after the earlier one expired: %v, %v", ok, err)
+	}
+	release()
+	if _, ok, err := coords[0].Claim(ctx, key, 0); ok || err == nil {
+		t.Errorf("Claim without a positive ttl: %v, %v", ok, err)
 	}
 }

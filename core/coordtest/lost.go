@@ -3,6 +3,7 @@ package coordtest
 import (
 	"errors"
 	"net/http"
+	"sync"
 	"testing"
 	"time"
 
@@ -31,9 +32,12 @@ func RunLockLost(t *testing.T, b Backend, lease time.Duration, fault func(t *tes
 	session, saved := a.login()
 	c.dueSoon()
 
-	entered, release := c.blockFirstCall(func(w http.ResponseWriter, r *http.Request, next http.Handler) {
+	entered, blocked := c.blockFirstCall(func(w http.ResponseWriter, r *http.Request, next http.Handler) {
 		next.ServeHTTP(w, r)
 	})
+	var once sync.Once
+	release := func() { once.Do(func() { close(blocked) }) }
+	defer release() // a fault that fails the test must not leave A's call (and the server) hanging
 	type result struct {
 		tok *core.Token
 		err error
@@ -72,7 +76,7 @@ func RunLockLost(t *testing.T, b Backend, lease time.Duration, fault func(t *tes
 		case <-time.After(10 * time.Millisecond):
 		}
 	}
-	close(release)
+	release()
 	resA := <-fromA
 	if resB == nil {
 		r := <-fromB

@@ -7,6 +7,14 @@ import (
 	"time"
 )
 
+// ACLCommands are the commands the Coordinator sends, as a Redis ACL grants
+// them: GET, SET (with NX and PX), and the scripts (EVALSHA, and EVAL when
+// Redis does not have them yet) with the commands they run (GET, SET,
+// PEXPIRE, DEL). HELLO and CLIENT are what go-redis sends when it connects;
+// redigo needs neither. CONFIG and INFO are optional: the eviction-policy
+// check at first use reads one of them, and says so when it may not.
+const ACLCommands = "+get +set +evalsha +eval +pexpire +del"
+
 // checkTimeout bounds the look at Redis's eviction policy.
 const checkTimeout = 5 * time.Second
 

@@ -112,3 +112,7 @@ func deletePrefix(pool *redis.Pool, prefix string) error {
 		}
 	}
 }
+
+// EvictionChecked reports whether c has logged what it found of Redis's
+// eviction policy.
+func EvictionChecked(c *Coordinator) bool { return c.checked.Load() }

@@ -1,7 +1,10 @@
 package rediscoord_test
 
 import (
+	"fmt"
 	"log/slog"
+	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -80,6 +83,53 @@ func TestRedisLockKeyDeleted(t *testing.T) {
 		}
 		if _, err := conn.Do("DEL", keys[0]); err != nil {
 			t.Fatal(err)
+		}
+	})
+}
+
+// TestRedisLockKeyEvicted: Redis runs out of memory under a policy that
+// evicts keys with a TTL (volatile-ttl: the shortest first) while replica
+// A's token call is in flight, and evicts A's lock. B must not send A's
+// refresh token. (A policy that evicted the refresh token's claim too
+// would defeat any client: keep noeviction, which the Coordinator warns
+// about at first use.)
+func TestRedisLockKeyEvicted(t *testing.T) {
+	rs := startRedisServer(t)
+	coordtest.RunLockLost(t, lostBackend(t, rs), time.Second, func(t *testing.T) {
+		conn, err := redis.Dial("tcp", rs.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		keys, err := redis.Strings(conn.Do("KEYS", "smartrefresh:lock:*"))
+		if err != nil || len(keys) != 1 {
+			t.Fatalf("lock keys %q, %v", keys, err)
+		}
+		info, err := redis.String(conn.Do("INFO", "memory"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var used int64
+		for line := range strings.Lines(info) {
+			if v, ok := strings.CutPrefix(strings.TrimSpace(line), "used_memory:"); ok {
+				used, _ = strconv.ParseInt(v, 10, 64)
+			}
+		}
+		conn.Do("CONFIG", "SET", "maxmemory-policy", "volatile-ttl")
+		conn.Do("CONFIG", "SET", "maxmemory", used+512<<10)
+		filler := strings.Repeat("x", 16<<10)
+		evicted := false
+		for i := 0; i < 4000 && !evicted; i++ {
+			conn.Do("SET", fmt.Sprint("filler:", i), filler, "PX", 10000)
+			n, _ := redis.Int(conn.Do("EXISTS", keys[0]))
+			evicted = n == 0
+		}
+		conn.Do("CONFIG", "SET", "maxmemory", 0)
+		if !evicted {
+			t.Fatal("the lock key was not evicted")
+		}
+		if n, _ := redis.Int(conn.Do("EXISTS", strings.Replace(keys[0], ":lock:", ":sending:", 1))); n != 1 {
+			t.Fatal("the refresh token's claim was evicted too: no client survives that")
 		}
 	})
 }
