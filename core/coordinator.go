@@ -92,22 +92,36 @@ const claimMargin = time.Second
 // wait for it; nothing was sent, the token is kept.
 var errClaimed = errors.New("another replica's token call with this refresh token is not resolved yet (its claim lives until that call's RefreshTimeout has passed)")
 
-// awaitClaim waits, holding fp's lock, while another replica's claim on fp
-// lives: its token call may be in flight although that replica lost the
-// lock. It returns the record of that call's redemption if one appears,
-// nil when no claim is left (the caller then claims fp itself), or a
-// *CoordinatorError when ctx ends first.
-func (r *Refresher) awaitClaim(ctx context.Context, cur *record, fp fingerprint) (*record, error) {
+// claimSend claims fp, holding fp's lock, for a token call that must end
+// by deadline (RefreshTimeout after the claim was sent, so before the
+// claim can expire): no other replica sends fp until the claim is
+// released (after the call's outcome is known, and recorded) or expires, a
+// margin after that deadline. It then looks a last time for a record of
+// fp's redemption, made by a replica whose claim ended before this one
+// began. The caller sends fp only when both succeed, and calls release
+// when the call's outcome is known (never when it is unknown: the claim
+// then expires by itself).
+//
+// While another replica's claim on fp lives (its token call may be in
+// flight although it lost the lock), claimSend waits: it returns that
+// call's record if one appears, claims fp once the claim is gone, or
+// fails with a *CoordinatorError when ctx ends first.
+func (r *Refresher) claimSend(ctx context.Context, cur *record, fp fingerprint) (release func(), deadline time.Time, next *record, err error) {
 	wait := 10 * time.Millisecond
 	for logged := false; ; logged = true {
-		_, claimed, err := r.cfg.Coordinator.Load(ctx, sendingKey(fp))
+		deadline = time.Now().Add(r.cfg.RefreshTimeout)
+		release, ok, err := r.cfg.Coordinator.Claim(ctx, sendingKey(fp), r.cfg.RefreshTimeout+claimMargin)
 		if err != nil {
-			return nil, &CoordinatorError{Op: "load", Err: err}
+			return nil, deadline, nil, &CoordinatorError{Op: "claim", Err: err}
 		}
-		// The holder records its redemption before it releases its claim:
-		// look again for the record once the claim is gone, too.
-		if next, err := r.sharedRedemption(ctx, cur, fp); next != nil || err != nil || !claimed {
-			return next, err
+		// The holder of a claim records its redemption before it releases
+		// the claim: look for the record once claimed, and while waiting.
+		next, err := r.sharedRedemption(ctx, cur, fp)
+		if ok && (next != nil || err != nil) {
+			release()
+		}
+		if ok || next != nil || err != nil {
+			return release, deadline, next, err
 		}
 		if !logged {
 			r.cfg.Logger.WarnContext(ctx, "smartrefresh: another replica's token call with this refresh token is unresolved; waiting for its record or the end of its RefreshTimeout")
@@ -117,33 +131,10 @@ func (r *Refresher) awaitClaim(ctx context.Context, cur *record, fp fingerprint)
 		case <-t.C:
 		case <-ctx.Done():
 			t.Stop()
-			return nil, &CoordinatorError{Op: "claim", Err: fmt.Errorf("%w: %w", errClaimed, ctx.Err())}
+			return nil, deadline, nil, &CoordinatorError{Op: "claim", Err: fmt.Errorf("%w: %w", errClaimed, ctx.Err())}
 		}
 		wait = min(2*wait, 250*time.Millisecond)
 	}
-}
-
-// claimSend claims fp for a token call whose deadline is RefreshTimeout
-// from now: no other replica sends fp until the claim is released (after
-// the call's outcome is known, and recorded) or expires, a margin after
-// that deadline. It then looks a last time for a record of fp's
-// redemption: one made by a replica whose claim ended before this one
-// began. The caller sends fp only when both succeed, and calls release
-// when the call's outcome is known (never when it is unknown: the claim
-// then expires by itself).
-func (r *Refresher) claimSend(ctx context.Context, cur *record, fp fingerprint) (release func(), next *record, err error) {
-	release, ok, err := r.cfg.Coordinator.Claim(ctx, sendingKey(fp), r.cfg.RefreshTimeout+claimMargin)
-	if err != nil {
-		return nil, nil, &CoordinatorError{Op: "claim", Err: err}
-	}
-	if !ok {
-		return nil, nil, &CoordinatorError{Op: "claim", Err: errClaimed}
-	}
-	if next, err = r.sharedRedemption(ctx, cur, fp); next != nil || err != nil {
-		release()
-		return nil, next, err
-	}
-	return release, nil, nil
 }
 
 // newest returns the newest token of the grant whose refresh token fp was

@@ -367,11 +367,6 @@ func (r *Refresher) redeem(ctx context.Context, fp fingerprint, cur *record, sha
 		if next, err := r.sharedRedemption(lockCtx, cur, fp); next != nil || err != nil {
 			return next, err
 		}
-		// [coordinator claim, issue 21] Another replica that lost this
-		// lock may still be in its token call: wait for its outcome.
-		if next, err := r.awaitClaim(lockCtx, cur, fp); next != nil || err != nil {
-			return next, err
-		}
 	}
 	spanCtx, span := r.startRefresh(context.WithoutCancel(ctx))
 	// Queue for one of the MaxConcurrentRefreshes slots, for at most
@@ -385,16 +380,15 @@ func (r *Refresher) redeem(ctx context.Context, fp fingerprint, cur *record, sha
 		return nil, err
 	}
 	defer release()
-	callCtx, cancel := context.WithTimeout(spanCtx, r.cfg.RefreshTimeout)
-	defer cancel()
 	// [coordinator claim, issue 21] With a Coordinator, nothing is sent
-	// unless the refresh token is claimed for the whole call (see
-	// claimSend). The claim is released with the lock once the outcome is
+	// unless the refresh token is claimed for the whole call (claimSend
+	// waits while another replica that lost this lock may still be in its
+	// token call). The claim is released with the lock once the outcome is
 	// known (and recorded); if it is unknown, the server may have used the
 	// refresh token, and the claim stays until it expires.
-	keepClaim := false
+	keepClaim, callDeadline := false, time.Now().Add(r.cfg.RefreshTimeout)
 	if r.cfg.Coordinator != nil {
-		releaseClaim, next, err := r.claimSend(lockCtx, cur, fp)
+		releaseClaim, deadline, next, err := r.claimSend(lockCtx, cur, fp)
 		if err != nil {
 			r.refreshFailed(ctx, span, RefreshErrorInfo{Err: err, Class: class(err), Shared: int(shared.Load())})
 			return nil, err
@@ -410,7 +404,10 @@ func (r *Refresher) redeem(ctx context.Context, fp fingerprint, cur *record, sha
 			}
 			held()
 		}
+		callDeadline = deadline
 	}
+	callCtx, cancel := context.WithDeadline(spanCtx, callDeadline)
+	defer cancel()
 	start := r.cfg.Now()
 	tok, err := r.requestTokenWithRetry(callCtx, cur.Token.RefreshToken)
 	elapsed := r.cfg.Now().Sub(start)
