@@ -82,9 +82,10 @@ func WithPrefix(prefix string) Option { return func(c *Coordinator) { c.prefix =
 // identifier.
 func WithTablePrefix(prefix string) Option { return func(c *Coordinator) { c.tablePrefix = prefix } }
 
-// WithLease sets how long a lock's claim row outlives its holder's silence
-// (see the package documentation: it matters only after the database
-// restarted under a holder). Default DefaultLease.
+// WithLease sets how long a lock's claim row outlives its holder's silence:
+// a crashed holder's lock is free again after at most the lease. Safety
+// does not depend on it (see the package documentation). Default
+// DefaultLease.
 func WithLease(lease time.Duration) Option { return func(c *Coordinator) { c.lease = lease } }
 
 // WithRenewInterval sets how often a holder extends its claim. Default a

@@ -13,15 +13,16 @@
 // Across replicas both must be shared: with Config.Coordinator set, a
 // refresh takes the Coordinator's lock named after its refresh token, looks
 // for another replica's record of its redemption, and only if there is none
-// makes the token call, then records the result before unlocking. A replica
+// makes the token call (claimed for its whole RefreshTimeout, see below),
+// then records the result before unlocking. A replica
 // that later meets the redeemed refresh token, in a concurrent request or
 // in a stale session copy that a slow request wrote back, finds the record
 // and uses the grant's newer token without a token call.
 //
 // # Keys
 //
-// Core names the keys "smartrefresh:lock:<h>" and "smartrefresh:redeemed:<h>",
-// h being the hex SHA-256 of the refresh token; WithPrefix puts an app
+// Core names the keys "smartrefresh:lock:<h>", "smartrefresh:sending:<h>"
+// (the claim) and "smartrefresh:redeemed:<h>", h being the hex SHA-256 of the refresh token; WithPrefix puts an app
 // prefix in front of them. A lock holds a random value; a redemption record
 // holds the grant's newest token, sealed with Config.EncryptionKeys when
 // they are set (set them, the same on every replica: otherwise Redis holds
@@ -29,20 +30,49 @@
 // fails with core.ErrSharedLedger). Records expire with the session
 // Lifetime.
 //
-// # The lock
+// # The lock and the claim
 //
 // Lock is SET key <random value> NX PX <lease>, tried again every retry
 // interval (with jitter) until it succeeds or the refresh's context ends
 // (Config.RefreshTimeout). While held, a goroutine extends the lease every
 // renew interval (a third of the lease by default) with a script that acts
-// only if the lock still holds this holder's value, so the lock stays held
-// however long the token call takes: the bug of a lease that expires during
-// a slow token call, letting a second replica redeem the same token
-// (oauth2-proxy's session lock), cannot happen while the holder lives and
-// reaches Redis. Unlock stops the renewal and deletes the lock with a
-// compare-and-delete script: it never deletes a lock another holder took.
-// A holder that crashed stops renewing, and its lock is free again after
-// at most the lease (DefaultLease, 10 s).
+// only if the lock still holds this holder's value. Unlock stops the
+// renewal and deletes the lock with a compare-and-delete script: it never
+// deletes a lock another holder took. A holder that crashed stops
+// renewing, and its lock is free again after at most the lease
+// (DefaultLease, 10 s).
+//
+// The lock is for liveness; safety does not depend on it. Just before the
+// token call, the holder claims the refresh token: Claim is SET
+// "smartrefresh:sending:<h>" <random value> NX PX <RefreshTimeout + 1 s>,
+// never extended. If the claim cannot be written, nothing is sent. A
+// replica that takes the lock while a claim lives (the holder's lease ran
+// out while Redis was paused or away, or its lock key was deleted or
+// evicted, or a user without PEXPIRE could not renew it) waits for that
+// call's record, or for the claim to expire: so a claim on a refresh token
+// outlives the token call it protects, and once a replica has sent it no
+// other replica sends it before that call's outcome is known or its
+// RefreshTimeout has certainly passed. The claim is released (by the
+// compare-and-delete script) once the outcome is known and recorded; when
+// the outcome is unknown it stays until it expires.
+//
+// # Commands (ACL)
+//
+// The Coordinator sends GET, SET (with NX and PX), EVALSHA and EVAL (its
+// scripts, whose commands Redis checks against the ACL too: GET, SET,
+// PEXPIRE, DEL), and nothing else on the keys; ACLCommands lists them as
+// an ACL grants them:
+//
+//	ACL SETUSER app on >password ~smartrefresh:* -@all +get +set +evalsha +eval +pexpire +del
+//
+// (with WithPrefix, ~<prefix>smartrefresh:*). Add +ping for a redigo pool's
+// TestOnBorrow, and the commands scs's store needs on its own keys. At
+// first use the Coordinator reads maxmemory-policy with CONFIG GET (or INFO
+// memory); without either it says so at INFO level and goes on. A command
+// Redis refuses (NOPERM) is logged as an error, also during the lease
+// renewals. The tests run the Coordinator as a user with exactly these
+// commands, and as one without PEXPIRE (its renewals fail; the claims
+// keep the promise).
 //
 // # Redis restarts
 //
@@ -61,34 +91,37 @@
 // the same pool recovers then too), and run Redis with persistence (AOF or
 // RDB), so that locks and records survive a restart.
 //
-// # What it cannot guarantee
+// # What it guarantees, and what it cannot
 //
+//   - Guaranteed, with one Redis primary that keeps its keys: a refresh
+//     token is sent once across the replicas, whatever happens to the lock
+//     (lease run out during a pause or an outage longer than the lease,
+//     key deleted or evicted, renewals refused): tested with a real
+//     redis-server stopped with SIGSTOP for 3.5 leases, the lock key
+//     deleted, the lock key evicted under maxmemory-policy volatile-ttl, a
+//     user without PEXPIRE. A replica that dies before sending frees the
+//     grant after the lease; one that dies after sending delays the
+//     grant's refresh by at most RefreshTimeout + 1 s (that request's
+//     answer is unknown; the next replica then sends the token once: the
+//     lost-answer case below).
 //   - A replica that crashes after sending the refresh token and before
-//     recording the result (or that stops while Redis is down and its
-//     record is still pending) leaves the refresh token's outcome unknown. After its lease, another
-//     replica, finding no record, sends the same refresh token again; a
-//     strict server then revokes the grant and the user logs in again. This
-//     is core.ErrOutcomeUnknown across processes: no client can know whether
-//     the server used a token whose answer it never got.
-//   - The lock is a lease, not a fence. A holder that cannot reach Redis for
-//     a whole lease, or is paused longer than that (a stopped VM, SIGSTOP),
-//     loses the lock while it may still send its token request; the token
-//     endpoint takes no fencing token to refuse it. The Coordinator logs the
-//     loss but cannot stop the holder. The lease bounds both this risk and
-//     how long a crashed holder blocks its grant's refreshes. Everything the
-//     lock protects (the look-up of a record, the token call with its
-//     retries) runs within Config.RefreshTimeout, counted from before the
-//     lock was taken, and the record normally right after; so a lease longer than RefreshTimeout
-//     (WithLease(cfg.RefreshTimeout + 5*time.Second)) does not depend on
-//     the renewals at all, at the price of the refreshes of a grant whose
-//     holder crashed failing as transient (503) for up to that long. The
-//     default, 10 s renewed every 3.3 s, frees such a grant sooner.
-//   - One Redis primary is the source of truth. A failover with asynchronous
-//     replication, a restart without persistence or an eviction can lose a
-//     lock or a redemption record, and with it the guarantee for the
-//     refreshes of that moment. Every key has a TTL, so any maxmemory-policy
-//     but noeviction (Redis's default) may evict them: keep noeviction on
-//     the Redis that holds them.
+//     recording the result leaves the refresh token's outcome unknown.
+//     Once its claim has expired, another replica, finding no record,
+//     sends the same refresh token again; a strict server then revokes the
+//     grant and the user logs in again. This is core.ErrOutcomeUnknown
+//     across processes: no client can know whether the server used a token
+//     whose answer it never got.
+//   - What no client can survive: a Redis that loses the claim while it
+//     lives. FLUSHALL or FLUSHDB, a restart without persistence, a failover
+//     to a replica that had not received it (asynchronous replication),
+//     or eviction (any maxmemory-policy but noeviction: every key here has
+//     a TTL, so volatile-* policies evict them too). The Coordinator warns
+//     at first use when maxmemory-policy is not noeviction; keep
+//     noeviction and persistence (AOF or RDB) on the Redis that holds its
+//     keys. Redlock is not supported.
+//   - The claim's expiry runs on Redis's clock, the token call's deadline
+//     on the app's: a clock that jumps on the Redis host (not one that
+//     runs at the same rate) can end a claim early.
 //
 // Replicas must share the Config that shapes what they store: SessionKey,
 // the session manager's Lifetime, and every key any of them encrypts with
