@@ -60,9 +60,12 @@
 // Config.Coordinator (packages rediscoord and pgcoord implement it on Redis
 // and PostgreSQL; coordtest is the suite they pass): a refresh
 // then holds a shared lock named after its refresh token, checks the shared
-// ledger for another replica's redemption, and records its own before
-// unlocking; if the shared store cannot be written (Redis restarting), the
-// lock stays held until the record is made. Without a Coordinator, pin each session to one replica, and
+// ledger for another replica's redemption, claims the refresh token for
+// the token call's whole RefreshTimeout (sending nothing if it cannot), and
+// records its redemption before unlocking; if the shared store cannot be
+// written (Redis restarting), the lock stays held until the record is
+// made. The claim, not the lock, keeps a refresh token from going out
+// twice when a lock is lost mid-call (see Coordinator). Without a Coordinator, pin each session to one replica, and
 // know that a restart empties the ledger: a stale copy written back around
 // a restart is redeemed again.
 //
