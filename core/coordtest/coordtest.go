@@ -1,13 +1,17 @@
 // Package coordtest is the test suite every core.Coordinator must pass:
 // the contract of the interface (a lock that excludes, stays held until
 // unlocked, frees a crashed holder's lock, honours its context; records
-// that expire), and the behaviour it exists for, with real Refreshers,
+// that expire; a claim that excludes until released or expired), and the
+// behaviour it exists for, with real Refreshers,
 // real scs session managers on a shared store, and the strict mock server
 // of core/smarttest: a refresh storm across replicas makes one token call,
 // a stale session copy across replicas makes none, a holder that dies in
 // the middle of its token call does not block the grant, and a restart of
 // the coordination server in the middle of a token call neither makes a
-// refresh token go out twice nor loses the rotated token.
+// refresh token go out twice nor loses the rotated token. RunLockLost runs
+// a fault of the engine's (a pause, a deleted key, ended connections)
+// while a holder's token call is in flight: the holder's claim must keep
+// every other replica from sending its refresh token.
 //
 // Packages rediscoord and pgcoord run it against a real Redis and a real
 // PostgreSQL; a Coordinator of your own can run it too:

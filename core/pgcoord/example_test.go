@@ -2,6 +2,7 @@ package pgcoord_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log"
 	"net/http"
@@ -68,4 +69,13 @@ func ExampleCoordinator_Schema() {
 	fmt.Println(first)
 	// Output:
 	// CREATE TABLE IF NOT EXISTS "chart_app_smartrefresh_records" (
+}
+
+// A Coordinator whose tables are missing, or whose role may not use them,
+// fails with ErrSchema, which matches core.ErrMisconfigured: the refresh
+// answers 500 rather than 503, since no retry mends it.
+func ExampleErrSchema() {
+	err := &core.CoordinatorError{Op: "load", Err: fmt.Errorf("pgcoord: load: %w", pgcoord.ErrSchema)}
+	fmt.Println(errors.Is(err, core.ErrMisconfigured), errors.Is(err, core.ErrTransient))
+	// Output: true false
 }

@@ -107,3 +107,11 @@ func ExampleNewGoRedis() {
 	}
 	_ = refresher
 }
+
+// The ACL of a Redis user that runs the Coordinator and nothing else (add
+// the commands scs's store needs on its own keys, and +ping for a
+// TestOnBorrow).
+func ExampleACLCommands() {
+	fmt.Println("ACL SETUSER app on >password ~smartrefresh:* -@all " + rediscoord.ACLCommands)
+	// Output: ACL SETUSER app on >password ~smartrefresh:* -@all +get +set +evalsha +eval +pexpire +del
+}
