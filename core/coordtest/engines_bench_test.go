@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"runtime"
 	"slices"
 	"sync"
 	"testing"
@@ -76,7 +77,8 @@ func BenchmarkGrantsDue(b *testing.B) {
 			b.Skip("no Redis: set SMARTREFRESH_REDIS_ADDR")
 		}
 		benchGrantsDue(b, func(b *testing.B) core.Coordinator {
-			pool := &redis.Pool{MaxIdle: 64, IdleTimeout: time.Minute, DialContext: func(ctx context.Context) (redis.Conn, error) {
+			// As go-redis's defaults: 10 connections per CPU, callers queue for one.
+			pool := &redis.Pool{MaxIdle: 10 * runtime.GOMAXPROCS(0), MaxActive: 10 * runtime.GOMAXPROCS(0), Wait: true, IdleTimeout: time.Minute, DialContext: func(ctx context.Context) (redis.Conn, error) {
 				return redis.DialContext(ctx, "tcp", addr, redis.DialReadTimeout(5*time.Second), redis.DialWriteTimeout(5*time.Second))
 			}}
 			b.Cleanup(func() { pool.Close() })

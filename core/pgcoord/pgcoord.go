@@ -401,8 +401,11 @@ func (c *Coordinator) tryLock(ctx context.Context, key, holder string) (bool, er
 		return false, err
 	}
 	var one int
+	// The NOT EXISTS spares a waiter the row lock ON CONFLICT takes even
+	// when its WHERE fails; ON CONFLICT's WHERE decides.
 	err := c.pool.QueryRow(ctx, `INSERT INTO `+c.locks+` AS l (key, holder, epoch, expires_at)
-VALUES ($1, $2, pg_postmaster_start_time(), now() + $3::bigint * interval '1 millisecond')
+SELECT $1, $2, pg_postmaster_start_time(), now() + $3::bigint * interval '1 millisecond'
+WHERE NOT EXISTS (SELECT 1 FROM `+c.locks+` WHERE key = $1 AND expires_at > now() AND holder <> $2)
 ON CONFLICT (key) DO UPDATE SET holder = EXCLUDED.holder, epoch = EXCLUDED.epoch, expires_at = EXCLUDED.expires_at
 WHERE l.expires_at <= now() OR l.holder = EXCLUDED.holder
 RETURNING 1`, key, holder, c.lease.Milliseconds()).Scan(&one)
