@@ -67,7 +67,7 @@ func RunLockLost(t *testing.T, b Backend, lease time.Duration, fault func(t *tes
 	// done, or one's token call has reached the server, or long enough
 	// for them to have taken the lock had it been free.
 	var resB, resC *result
-	for deadline := time.Now().Add(3*lease + time.Second); (resB == nil || resC == nil) && c.srv.RefreshCalls() < 2 && time.Now().Before(deadline); {
+	for deadline := time.Now().Add(2*lease + 500*time.Millisecond); (resB == nil || resC == nil) && c.srv.RefreshCalls() < 2 && time.Now().Before(deadline); {
 		select {
 		case r := <-fromB:
 			resB = &r
