@@ -40,34 +40,34 @@ func lostBackend(t *testing.T, url string) coordtest.Backend {
 	}
 }
 
-// TestDatabaseDownLongerThanLease: PostgreSQL stops while replica A's
-// token call is in flight and starts again 1.7 s later (lease 1 s): A's
-// claim expired meanwhile without A stopping. B, waiting for the lock,
-// must not send A's refresh token.
-func TestDatabaseDownLongerThanLease(t *testing.T) {
+// TestLockLost runs the faults of PostgreSQL while replica A's token call
+// is in flight, on a server of the test's own.
+func TestLockLost(t *testing.T) {
 	pgcoord.NewTestPool(t) // skips without PostgreSQL
 	s := pgcoord.StartPrivateServer(t)
-	coordtest.RunLockLost(t, lostBackend(t, s.URL), time.Second, func(t *testing.T) {
-		s.Down(t)
-		time.Sleep(1700 * time.Millisecond)
-		s.Up(t)
-	})
-}
 
-// TestHolderConnectionTerminated: replica A's connections end
-// (pg_terminate_backend, as idle_session_timeout, a failover or a proxy's
-// idle timeout would) while its token call is in flight. B must not send
-// A's refresh token.
-func TestHolderConnectionTerminated(t *testing.T) {
-	pgcoord.NewTestPool(t)
-	s := pgcoord.StartPrivateServer(t)
-	admin := pgcoord.NewTestPool(t, s.URL)
-	coordtest.RunLockLost(t, lostBackend(t, s.URL), time.Second, func(t *testing.T) {
-		var n int
-		if err := admin.QueryRow(context.Background(),
-			`SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = 'replica-1'`).Scan(&n); err != nil {
-			t.Fatal(err)
-		}
-		t.Logf("terminated %d of replica A's connections", n)
+	// The database stops and starts again 1.7 s later (lease 1 s): A's
+	// claim expired meanwhile without A stopping. B, waiting for the
+	// lock, and C, arriving after, must not send A's refresh token.
+	t.Run("DatabaseDownLongerThanLease", func(t *testing.T) {
+		coordtest.RunLockLost(t, lostBackend(t, s.URL), time.Second, func(t *testing.T) {
+			s.Down(t)
+			time.Sleep(1700 * time.Millisecond)
+			s.Up(t)
+		})
+	})
+
+	// A's connections end (pg_terminate_backend, as idle_session_timeout,
+	// a failover or a proxy's idle timeout would).
+	t.Run("HolderConnectionTerminated", func(t *testing.T) {
+		admin := pgcoord.NewTestPool(t, s.URL)
+		coordtest.RunLockLost(t, lostBackend(t, s.URL), 500*time.Millisecond, func(t *testing.T) {
+			var n int
+			if err := admin.QueryRow(context.Background(),
+				`SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = 'replica-1'`).Scan(&n); err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("terminated %d of replica A's connections", n)
+		})
 	})
 }

@@ -49,17 +49,17 @@ func (w tWriter) Write(p []byte) (int, error) {
 }
 
 // TestRedisPausedLongerThanLease: Redis is stopped (SIGSTOP) for 3.5
-// leases while replica A's token call is in flight, so A's lease runs out
+// leases (lease 500 ms) while replica A's token call is in flight, so A's lease runs out
 // without A stopping; B, waiting for the lock, takes it when Redis runs
 // again. B must not send A's refresh token.
 func TestRedisPausedLongerThanLease(t *testing.T) {
 	rs := startRedisServer(t)
-	const lease = time.Second
+	const lease = 500 * time.Millisecond
 	coordtest.RunLockLost(t, lostBackend(t, rs), lease, func(t *testing.T) {
 		if err := rs.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(3500 * time.Millisecond)
+		time.Sleep(7 * lease / 2)
 		if err := rs.cmd.Process.Signal(syscall.SIGCONT); err != nil {
 			t.Fatal(err)
 		}
@@ -71,7 +71,7 @@ func TestRedisPausedLongerThanLease(t *testing.T) {
 // flight. B must not send A's refresh token.
 func TestRedisLockKeyDeleted(t *testing.T) {
 	rs := startRedisServer(t)
-	coordtest.RunLockLost(t, lostBackend(t, rs), time.Second, func(t *testing.T) {
+	coordtest.RunLockLost(t, lostBackend(t, rs), 500*time.Millisecond, func(t *testing.T) {
 		conn, err := redis.Dial("tcp", rs.addr)
 		if err != nil {
 			t.Fatal(err)
@@ -95,7 +95,7 @@ func TestRedisLockKeyDeleted(t *testing.T) {
 // about at first use.)
 func TestRedisLockKeyEvicted(t *testing.T) {
 	rs := startRedisServer(t)
-	coordtest.RunLockLost(t, lostBackend(t, rs), time.Second, func(t *testing.T) {
+	coordtest.RunLockLost(t, lostBackend(t, rs), 500*time.Millisecond, func(t *testing.T) {
 		conn, err := redis.Dial("tcp", rs.addr)
 		if err != nil {
 			t.Fatal(err)
@@ -115,6 +115,8 @@ func TestRedisLockKeyEvicted(t *testing.T) {
 				used, _ = strconv.ParseInt(v, 10, 64)
 			}
 		}
+		claim := strings.Replace(keys[0], ":lock:", ":sending:", 1)
+		claimed, _ := redis.Int(conn.Do("EXISTS", claim))
 		conn.Do("CONFIG", "SET", "maxmemory-policy", "volatile-ttl")
 		conn.Do("CONFIG", "SET", "maxmemory", used+512<<10)
 		filler := strings.Repeat("x", 16<<10)
@@ -128,7 +130,7 @@ func TestRedisLockKeyEvicted(t *testing.T) {
 		if !evicted {
 			t.Fatal("the lock key was not evicted")
 		}
-		if n, _ := redis.Int(conn.Do("EXISTS", strings.Replace(keys[0], ":lock:", ":sending:", 1))); n != 1 {
+		if n, _ := redis.Int(conn.Do("EXISTS", claim)); n != claimed {
 			t.Fatal("the refresh token's claim was evicted too: no client survives that")
 		}
 	})
