@@ -103,9 +103,11 @@ var errClaimed = errors.New("another replica's token call with this refresh toke
 // then expires by itself).
 //
 // While another replica's claim on fp lives (its token call may be in
-// flight although it lost the lock), claimSend waits: it returns that
-// call's record if one appears, claims fp once the claim is gone, or
-// fails with a *CoordinatorError when ctx ends first.
+// flight although it lost the lock, or its outcome is unknown), claimSend
+// fails at once with a transient *CoordinatorError if cur's access token
+// is still valid: the callers use it, and a later request tries again.
+// Otherwise it waits: it returns that call's record if one appears, claims
+// fp once the claim is gone, or fails when ctx ends first.
 func (r *Refresher) claimSend(ctx context.Context, cur *record, fp fingerprint) (release func(), deadline time.Time, next *record, err error) {
 	wait := 10 * time.Millisecond
 	for logged := false; ; logged = true {
@@ -122,6 +124,9 @@ func (r *Refresher) claimSend(ctx context.Context, cur *record, fp fingerprint) 
 		}
 		if ok || next != nil || err != nil {
 			return release, deadline, next, err
+		}
+		if cur.Token.Valid(r.cfg.Now()) {
+			return nil, deadline, nil, &CoordinatorError{Op: "claim", Err: errClaimed}
 		}
 		if !logged {
 			r.cfg.Logger.WarnContext(ctx, "smartrefresh: another replica's token call with this refresh token is unresolved; waiting for its record or the end of its RefreshTimeout")
