@@ -168,7 +168,7 @@ func ExampleWithLoginURL() {
 	handler.ServeHTTP(rec, api)
 	fmt.Println(rec.Code)
 	// Output:
-	// 303 /launch
+	// 303 /launch?return_to=%2Fchart
 	// 401
 }
 
