@@ -13,6 +13,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/smartrefresh/smartrefresh/examples/internal/demo"
+	"github.com/smartrefresh/smartrefresh/internal/services"
 )
 
 // chromium returns the browser to drive: $SMARTREFRESH_CHROMIUM, or
@@ -49,7 +50,7 @@ func ArtifactsDir() string {
 func Browser(t *testing.T, name string, build func(*demo.App) http.Handler) {
 	chrome, configured := chromium()
 	if chrome == "" {
-		t.Skip("browser test skipped: no chromium on the PATH (apt-get install chromium, or set SMARTREFRESH_CHROMIUM)")
+		services.Missing(t, "browser test skipped: no chromium on the PATH (apt-get install chromium, or set SMARTREFRESH_CHROMIUM)")
 	}
 	e := Start(t, name, build)
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
