@@ -28,6 +28,11 @@ type RefreshInfo struct {
 	// Shared is the number of requests that shared this token call,
 	// counting the one that started it.
 	Shared int
+	// ContextMismatch names the launch context fields ("encounter",
+	// "patient") for which the answer gave a value other than the
+	// launch's. SMART fixes the launch context at launch: the launch's
+	// values are kept, and a warning is logged.
+	ContextMismatch []string
 }
 
 // RefreshErrorInfo describes a failed refresh.

@@ -402,7 +402,12 @@ func (r *Refresher) redeem(ctx context.Context, fp fingerprint, cur *record, sha
 	if grant == "" {
 		grant = newGrantID() // a record saved before grants were named
 	}
-	next := &record{Token: *merge(&cur.Token, tok), Obtained: start, Refreshes: cur.Refreshes + 1, Grant: grant}
+	merged, mismatch := merge(&cur.Token, tok, r.cfg.Scope)
+	if len(mismatch) > 0 {
+		r.cfg.Logger.WarnContext(ctx, "smartrefresh: the refresh answer names another launch context; the launch's is kept",
+			"fields", mismatch)
+	}
+	next := &record{Token: *merged, Obtained: start, Refreshes: cur.Refreshes + 1, Grant: grant}
 	r.ledger.redeem(cur, fp, next, start, r.retainUntil(ctx))
 	rotated := tok.RefreshToken != "" && tok.RefreshToken != cur.Token.RefreshToken
 	if r.cfg.Coordinator != nil && rotated && !r.shareRedemption(ctx, fp, next, unlock) {
@@ -416,6 +421,7 @@ func (r *Refresher) redeem(ctx context.Context, fp fingerprint, cur *record, sha
 	r.refreshed(ctx, span, RefreshInfo{
 		Rotated:  rotated,
 		Duration: elapsed, Expiry: next.Token.Expiry, Shared: int(shared.Load()),
+		ContextMismatch: mismatch,
 	})
 	return next, nil
 }

@@ -1,0 +1,153 @@
+package core_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/smartrefresh/smartrefresh/core"
+	"github.com/smartrefresh/smartrefresh/core/smarttest"
+)
+
+// bodyHook lets the server answer, then sends its answer with the body
+// changed by edit: the faults proxies and servers add to real answers.
+func bodyHook(edit func([]byte) []byte) func(http.ResponseWriter, *http.Request, http.Handler) {
+	return func(w http.ResponseWriter, r *http.Request, next http.Handler) {
+		rec := httptest.NewRecorder()
+		next.ServeHTTP(rec, r)
+		for k, v := range rec.Header() {
+			w.Header()[k] = v
+		}
+		w.WriteHeader(rec.Code)
+		w.Write(edit(rec.Body.Bytes()))
+	}
+}
+
+// TestOddAnswerIsUsed (issue 19 item 1): a 2xx answer from which a JSON
+// object can be read is used, so the rotated refresh token is kept and the
+// next refresh sends it, not the spent one.
+func TestOddAnswerIsUsed(t *testing.T) {
+	bom := []byte("\xef\xbb\xbf")
+	for name, edit := range map[string]func([]byte) []byte{
+		"bom":          func(b []byte) []byte { return append(bom[:3:3], b...) },
+		"html comment": func(b []byte) []byte { return append(b, "<!-- node 3 -->\n"...) },
+		"second value": func(b []byte) []byte { return append(b, "{\"x\":1}\n"...) },
+		"bom and tail": func(b []byte) []byte { return append(append(bom[:3:3], b...), "garbage"...) },
+	} {
+		t.Run(name, func(t *testing.T) {
+			f := newFixture(t, smarttest.Options{})
+			session, _ := f.login()
+			f.srv.SetTokenHook(bodyHook(edit))
+			for range 2 {
+				f.clock.Advance(time.Hour)
+				if _, err := f.token(session); err != nil {
+					t.Errorf("refresh: %v", err)
+				}
+			}
+			t.Logf("%s: %d token calls, %d reuses, %d revoked grants", name, f.srv.RefreshCalls(), f.srv.Reuses(), f.srv.RevokedGrants())
+			f.checkNoReuse()
+			if name != "bom" && !strings.Contains(f.logs.String(), "trailing") {
+				t.Errorf("the trailing bytes were not logged:\n%s", f.logs)
+			}
+			if bytes.Contains(f.logs.Bytes(), []byte("node 3")) {
+				t.Errorf("the log repeats the answer's bytes")
+			}
+		})
+	}
+}
+
+// jsonHook lets the server answer a refresh, then edits its JSON object.
+func jsonHook(edit func(map[string]any)) func(http.ResponseWriter, *http.Request, http.Handler) {
+	return bodyHook(func(b []byte) []byte {
+		var m map[string]any
+		if json.Unmarshal(b, &m) != nil || m["access_token"] == nil {
+			return b
+		}
+		edit(m)
+		out, _ := json.Marshal(m)
+		return out
+	})
+}
+
+// TestErrorBodyWith200 (issue 19 item 7): a 200 whose body is an OAuth
+// error and no token is classed by its error code, as a 400 would be.
+func TestErrorBodyWith200(t *testing.T) {
+	f := newFixture(t, smarttest.Options{})
+	session, _ := f.login()
+	f.srv.SetTokenHook(func(w http.ResponseWriter, r *http.Request, next http.Handler) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Write([]byte(`{"error":"invalid_grant","error_description":"expired"}`))
+	})
+	f.clock.Advance(time.Hour)
+	var errs []error
+	for range 5 {
+		_, err := f.token(session)
+		errs = append(errs, err)
+	}
+	t.Logf("5 requests: %d token calls; first error %v", f.srv.RefreshCalls(), errs[0])
+	var te *core.TokenError
+	if !errors.Is(errs[0], core.ErrReauthRequired) || !errors.As(errs[0], &te) || te.Code != "invalid_grant" {
+		t.Fatalf("first error %v, want a *TokenError invalid_grant matching ErrReauthRequired", errs[0])
+	}
+	for _, err := range errs[1:] {
+		if !errors.Is(err, core.ErrReauthRequired) {
+			t.Errorf("later error %v, want ErrReauthRequired", err)
+		}
+	}
+	if n := f.srv.RefreshCalls(); n != 1 {
+		t.Errorf("%d token calls, want 1", n)
+	}
+}
+
+// TestNarrowedScopeReported (issue 19 item 4): with Config.Scope narrowing
+// the refresh and an answer that omits scope (RFC 6749 section 5.1: as
+// requested), the token's scope is the requested one.
+func TestNarrowedScopeReported(t *testing.T) {
+	const narrow = "patient/*.read offline_access"
+	f := newFixture(t, smarttest.Options{}, func(c *core.Config) { c.Scope = narrow })
+	session, saved := f.login()
+	f.srv.SetTokenHook(jsonHook(func(m map[string]any) { delete(m, "scope") }))
+	f.clock.Advance(time.Hour)
+	tok, err := f.token(session)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, _ := f.r.Info(f.request(session))
+	t.Logf("login scope %q; after the refresh: tok.Scope %q, Info().Scope %q", saved.Scope, tok.Scope, info.Scope)
+	if tok.Scope != narrow || info.Scope != narrow {
+		t.Errorf("scope after a narrowed refresh: %q / %q, want %q", tok.Scope, info.Scope, narrow)
+	}
+}
+
+// TestRefreshKeepsLaunchPatient (issue 19 item 9): a refresh answer naming
+// another patient or encounter does not change the launch context; the
+// mismatch is logged and reported to the hooks.
+func TestRefreshKeepsLaunchPatient(t *testing.T) {
+	var infos []core.RefreshInfo
+	f := newFixture(t, smarttest.Options{Encounter: "e1"}, func(c *core.Config) {
+		c.OnRefresh = func(i core.RefreshInfo) { infos = append(infos, i) }
+	})
+	session, _ := f.login()
+	f.srv.SetTokenHook(jsonHook(func(m map[string]any) { m["patient"], m["encounter"] = "456", "e2" }))
+	f.clock.Advance(time.Hour)
+	tok, err := f.token(session)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("after a refresh naming patient 456: tok.Patient %q, tok.Encounter %q", tok.Patient, tok.Encounter)
+	if tok.Patient != "123" || tok.Encounter != "e1" {
+		t.Errorf("the refresh changed the launch context to %q/%q", tok.Patient, tok.Encounter)
+	}
+	if len(infos) != 1 || !slices.Equal(infos[0].ContextMismatch, []string{"encounter", "patient"}) {
+		t.Errorf("OnRefresh got %+v, want ContextMismatch [encounter patient]", infos)
+	}
+	if !strings.Contains(f.logs.String(), "level=WARN") || !strings.Contains(f.logs.String(), "launch context") {
+		t.Errorf("no warning logged:\n%s", f.logs)
+	}
+}
