@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -150,4 +152,107 @@ func TestRefreshKeepsLaunchPatient(t *testing.T) {
 	if !strings.Contains(f.logs.String(), "level=WARN") || !strings.Contains(f.logs.String(), "launch context") {
 		t.Errorf("no warning logged:\n%s", f.logs)
 	}
+}
+
+// TestReloginWithSameTokenValues (issue 19 item 2): a server that hands a
+// new login the same token values (Spring Security OAuth2's default token
+// services; the SMART reference launcher within one second) does not lock
+// the user out after a Logout without RevocationURL; a stale copy of the
+// logged-out session stays refused.
+func TestReloginWithSameTokenValues(t *testing.T) {
+	for _, refresh := range []bool{false, true} {
+		t.Run(fmt.Sprintf("refresh=%v", refresh), func(t *testing.T) {
+			f := newFixture(t, smarttest.Options{})
+			old, tok := f.login()
+			if refresh {
+				// The first login's grant refreshed once, then the server
+				// hands the newest values again at the next login.
+				f.clock.Advance(time.Hour)
+				var err error
+				if tok, err = f.token(old); err != nil {
+					t.Fatal(err)
+				}
+			}
+			stale := f.request(old)
+			if _, err := f.r.Token(stale); err != nil {
+				t.Fatal(err)
+			}
+			if err := f.logout(old); err != nil {
+				t.Fatal(err)
+			}
+			// The user logs in again; the server answers the same values.
+			ctx := f.request("")
+			same := *tok
+			if err := f.r.Save(ctx, &same); err != nil {
+				t.Fatalf("Save of the new login: %v", err)
+			}
+			f.end(ctx)
+			session := f.sm.Token(ctx)
+			failed := 0
+			for range 3 {
+				if _, err := f.token(session); err != nil {
+					failed++
+					t.Logf("new login refused: %v", err)
+				}
+			}
+			f.clock.Advance(time.Hour) // and its refresh works too
+			if _, err := f.token(session); err != nil {
+				failed++
+				t.Logf("new login's refresh refused: %v", err)
+			}
+			t.Logf("%d of 4 requests of the new login failed", failed)
+			if failed > 0 {
+				t.Errorf("the new login was refused")
+			}
+			// The stale copy of the old session stays refused.
+			f.slowCommit(stale)
+			if _, err := f.token(old); !errors.Is(err, core.ErrRevoked) {
+				t.Errorf("stale copy of the logged-out session: %v, want ErrRevoked", err)
+			}
+			f.checkNoReuse()
+		})
+	}
+}
+
+// TestReauthOncePerGrant (issue 19 item 10): a grant ended by invalid_grant
+// is reported to OnReauth once, with its true reason, however many
+// requests of the session meet its end.
+func TestReauthOncePerGrant(t *testing.T) {
+	var mu sync.Mutex
+	var reasons []error
+	f := newFixture(t, smarttest.Options{}, func(c *core.Config) {
+		c.OnReauth = func(i core.ReauthInfo) { mu.Lock(); reasons = append(reasons, i.Reason); mu.Unlock() }
+	})
+	f.srv.SetTokenHook(func(w http.ResponseWriter, r *http.Request, next http.Handler) {
+		time.Sleep(2 * time.Millisecond)
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(400)
+		w.Write([]byte(`{"error":"invalid_grant"}`))
+	})
+	twice := 0
+	for burst := range 10 {
+		mu.Lock()
+		reasons = nil
+		mu.Unlock()
+		session, _ := f.login()
+		f.clock.Advance(time.Hour)
+		var wg sync.WaitGroup
+		for range 50 {
+			wg.Go(func() { f.token(session) })
+		}
+		wg.Wait()
+		mu.Lock()
+		got := slices.Clone(reasons)
+		mu.Unlock()
+		if len(got) != 1 {
+			twice++
+			t.Errorf("burst %d: OnReauth called %d times: %v", burst, len(got), got)
+			continue
+		}
+		var te *core.TokenError
+		if !errors.As(got[0], &te) || te.Code != "invalid_grant" {
+			t.Errorf("burst %d: reason %v, want the invalid_grant *TokenError", burst, got[0])
+		}
+	}
+	t.Logf("%d of 10 bursts reported a grant more than once", twice)
 }

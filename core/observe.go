@@ -203,6 +203,14 @@ func (r *Refresher) reauth(ctx context.Context, reason error) {
 	}
 }
 
+// reauthOnce reports the end of a grant once: to the first request that
+// meets it, with its true reason.
+func (r *Refresher) reauthOnce(ctx context.Context, rv *revocation) {
+	if rv.reported.CompareAndSwap(false, true) {
+		r.reauth(ctx, rv.reason)
+	}
+}
+
 func reauthLabel(err error) string {
 	switch {
 	case errors.Is(err, ErrNoRefreshToken):

@@ -261,10 +261,10 @@ func (r *Refresher) due(rec *record) bool {
 // whose request is cancelled stops waiting without cancelling it.
 func (r *Refresher) refresh(ctx context.Context, cur *record) (*record, error) {
 	for range maxChain {
-		if r.ledger.isRevokedRecord(cur, r.cfg.Now()) {
-			r.reauth(ctx, ErrRevoked)
+		if rv := r.ledger.isRevokedRecord(cur, r.cfg.Now()); rv != nil {
+			r.reauthOnce(ctx, rv)
 			r.remove(ctx)
-			return nil, ErrRevoked
+			return nil, rv.reason
 		}
 		if cur.Token.RefreshToken == "" {
 			r.reauth(ctx, ErrNoRefreshToken)
@@ -338,8 +338,8 @@ var errChainTooLong = &transientError{err: errors.New("refresh chain too long")}
 // shared counts the callers waiting for it.
 func (r *Refresher) redeem(ctx context.Context, fp fingerprint, cur *record, shared *atomic.Int64) (*record, error) {
 	// Logout may have revoked the grant since the caller looked.
-	if r.ledger.isRevokedRecord(cur, r.cfg.Now()) {
-		return nil, ErrRevoked
+	if rv := r.ledger.isRevokedRecord(cur, r.cfg.Now()); rv != nil {
+		return nil, rv.reason
 	}
 	// A flight that finished between the caller's ledger look-up and this
 	// one's start has already redeemed fp.
@@ -393,8 +393,7 @@ func (r *Refresher) redeem(ctx context.Context, fp fingerprint, cur *record, sha
 			// again: a stale copy of the session, even the one of this
 			// request (remove leaves an unmodified copy as it is), must
 			// not send the refresh token a second time.
-			r.ledger.revoke(r.cfg.Now(), r.retainUntil(ctx), &cur.Token)
-			r.reauth(ctx, err)
+			r.reauthOnce(ctx, r.ledger.revoke(r.cfg.Now(), r.retainUntil(ctx), err, cur))
 		}
 		return nil, err
 	}
