@@ -256,3 +256,101 @@ func TestReauthOncePerGrant(t *testing.T) {
 	}
 	t.Logf("%d of 10 bursts reported a grant more than once", twice)
 }
+
+// selective401 makes the FHIR server reject every token on Observation and
+// accept it on Patient, as one node behind round-robin or a gateway in
+// front of one resource does.
+func selective401(w http.ResponseWriter, r *http.Request, next http.Handler) {
+	if strings.Contains(r.URL.Path, "/Observation") {
+		w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
+		w.WriteHeader(http.StatusUnauthorized)
+		return
+	}
+	next.ServeHTTP(w, r)
+}
+
+// TestSelective401CoolDown (issue 19 item 3): ten rounds of (Patient,
+// Observation) in 10 s at a server that rejects every token on Observation
+// make one 401-triggered refresh, through Client and through FHIRProxy:
+// a token whose replay was rejected stays under TokenRejectedCoolDown even
+// when other requests with it succeed.
+func TestSelective401CoolDown(t *testing.T) {
+	rounds := func(t *testing.T, f *fixture, get func(path string) int) {
+		f.srv.SetFHIRHook(selective401)
+		for range 10 {
+			if code := get("/Patient/123"); code != 200 {
+				t.Errorf("Patient: %d", code)
+			}
+			if code := get("/Observation?patient=123"); code == 200 {
+				t.Errorf("Observation: %d", code)
+			}
+			f.clock.Advance(time.Second)
+		}
+		t.Logf("10 rounds in 10 s: %d token calls", f.srv.RefreshCalls())
+		if n := f.srv.RefreshCalls(); n > 1 {
+			t.Errorf("%d token calls, want at most 1 per cool-down", n)
+		}
+		// After the cool-down, one 401 may trigger one refresh again.
+		f.clock.Advance(core.TokenRejectedCoolDown)
+		before := f.srv.RefreshCalls()
+		for range 3 {
+			get("/Observation?patient=123")
+		}
+		if n := f.srv.RefreshCalls() - before; n != 1 {
+			t.Errorf("after the cool-down: %d token calls, want 1", n)
+		}
+	}
+	t.Run("Client", func(t *testing.T) {
+		f := newFixture(t, smarttest.Options{})
+		session, _ := f.login()
+		rounds(t, f, func(path string) int {
+			ctx := f.request(session)
+			defer f.end(ctx)
+			resp, err := f.r.Client(ctx).Get(f.srv.FHIRBaseURL + path)
+			if err != nil {
+				if errors.Is(err, core.ErrTokenRejected) {
+					return 401
+				}
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			return resp.StatusCode
+		})
+	})
+	t.Run("FHIRProxy", func(t *testing.T) {
+		a := newProxyApp(t, smarttest.Options{}, core.ProxyConfig{})
+		rounds(t, a.fixture, func(path string) int {
+			resp := a.do("GET", "/fhir"+path, nil)
+			resp.Body.Close()
+			return resp.StatusCode
+		})
+	})
+}
+
+// TestRevokedAfterAcceptedGetsOneRefresh (issue 19 item 3): a server that
+// revokes a token it had accepted still gets its one new refresh, even
+// within the cool-down of the refresh that produced it.
+func TestRevokedAfterAcceptedGetsOneRefresh(t *testing.T) {
+	f := newFixture(t, smarttest.Options{})
+	session, _ := f.login()
+	get := func() (int, error) {
+		ctx := f.request(session)
+		defer f.end(ctx)
+		resp, err := f.r.Client(ctx).Get(f.srv.FHIRBaseURL + "/Patient/123")
+		if err != nil {
+			return 0, err
+		}
+		resp.Body.Close()
+		return resp.StatusCode, nil
+	}
+	for i := range 2 {
+		f.srv.ExpireAccessTokens() // the server revokes the token it accepted
+		if code, err := get(); code != 200 {
+			t.Fatalf("request %d after the server revoked its token: %d %v", i, code, err)
+		}
+		f.clock.Advance(time.Second)
+	}
+	if n := f.srv.RefreshCalls(); n != 2 {
+		t.Errorf("%d token calls, want 2", n)
+	}
+}

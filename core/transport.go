@@ -20,7 +20,8 @@ import (
 //
 // A 401 to a token that a 401-triggered refresh obtained less than
 // TokenRejectedCoolDown ago, and that the FHIR server has not accepted
-// since, fails with a *TokenRejectedError (ErrTokenRejected) instead of
+// since (or rejected when the request was replayed with it, whatever other
+// requests with it got), fails with a *TokenRejectedError (ErrTokenRejected) instead of
 // refreshing again: the FHIR server rejects fresh tokens, and every refresh
 // would get the same answer.
 //
@@ -108,8 +109,12 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		retry.Body = body
 	}
 	resp, err = t.base.RoundTrip(retry)
-	if err == nil && resp.StatusCode != http.StatusUnauthorized {
+	switch {
+	case err != nil:
+	case resp.StatusCode != http.StatusUnauthorized:
 		t.r.probation.accepted(next.AccessToken)
+	default:
+		t.r.probation.replayRejected(next.AccessToken)
 	}
 	return resp, err
 }
