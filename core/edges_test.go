@@ -2,6 +2,7 @@ package core_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -352,5 +354,151 @@ func TestRevokedAfterAcceptedGetsOneRefresh(t *testing.T) {
 	}
 	if n := f.srv.RefreshCalls(); n != 2 {
 		t.Errorf("%d token calls, want 2", n)
+	}
+}
+
+// sleepOnClock makes the refresher's waits (retries, the lost-answer
+// resend) pass on the fixture's clock, at once.
+func (f *fixture) sleepOnClock() {
+	core.SetSleep(f.r, func(ctx context.Context, d time.Duration) error {
+		f.clock.Advance(d)
+		return ctx.Err()
+	})
+}
+
+// TestOutageBacksOff (issue 19 item 5): with the token endpoint down (500,
+// 502, bare 503) for 2 minutes, one session at 10 requests/s backs off: the
+// old access token is used while it is valid, then the answer is 503 with
+// Retry-After; at most 15 token calls, no reuse, and the session is kept.
+func TestOutageBacksOff(t *testing.T) {
+	f := newFixture(t, smarttest.Options{})
+	f.sleepOnClock()
+	session, saved := f.login()
+	var down atomic.Bool
+	down.Store(true)
+	var n atomic.Int64
+	f.srv.SetTokenHook(func(w http.ResponseWriter, r *http.Request, next http.Handler) {
+		if !down.Load() {
+			next.ServeHTTP(w, r)
+			return
+		}
+		w.WriteHeader([]int{500, 502, 503}[n.Add(1)%3])
+	})
+	// 30 s of the access token left: due, and valid for a quarter of the
+	// outage.
+	f.clock.Advance(time.Hour - 30*time.Second)
+	var old, unavailable, withRetryAfter, other int
+	start := f.clock.Now()
+	for f.clock.Now().Sub(start) < 2*time.Minute {
+		tok, err := f.token(session)
+		switch {
+		case err == nil && tok.AccessToken == saved.AccessToken:
+			old++
+		case err != nil && errors.Is(err, core.ErrTransient):
+			unavailable++
+			if status, _ := core.ErrorResponse(err); status != 503 {
+				t.Errorf("status %d, want 503", status)
+			}
+			if _, ok := core.RetryAfter(err); ok {
+				withRetryAfter++
+			}
+		default:
+			other++
+			t.Errorf("during the outage: %v", err)
+		}
+		f.clock.Advance(100 * time.Millisecond)
+	}
+	calls := f.srv.RefreshCalls()
+	t.Logf("2-minute outage at 10 req/s: %d token calls; %d answers with the old token, %d 503s (%d with Retry-After), %d other",
+		calls, old, unavailable, withRetryAfter, other)
+	if calls > 15 {
+		t.Errorf("%d token calls during the outage, want at most 15", calls)
+	}
+	if withRetryAfter != unavailable {
+		t.Errorf("%d of %d 503s without Retry-After", unavailable-withRetryAfter, unavailable)
+	}
+	down.Store(false)
+	f.clock.Advance(time.Minute) // the backoff's longest wait
+	if _, err := f.token(session); err != nil {
+		t.Errorf("after the outage: %v", err)
+	}
+	f.checkNoReuse()
+}
+
+// lostOnce loses the answer to the first refresh: the server rotates, the
+// client gets a 502 from the gateway.
+func lostOnce() func(http.ResponseWriter, *http.Request, http.Handler) {
+	var lost atomic.Bool
+	return func(w http.ResponseWriter, r *http.Request, next http.Handler) {
+		if lost.CompareAndSwap(false, true) {
+			next.ServeHTTP(httptest.NewRecorder(), r)
+			w.WriteHeader(http.StatusBadGateway)
+			return
+		}
+		next.ServeHTTP(w, r)
+	}
+}
+
+// TestLostAnswerResent (issue 19 item 6): the answer to a refresh is lost.
+// At a server with a 30 s reuse grace window the refresher's prompt resend
+// recovers the session even if its next request comes after the window; at
+// a strict server the outcome is one clean re-login; the resend can be
+// turned off.
+func TestLostAnswerResent(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		grace  time.Duration
+		resend time.Duration
+	}{
+		{"grace 30s", 30 * time.Second, 0},
+		{"strict", 0, 0},
+		{"grace 30s, resend off", 30 * time.Second, -1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var reauths, resent atomic.Int64
+			f := newFixture(t, smarttest.Options{ReuseGraceWindow: tc.grace}, func(c *core.Config) {
+				c.ResendAfter = tc.resend
+				c.OnReauth = func(core.ReauthInfo) { reauths.Add(1) }
+				c.OnRefresh = func(i core.RefreshInfo) {
+					if i.Resent {
+						resent.Add(1)
+					}
+				}
+				c.OnRefreshError = func(i core.RefreshErrorInfo) {
+					if i.Resent {
+						resent.Add(1)
+					}
+				}
+			})
+			f.sleepOnClock()
+			session, _ := f.login()
+			f.srv.SetTokenHook(lostOnce())
+			f.clock.Advance(time.Hour)
+			_, err1 := f.token(session)
+			f.clock.Advance(31 * time.Second) // the session's next request
+			_, err2 := f.token(session)
+			t.Logf("%s: first request %v; 31 s later %v; %d token calls, %d grace resends, %d reuses, %d revoked grants, %d re-auths, %d resends reported",
+				tc.name, err1, err2, f.srv.RefreshCalls(), f.srv.GraceResends(), f.srv.Reuses(), f.srv.RevokedGrants(), reauths.Load(), resent.Load())
+			switch tc.name {
+			case "grace 30s":
+				if err1 != nil || err2 != nil || f.srv.RevokedGrants() != 0 || f.srv.GraceResends() != 1 {
+					t.Errorf("the session was not recovered by the resend")
+				}
+				if resent.Load() != 1 || !strings.Contains(f.logs.String(), "resending") {
+					t.Errorf("the resend was not reported and logged:\n%s", f.logs)
+				}
+			case "strict":
+				if !errors.Is(err1, core.ErrReauthRequired) || !errors.Is(err2, core.ErrNoToken) {
+					t.Errorf("strict server: %v, %v; want one clean re-login", err1, err2)
+				}
+				if f.srv.Reuses() != 1 || reauths.Load() != 1 {
+					t.Errorf("strict server: %d reuses, %d re-auths; want 1 and 1", f.srv.Reuses(), reauths.Load())
+				}
+			default:
+				if f.srv.GraceResends() != 0 || resent.Load() != 0 || !errors.Is(err1, core.ErrOutcomeUnknown) {
+					t.Errorf("resend off: resent anyway")
+				}
+			}
+		})
 	}
 }

@@ -343,8 +343,9 @@ func (e *DiscoveryError) Is(target error) bool {
 func (e *DiscoveryError) Unwrap() error { return e.Err }
 
 // RetryAfter returns how long to wait before the next attempt, if err
-// carries such a hint: the token endpoint's Retry-After, or the
-// *OverloadError of a refresh that found no free slot.
+// carries such a hint: the token endpoint's Retry-After, the
+// *OverloadError of a refresh that found no free slot, or the
+// *BackoffError of a grant whose last refresh failed.
 func RetryAfter(err error) (time.Duration, bool) {
 	var te *TokenError
 	if errors.As(err, &te) && te.RetryAfter > 0 {
@@ -353,6 +354,14 @@ func RetryAfter(err error) (time.Duration, bool) {
 	var oe *OverloadError
 	if errors.As(err, &oe) && oe.RetryAfter > 0 {
 		return oe.RetryAfter, true
+	}
+	var be *BackoffError
+	if errors.As(err, &be) && be.RetryAfter > 0 {
+		return max(be.RetryAfter, time.Second), true
+	}
+	var bo *backingOff
+	if errors.As(err, &bo) && bo.retryAfter > 0 {
+		return max(bo.retryAfter, time.Second), true
 	}
 	return 0, false
 }

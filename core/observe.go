@@ -33,6 +33,9 @@ type RefreshInfo struct {
 	// launch's. SMART fixes the launch context at launch: the launch's
 	// values are kept, and a warning is logged.
 	ContextMismatch []string
+	// Resent reports whether the refresh token was sent a second time
+	// because the answer to the first was lost (Config.ResendAfter).
+	Resent bool
 }
 
 // RefreshErrorInfo describes a failed refresh.
@@ -48,6 +51,9 @@ type RefreshErrorInfo struct {
 	Duration time.Duration
 	// Shared is the number of requests that shared the failed call.
 	Shared int
+	// Resent reports whether the refresh token was sent a second time
+	// because the answer to the first was lost (Config.ResendAfter).
+	Resent bool
 }
 
 // ReauthInfo describes a session whose token was removed because the user
@@ -100,7 +106,9 @@ func outcome(err error) string {
 //     included, by outcome;
 //   - smartrefresh.refresh.waiters: requests that waited on a refresh
 //     another request started;
-//   - smartrefresh.reauths: sessions whose token was removed, by reason.
+//   - smartrefresh.reauths: sessions whose token was removed, by reason;
+//   - smartrefresh.refresh.resends: refresh tokens sent a second time after
+//     the answer to the first was lost (Config.ResendAfter).
 //
 // Each token call is a span, smartrefresh.refresh, of kind client.
 type observer struct {
@@ -109,6 +117,7 @@ type observer struct {
 	duration  metric.Float64Histogram
 	waiters   metric.Int64Counter
 	reauths   metric.Int64Counter
+	resends   metric.Int64Counter
 }
 
 func newObserver(mp metric.MeterProvider, tp trace.TracerProvider) (*observer, error) {
@@ -136,6 +145,10 @@ func newObserver(mp metric.MeterProvider, tp trace.TracerProvider) (*observer, e
 	}
 	if o.reauths, err = m.Int64Counter("smartrefresh.reauths",
 		metric.WithDescription("Sessions whose token was removed because the user must authorize again.")); err != nil {
+		return nil, err
+	}
+	if o.resends, err = m.Int64Counter("smartrefresh.refresh.resends",
+		metric.WithDescription("Refresh tokens sent a second time after the answer to the first was lost.")); err != nil {
 		return nil, err
 	}
 	return o, nil

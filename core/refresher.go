@@ -58,6 +58,7 @@ type Refresher struct {
 	shareWithin time.Duration
 
 	probation probation // tokens of 401-triggered refreshes (rejected.go)
+	backoff   backoffs  // grants whose last refresh failed (backoff.go)
 	settling  sync.Map  // ctx.Done() of requests with a settle scheduled (session.go)
 }
 
@@ -291,6 +292,11 @@ func (r *Refresher) refresh(ctx context.Context, cur *record) (*record, error) {
 			r.takeOver(ctx, next)
 			return next, nil
 		}
+		// A grant whose last refresh failed moments ago waits its turn
+		// (Token hands out the old access token meanwhile, if valid).
+		if err := r.backoff.check(fp, r.cfg.Now()); err != nil {
+			return nil, err
+		}
 		key := string(fp[:])
 		shared := r.joinFlight(key)
 		ch := r.flights.DoChan(key, func() (any, error) {
@@ -384,10 +390,23 @@ func (r *Refresher) redeem(ctx context.Context, fp fingerprint, cur *record, sha
 	defer cancel()
 	start := r.cfg.Now()
 	tok, err := r.requestTokenWithRetry(callCtx, cur.Token.RefreshToken)
+	resent := false
+	if errors.Is(err, ErrOutcomeUnknown) && r.resendLost(callCtx, fp, err) {
+		// The answer was lost: send the same refresh token once more, at
+		// once, while a server's reuse grace window (if it has one) is
+		// open. A strict server revokes the grant on it, as it would on
+		// the next request's resend, whenever that came.
+		resent = true
+		tok, err = r.requestTokenWithRetry(callCtx, cur.Token.RefreshToken)
+	}
 	elapsed := r.cfg.Now().Sub(start)
 	if err != nil {
 		r.refreshFailed(ctx, span, RefreshErrorInfo{Err: err, Class: class(err),
-			OutcomeUnknown: errors.Is(err, ErrOutcomeUnknown), Duration: elapsed, Shared: int(shared.Load())})
+			OutcomeUnknown: errors.Is(err, ErrOutcomeUnknown), Duration: elapsed, Shared: int(shared.Load()), Resent: resent})
+		if backsOff(err) {
+			// Its callers get the backoff as their Retry-After hint.
+			err = &backingOff{err: err, retryAfter: r.backoff.failed(fp, r.cfg.Now(), err)}
+		}
 		if errors.Is(err, ErrReauthRequired) {
 			// The grant is over. No copy of its tokens may be used
 			// again: a stale copy of the session, even the one of this
@@ -397,6 +416,7 @@ func (r *Refresher) redeem(ctx context.Context, fp fingerprint, cur *record, sha
 		}
 		return nil, err
 	}
+	r.backoff.succeeded(fp)
 	grant := cur.Grant
 	if grant == "" {
 		grant = newGrantID() // a record saved before grants were named
@@ -420,9 +440,28 @@ func (r *Refresher) redeem(ctx context.Context, fp fingerprint, cur *record, sha
 	r.refreshed(ctx, span, RefreshInfo{
 		Rotated:  rotated,
 		Duration: elapsed, Expiry: next.Token.Expiry, Shared: int(shared.Load()),
-		ContextMismatch: mismatch,
+		ContextMismatch: mismatch, Resent: resent,
 	})
 	return next, nil
+}
+
+// resendLost reports, after waiting Config.ResendAfter, whether the refresh
+// token of fp, whose answer was lost (err), is to be sent once more: unless
+// the resend is off, the grant was already failing before (an outage, not
+// a blip: it backs off instead), or the refresh's budget (ctx, of
+// RefreshTimeout) leaves too little time. It logs and counts the resend.
+func (r *Refresher) resendLost(ctx context.Context, fp fingerprint, err error) bool {
+	d := r.cfg.ResendAfter
+	if d < 0 || r.backoff.failing(fp) {
+		return false
+	}
+	if deadline, ok := ctx.Deadline(); ok && time.Until(deadline) < 2*d+time.Second {
+		return false
+	}
+	r.cfg.Logger.WarnContext(ctx, "smartrefresh: the answer to a refresh was lost; resending the refresh token once",
+		"after", d, "error", err)
+	r.obs.resends.Add(ctx, 1)
+	return r.wait(ctx, d) == nil
 }
 
 // SessionInfo is what a session's token says about itself, without its
