@@ -502,3 +502,54 @@ func TestLostAnswerResent(t *testing.T) {
 		})
 	}
 }
+
+// TestNoRefreshToken401KeepsSession (issue 19 item 8): one 401 to a session
+// without a refresh token, whose access token is still valid, is passed
+// through and the session kept; the session ends when the token expires, or
+// when the FHIR server has rejected every request for TokenRejectedCoolDown.
+func TestNoRefreshToken401KeepsSession(t *testing.T) {
+	f := newFixture(t, smarttest.Options{NoRefreshToken: true})
+	session, _ := f.login()
+	var reject atomic.Int64
+	f.srv.SetFHIRHook(func(w http.ResponseWriter, r *http.Request, next http.Handler) {
+		if reject.Add(-1) >= 0 {
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+	get := func() (int, error) {
+		ctx := f.request(session)
+		defer f.end(ctx)
+		resp, err := f.r.Client(ctx).Get(f.srv.FHIRBaseURL + "/Patient/123")
+		if err != nil {
+			return 0, err
+		}
+		resp.Body.Close()
+		return resp.StatusCode, nil
+	}
+	reject.Store(1)
+	code, err := get()
+	t.Logf("one 401 to a session without a refresh token: %d %v", code, err)
+	if code != 401 || err != nil {
+		t.Errorf("got %d %v, want the 401 passed through", code, err)
+	}
+	if code, err := get(); code != 200 {
+		t.Fatalf("next request: %d %v, want 200 (session kept)", code, err)
+	}
+	// Every request rejected for the cool-down: the session ends.
+	reject.Store(1 << 20)
+	var last error
+	for range 70 {
+		if _, last = get(); last != nil {
+			break
+		}
+		f.clock.Advance(time.Second)
+	}
+	if !errors.Is(last, core.ErrNoRefreshToken) {
+		t.Errorf("after a minute of 401s: %v, want ErrNoRefreshToken", last)
+	}
+	if _, err := f.r.Info(f.request(session)); !errors.Is(err, core.ErrNoToken) {
+		t.Errorf("session token after a minute of 401s: %v, want removed", err)
+	}
+}

@@ -59,7 +59,9 @@ type Refresher struct {
 
 	probation probation // tokens of 401-triggered refreshes (rejected.go)
 	backoff   backoffs  // grants whose last refresh failed (backoff.go)
-	settling  sync.Map  // ctx.Done() of requests with a settle scheduled (session.go)
+	// unrenewable: rejected tokens without a refresh token (rejected.go)
+	unrenewable unrenewable
+	settling    sync.Map // ctx.Done() of requests with a settle scheduled (session.go)
 }
 
 // maxChain bounds how many ledger steps a refresh follows; a chain is
@@ -223,6 +225,13 @@ func (r *Refresher) refreshAfter401(ctx context.Context, rejected *Token, challe
 		return &rec.Token, nil
 	}
 	now := r.cfg.Now()
+	if rec.Token.RefreshToken == "" && rec.Token.Valid(now) && rec.Token.AccessToken == rejected.AccessToken &&
+		now.Sub(r.unrenewable.rejected(rejected.AccessToken, now)) < TokenRejectedCoolDown {
+		// Nothing to refresh it with, and still valid: the 401 goes back
+		// as it came and the session stays, until the token expires or
+		// the FHIR server has rejected it for a whole cool-down.
+		return nil, errPassThrough401
+	}
 	if since, ok := r.probation.check(rejected.AccessToken, now); ok {
 		return nil, &TokenRejectedError{Code: bearerErrorCode(challenge), CoolDown: TokenRejectedCoolDown, Since: since}
 	}

@@ -138,6 +138,64 @@ func (p *probation) check(at string, now time.Time) (time.Time, bool) {
 	return e.since, ok && now.Sub(e.since) < TokenRejectedCoolDown
 }
 
+// unrenewable remembers, for access tokens without a refresh token that the
+// FHIR server rejected (401) while they were still valid, since when it has
+// rejected them without accepting them in between. Such a 401 is passed
+// through and the session kept: one rejected request (a resource behind
+// another gateway, one node out of step) must not log the user out. When
+// the FHIR server has rejected every request for TokenRejectedCoolDown, the
+// token is dead and the session ends (ErrNoRefreshToken). Entries go when
+// the token is accepted, or after the cool-down, so there is at most one
+// per session.
+type unrenewable struct {
+	mu        sync.Mutex
+	since     map[fingerprint]time.Time // access token → its first 401 since it was last accepted
+	n         atomic.Int64              // len(since)
+	nextSweep time.Time
+}
+
+// rejected records a 401 to at at now and returns since when at has been
+// rejected without being accepted.
+func (u *unrenewable) rejected(at string, now time.Time) time.Time {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.since == nil {
+		u.since = make(map[fingerprint]time.Time)
+	}
+	if now.After(u.nextSweep) {
+		for k, t := range u.since {
+			if now.Sub(t) >= 2*TokenRejectedCoolDown {
+				delete(u.since, k)
+			}
+		}
+		u.nextSweep = now.Add(TokenRejectedCoolDown)
+	}
+	fp := fingerprintOf(at)
+	since, ok := u.since[fp]
+	if !ok {
+		since = now
+		u.since[fp] = now
+	}
+	u.n.Store(int64(len(u.since)))
+	return since
+}
+
+// accepted forgets at's rejections: the FHIR server accepted it. It costs
+// one atomic load while there are none.
+func (u *unrenewable) accepted(at string) {
+	if u.n.Load() == 0 {
+		return
+	}
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	delete(u.since, fingerprintOf(at))
+	u.n.Store(int64(len(u.since)))
+}
+
+// errPassThrough401 is refreshAfter401's answer for a 401 that goes back to
+// the caller as it came, the session kept (see unrenewable).
+var errPassThrough401 = errors.New("smartrefresh: 401 passed through")
+
 // bearerErrorCode returns the error code of a WWW-Authenticate Bearer
 // challenge (RFC 6750 section 3), if it is a short token of the RFC's
 // character set; anything else is dropped rather than echoed.
