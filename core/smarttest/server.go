@@ -113,6 +113,11 @@ type Options struct {
 	// base. It is the sub of id_tokens and, absolute, their fhirUser claim.
 	// Default "Patient/" + Patient, a resource the FHIR server has.
 	FHIRUser string
+	// IDTokenClaims, if set, edits the claims of every id_token the server
+	// signs (iss, sub, aud, exp, iat, auth_time, nonce, fhirUser, as JSON
+	// decodes them), for testing a client's id_token validation: delete
+	// "nonce", add "azp", point "fhirUser" elsewhere.
+	IDTokenClaims func(claims map[string]any)
 	// Logf, if set, receives a line for each notable event, for example
 	// t.Logf. Tokens are never logged, only a short hash of them.
 	Logf func(format string, args ...any)
