@@ -553,3 +553,57 @@ func TestNoRefreshToken401KeepsSession(t *testing.T) {
 		t.Errorf("session token after a minute of 401s: %v, want removed", err)
 	}
 }
+
+// TestRefusedLoginRevoked (issue 19 item 13): a login refused for a bad
+// id_token does not leave its tokens alive at the server when RevocationURL
+// is set.
+func TestRefusedLoginRevoked(t *testing.T) {
+	a := newLaunchApp(t, launchOptions{
+		server:    smarttest.Options{IDTokenClaims: func(c map[string]any) { delete(c, "nonce") }},
+		refresher: func(c *core.Config) { c.RevocationURL = strings.TrimSuffix(c.TokenURL, "/token") + "/revoke" },
+	})
+	b := newBrowser(t)
+	res := a.login(b, "")
+	t.Logf("callback %d; %d revocation calls, %d revoked grants", res.status, a.srv.RevokeCalls(), a.srv.RevokedGrants())
+	if res.status != http.StatusUnauthorized || !strings.Contains(res.body, "invalid_id_token") {
+		t.Fatalf("callback: %d %s, want 401 invalid_id_token", res.status, res.body)
+	}
+	if a.srv.RevokeCalls() != 2 || a.srv.RevokedGrants() != 1 {
+		t.Errorf("%d revocation calls, %d revoked grants; want 2 and 1", a.srv.RevokeCalls(), a.srv.RevokedGrants())
+	}
+	a.loggedOut(b)
+}
+
+// TestSaveOverGrantRevokesIt (issue 19 item 13): Save of a new login over
+// an existing grant revokes the replaced grant when RevocationURL is set;
+// the new login works, and saving the session's own token again revokes
+// nothing.
+func TestSaveOverGrantRevokesIt(t *testing.T) {
+	f := newFixture(t, smarttest.Options{}, func(c *core.Config) {
+		c.RevocationURL = strings.TrimSuffix(c.TokenURL, "/token") + "/revoke"
+	})
+	session, first := f.login()
+	ctx := f.request(session)
+	if err := f.r.Save(ctx, first); err != nil { // the same login again
+		t.Fatal(err)
+	}
+	f.end(ctx)
+	if n := f.srv.RevokeCalls(); n != 0 {
+		t.Fatalf("saving the session's own token again: %d revocation calls", n)
+	}
+	session = f.sm.Token(ctx)
+	ctx = f.request(session)
+	if err := f.r.Save(ctx, f.srv.Grant()); err != nil {
+		t.Fatal(err)
+	}
+	f.end(ctx)
+	session = f.sm.Token(ctx)
+	t.Logf("Save of a new login over a grant: %d revocation calls, %d revoked grants", f.srv.RevokeCalls(), f.srv.RevokedGrants())
+	if f.srv.RevokeCalls() != 2 || f.srv.RevokedGrants() != 1 {
+		t.Errorf("%d revocation calls, %d revoked grants; want 2 and 1", f.srv.RevokeCalls(), f.srv.RevokedGrants())
+	}
+	f.clock.Advance(time.Hour)
+	if _, err := f.token(session); err != nil {
+		t.Errorf("the new login: %v", err)
+	}
+}

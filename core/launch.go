@@ -391,6 +391,7 @@ func (l *Launcher) serveCallback(w http.ResponseWriter, req *http.Request) {
 	}
 	id, err := l.identity(xctx, p, tok)
 	if err != nil {
+		l.r.discardLogin(xctx, tok) // replaced.go
 		l.fail(w, req, launchErrorFrom(err, "validating the id_token"))
 		return
 	}

@@ -156,16 +156,25 @@ func (r *Refresher) saveLogin(ctx context.Context, tok *Token, id *identity) err
 		r.cfg.Sessions.Remove(ctx, r.identityKey())
 	}
 	rec := &record{Token: *tok, Obtained: r.cfg.Now(), Grant: newGrantID()}
-	if v, _ := r.get(ctx); v != nil && tok.RefreshToken != "" {
+	var replaced *record // another grant's token, which the login replaces
+	if v, _ := r.get(ctx); v != nil {
 		// The session's own token saved again: the same grant, at the
 		// same point of its chain, so that copies of it stay recognisable.
 		// (Only decoded here: whatever else the session holds, Save
 		// replaces it.)
-		if old, err := r.decodeSessionRecord(v); err == nil && old.Grant != "" && old.Token.RefreshToken == tok.RefreshToken {
-			rec.Grant, rec.Refreshes = old.Grant, old.Refreshes
+		if old, err := r.decodeSessionRecord(v); err == nil {
+			if tok.RefreshToken != "" && old.Grant != "" && old.Token.RefreshToken == tok.RefreshToken {
+				rec.Grant, rec.Refreshes = old.Grant, old.Refreshes
+			} else if old.Token.AccessToken != tok.AccessToken {
+				replaced = old
+			}
 		}
 	}
-	return r.store(ctx, rec)
+	if err := r.store(ctx, rec); err != nil {
+		return err
+	}
+	r.revokeReplaced(ctx, replaced, tok) // replaced.go
+	return nil
 }
 
 // Token returns a valid token for the session of ctx. When the stored token
