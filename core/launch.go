@@ -212,6 +212,7 @@ func (l *Launcher) CallbackHandler() http.Handler { return http.HandlerFunc(l.se
 const maxParamBytes = 4096
 
 func (l *Launcher) serveLaunch(w http.ResponseWriter, req *http.Request) {
+	setLaunchHeaders(w.Header(), frameAncestors(l.cfg.Issuers)) // launchheaders.go
 	if req.Method != http.MethodGet && req.Method != http.MethodHead {
 		l.fail(w, req, &LaunchError{Status: http.StatusMethodNotAllowed, Code: "invalid_request", Description: "the launch takes GET"})
 		return
@@ -281,6 +282,7 @@ func (l *Launcher) serveLaunch(w http.ResponseWriter, req *http.Request) {
 		params.Set("nonce", p.Nonce)
 	}
 	target.RawQuery = params.Encode()
+	l.boundAnonymousSession(req.Context()) // launchheaders.go
 	err = l.pending.update(req.Context(), l, func(list []pendingLaunch) []pendingLaunch {
 		list = append(list, p)
 		if n := len(list) - l.cfg.MaxPendingLaunches; n > 0 {
@@ -349,6 +351,7 @@ func (l *Launcher) authorizeEndpoint(ctx context.Context, aud string) (string, e
 
 func (l *Launcher) serveCallback(w http.ResponseWriter, req *http.Request) {
 	ctx := req.Context()
+	setLaunchHeaders(w.Header(), frameAncestors(l.cfg.Issuers)) // launchheaders.go
 	if req.Method != http.MethodGet && req.Method != http.MethodHead {
 		l.fail(w, req, &LaunchError{Status: http.StatusMethodNotAllowed, Code: "invalid_request", Description: "the callback takes GET"})
 		return
@@ -454,8 +457,11 @@ func (l *Launcher) claim(ctx context.Context, req *http.Request, state string) (
 		return pendingLaunch{}, &LaunchError{Status: http.StatusBadRequest, Code: "session_missing",
 			Description: "the browser sent no session cookie with the callback, so the launch it belongs to cannot be found. " +
 				"The usual cause is an EHR that opens the app in an iframe while the session cookie is SameSite=Lax " +
-				"(browsers leave such cookies off cross-site frames): serve the app over https with the cookie SameSite=None; Secure, " +
-				"or have the EHR open the app in a new window."}
+				"(browsers leave such cookies off cross-site frames): serve the app over https with the cookie " +
+				"SameSite=None; Secure; Partitioned (Chromium blocks SameSite=None; Secure alone in a third-party frame), " +
+				"or have the EHR open the app in a new window. The same happens when the launch and the callback use " +
+				"different host names for this app, such as localhost and 127.0.0.1: register the redirect URI with the " +
+				"host the app is opened with."}
 	case !anyLeft:
 		return pendingLaunch{}, &LaunchError{Status: http.StatusBadRequest, Code: "invalid_state",
 			Description: "this session has no launch under way (it expired, or the session was renewed meanwhile); launch the app again"}
