@@ -52,13 +52,15 @@ var (
 // request was sent but whose answer was lost or unusable: a timeout or a
 // connection reset after the request went out, 500, 502, 504, or a broken
 // answer. The server may have rotated the refresh token, so the request is
-// not retried at once: sending the refresh token again could be the reuse
-// that makes a strict server revoke the grant. The stored token is kept,
-// and the next request of the session tries again with it, since the only
-// other choice is to log the user out on every network blip. A server with
-// a grace period for reuse then answers normally; a strict one answers
-// invalid_grant, which ends cleanly in ErrReauthRequired, never in a
-// silently broken session.
+// not retried freely: sending the refresh token again could be the reuse
+// that makes a strict server revoke the grant. It is resent exactly once,
+// promptly (Config.ResendAfter), while a server's reuse grace window is
+// open; this error means that resend was lost too (or was off). The stored
+// token is kept, and the first request after the grant's backoff tries
+// again with it, since the only other choice is to log the user out on
+// every network blip. A server with a grace period for reuse then answers
+// normally; a strict one answers invalid_grant, which ends cleanly in
+// ErrReauthRequired, never in a silently broken session.
 var ErrOutcomeUnknown = fmt.Errorf("%w: the token request was sent, but its outcome is unknown", ErrTransient)
 
 // Specific errors, each wrapping its class.

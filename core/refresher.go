@@ -24,8 +24,9 @@ import (
 // holding a stale copy of the session gets the grant's newest token instead
 // of redeeming its old refresh token again. The one exception is a request
 // whose answer was lost (ErrOutcomeUnknown): no client can know whether the
-// server used the token, and the next request tries it once more. See the
-// package documentation.
+// server used the token, and the refresh resends it once, promptly, while a
+// server's reuse grace window is open (Config.ResendAfter). See the package
+// documentation.
 //
 // A Refresher is safe for concurrent use; create one per token endpoint and
 // client, and share it.
