@@ -212,7 +212,6 @@ func (l *Launcher) CallbackHandler() http.Handler { return http.HandlerFunc(l.se
 const maxParamBytes = 4096
 
 func (l *Launcher) serveLaunch(w http.ResponseWriter, req *http.Request) {
-	setLaunchHeaders(w.Header(), frameAncestors(l.cfg.Issuers)) // launchheaders.go
 	if req.Method != http.MethodGet && req.Method != http.MethodHead {
 		l.fail(w, req, &LaunchError{Status: http.StatusMethodNotAllowed, Code: "invalid_request", Description: "the launch takes GET"})
 		return
@@ -291,6 +290,7 @@ func (l *Launcher) serveLaunch(w http.ResponseWriter, req *http.Request) {
 		return list
 	}, func() error {
 		w.Header().Set("Cache-Control", "no-store")
+		setLaunchHeaders(w.Header(), frameAncestors(l.cfg.Issuers)) // launchheaders.go
 		http.Redirect(w, req, target.String(), http.StatusFound)
 		return nil
 	})
@@ -351,7 +351,6 @@ func (l *Launcher) authorizeEndpoint(ctx context.Context, aud string) (string, e
 
 func (l *Launcher) serveCallback(w http.ResponseWriter, req *http.Request) {
 	ctx := req.Context()
-	setLaunchHeaders(w.Header(), frameAncestors(l.cfg.Issuers)) // launchheaders.go
 	if req.Method != http.MethodGet && req.Method != http.MethodHead {
 		l.fail(w, req, &LaunchError{Status: http.StatusMethodNotAllowed, Code: "invalid_request", Description: "the callback takes GET"})
 		return
@@ -412,6 +411,7 @@ func (l *Launcher) serveCallback(w http.ResponseWriter, req *http.Request) {
 		target = p.ReturnTo
 	}
 	w.Header().Set("Cache-Control", "no-store")
+	setLaunchHeaders(w.Header(), frameAncestors(l.cfg.Issuers)) // launchheaders.go
 	http.Redirect(w, req, target, http.StatusSeeOther)
 }
 

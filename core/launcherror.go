@@ -83,6 +83,7 @@ func (l *Launcher) fail(w http.ResponseWriter, req *http.Request, e *LaunchError
 		l.cfg.ErrorHandler(w, req, e)
 		return
 	}
+	setLaunchHeaders(w.Header(), frameAncestors(l.cfg.Issuers)) // launchheaders.go
 	WriteLaunchError(w, req, e)
 }
 

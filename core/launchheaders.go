@@ -13,12 +13,12 @@ import (
 // frame-ancestors varies (framePolicy).
 const launchCSP = "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; frame-ancestors "
 
-// setLaunchHeaders sets the security headers of every answer of the launch
-// and callback routes, redirects and error pages alike: a CSP under which
-// the page loads and runs nothing and may be framed only by frameAncestors,
-// and Referrer-Policy no-referrer, since the callback's URL holds the
-// authorization code and state. An app's own ErrorHandler may override
-// them.
+// setLaunchHeaders sets the security headers of the launch's and the
+// callback's own answers, redirects and error pages alike: a CSP under
+// which the page loads and runs nothing and may be framed only by
+// frameAncestors, and Referrer-Policy no-referrer, since the callback's URL
+// holds the authorization code and state. The pages of an app's own
+// LaunchConfig.ErrorHandler are the app's to secure: they get none of it.
 func setLaunchHeaders(h http.Header, frameAncestors string) {
 	h.Set("Content-Security-Policy", launchCSP+frameAncestors)
 	h.Set("Referrer-Policy", "no-referrer")
