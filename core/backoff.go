@@ -15,7 +15,8 @@ const DefaultResendAfter = time.Second
 // The backoff of a grant whose refresh failed (transient): its next token
 // call waits backoffBase after the first failure, twice as long after each
 // further one, at most backoffMax, each wait drawn between half and all of
-// it. In a long outage a grant therefore makes about one token call a
+// it, and never shorter than the server's Retry-After (up to backoffMax).
+// In a long outage a grant therefore makes about one token call a
 // minute, and at most 10 in its first two minutes (the first call and its
 // resend included), however many requests its session makes.
 const (
@@ -108,6 +109,9 @@ func (b *backoffs) failed(fp fingerprint, now time.Time, err error) time.Duratio
 	}
 	d = min(d, backoffMax)
 	d = d/2 + rand.N(d/2+1)
+	if ra, ok := RetryAfter(err); ok {
+		d = max(d, min(ra, backoffMax)) // at least as long as the server asked
+	}
 	e.until, e.last = now.Add(d), err
 	return d
 }
