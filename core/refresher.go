@@ -410,7 +410,7 @@ func (r *Refresher) redeem(ctx context.Context, fp fingerprint, cur *record, sha
 	start := r.cfg.Now()
 	tok, err := r.requestTokenWithRetry(callCtx, cur.Token.RefreshToken)
 	resent := false
-	if errors.Is(err, ErrOutcomeUnknown) && r.resendLost(callCtx, fp, err) {
+	if errors.Is(err, ErrOutcomeUnknown) && r.resendLost(callCtx, cur, fp, err) {
 		// The answer was lost: send the same refresh token once more, at
 		// once, while a server's reuse grace window (if it has one) is
 		// open. A strict server revokes the grant on it, as it would on
@@ -464,12 +464,15 @@ func (r *Refresher) redeem(ctx context.Context, fp fingerprint, cur *record, sha
 	return next, nil
 }
 
-// resendLost reports, after waiting Config.ResendAfter, whether the refresh
-// token of fp, whose answer was lost (err), is to be sent once more: unless
-// the resend is off, the grant was already failing before (an outage, not
-// a blip: it backs off instead), or the refresh's budget (ctx, of
-// RefreshTimeout) leaves too little time. It logs and counts the resend.
-func (r *Refresher) resendLost(ctx context.Context, fp fingerprint, err error) bool {
+// resendLost reports, after waiting Config.ResendAfter, whether cur's
+// refresh token fp, whose answer was lost (err), is to be sent once more:
+// unless the resend is off, the grant was already failing before (an
+// outage, not a blip: it backs off instead), the refresh's budget (ctx, of
+// RefreshTimeout) leaves too little time, or meanwhile another replica
+// recorded a redemption of fp (this one's Coordinator lock may have lapsed:
+// a resend would then be a reuse; the next request takes that redemption
+// over). It logs and counts the resend.
+func (r *Refresher) resendLost(ctx context.Context, cur *record, fp fingerprint, err error) bool {
 	d := r.cfg.ResendAfter
 	if d < 0 || r.backoff.failing(fp) {
 		return false
@@ -477,10 +480,16 @@ func (r *Refresher) resendLost(ctx context.Context, fp fingerprint, err error) b
 	if deadline, ok := ctx.Deadline(); ok && time.Until(deadline) < 2*d+time.Second {
 		return false
 	}
+	if r.wait(ctx, d) != nil {
+		return false
+	}
+	if next, lerr := r.newest(ctx, cur, fp); next != nil || lerr != nil {
+		return false
+	}
 	r.cfg.Logger.WarnContext(ctx, "smartrefresh: the answer to a refresh was lost; resending the refresh token once",
 		"after", d, "error", err)
 	r.obs.resends.Add(ctx, 1)
-	return r.wait(ctx, d) == nil
+	return true
 }
 
 // SessionInfo is what a session's token says about itself, without its
