@@ -161,7 +161,7 @@ func resolveFHIRUser(aud, issuer, claim string) (string, bool) {
 		return "", false
 	}
 	for i := 0; i < len(claim); i++ {
-		if c := claim[i]; c <= ' ' || c == 0x7f || c == '\\' || c == '%' {
+		if c := claim[i]; c <= ' ' || c == 0x7f || c == '\\' || c == '%' || c == '?' || c == '#' {
 			return "", false
 		}
 	}
@@ -179,7 +179,7 @@ func resolveFHIRUser(aud, issuer, claim string) (string, bool) {
 		if u.Host != "" || strings.HasPrefix(claim, "/") {
 			return "", false
 		}
-		path = claim
+		path = u.Path
 	case sameOrigin(u, base) && strings.HasPrefix(u.Path, base.Path+"/"):
 		path = strings.TrimPrefix(u.Path, base.Path+"/")
 	default:

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -249,4 +250,35 @@ func TestIDTokenFromSmarttest(t *testing.T) {
 	if info := a2.me(b2); info.FHIRUser != "" || info.FHIRBaseURL != a2.srv.FHIRBaseURL {
 		t.Errorf("Info without openid: FHIRUser %q, FHIRBaseURL %q", info.FHIRUser, info.FHIRBaseURL)
 	}
+}
+
+// FuzzResolveFHIRUser: an fhirUser claim kept is an http(s) URL under the
+// FHIR base or on the issuer's origin, without dot segments, empty
+// segments, escapes, query or fragment (issue 19 item 12).
+func FuzzResolveFHIRUser(f *testing.F) {
+	for _, s := range []string{"Practitioner/1", "https://ehr.example/fhir/Patient/2", "https://auth.example/u/Practitioner/3",
+		"Practitioner/%2e%2e/x", "https://evil.example/fhir/Patient/1", "../x", "//evil.example/x", "https://ehr.example/fhirx/P/1"} {
+		f.Add(s)
+	}
+	const aud, iss = "https://ehr.example/fhir", "https://auth.example/realm"
+	f.Fuzz(func(t *testing.T, claim string) {
+		got, ok := core.ResolveFHIRUser(aud, iss, claim)
+		if !ok || got == "" {
+			return
+		}
+		u, err := url.Parse(got)
+		if err != nil || u.RawQuery != "" || u.Fragment != "" || u.User != nil || strings.Contains(got, "%") {
+			t.Fatalf("%q kept as %q", claim, got)
+		}
+		underBase := u.Scheme == "https" && u.Host == "ehr.example" && strings.HasPrefix(u.Path, "/fhir/")
+		onIssuer := u.Scheme == "https" && u.Host == "auth.example"
+		if !underBase && !onIssuer {
+			t.Fatalf("%q kept as %q, neither under the FHIR base nor on the issuer's origin", claim, got)
+		}
+		for _, seg := range strings.Split(strings.TrimPrefix(u.Path, "/"), "/") {
+			if seg == "" || seg == "." || seg == ".." {
+				t.Fatalf("%q kept as %q, with a %q segment", claim, got, seg)
+			}
+		}
+	})
 }
