@@ -607,3 +607,72 @@ func TestSaveOverGrantRevokesIt(t *testing.T) {
 		t.Errorf("the new login: %v", err)
 	}
 }
+
+// TestLostAnswerResentAfterCallerLeft (issue 19 item 6): the prompt resend
+// happens in the background when the request that started the refresh has
+// gone.
+func TestLostAnswerResentAfterCallerLeft(t *testing.T) {
+	f := newFixture(t, smarttest.Options{ReuseGraceWindow: 30 * time.Second}, func(c *core.Config) {
+		c.ResendAfter = 50 * time.Millisecond
+	})
+	session, _ := f.login()
+	ctx, cancel := context.WithCancel(f.request(session))
+	lost := lostOnce()
+	f.srv.SetTokenHook(func(w http.ResponseWriter, r *http.Request, next http.Handler) {
+		cancel() // the user closed the page while the token call was out
+		lost(w, r, next)
+	})
+	f.clock.Advance(time.Hour)
+	if _, err := f.r.Token(ctx); !errors.Is(err, context.Canceled) {
+		t.Fatalf("the caller that left: %v", err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for f.srv.GraceResends() == 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if f.srv.GraceResends() != 1 {
+		t.Fatalf("no resend after the caller left")
+	}
+	for time.Now().Before(deadline) { // the flight persists its result
+		if info, err := f.r.Info(f.request(session)); err == nil && info.Refreshes == 1 {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	f.clock.Advance(31 * time.Second)
+	if _, err := f.token(session); err != nil {
+		t.Errorf("the session's next request: %v", err)
+	}
+	f.checkNoReuse()
+}
+
+// TestOutageStorm (issue 19 item 5): 300 concurrent requests of one session
+// during an outage share one refresh and its one resend; the requests
+// after it back off without a token call.
+func TestOutageStorm(t *testing.T) {
+	f := newFixture(t, smarttest.Options{})
+	core.SetSleep(f.r, (&sleeps{}).sleep)
+	session, _ := f.login()
+	f.srv.SetTokenHook(func(w http.ResponseWriter, _ *http.Request, _ http.Handler) { w.WriteHeader(502) })
+	f.clock.Advance(2 * time.Hour)
+	for wave := range 3 {
+		var wg sync.WaitGroup
+		var transient atomic.Int64
+		for range 300 {
+			wg.Go(func() {
+				if _, err := f.token(session); errors.Is(err, core.ErrTransient) {
+					transient.Add(1)
+				}
+			})
+		}
+		wg.Wait()
+		if transient.Load() != 300 {
+			t.Errorf("wave %d: %d of 300 transient errors", wave, transient.Load())
+		}
+	}
+	t.Logf("3 waves of 300 requests in an outage: %d token calls", f.srv.RefreshCalls())
+	if n := f.srv.RefreshCalls(); n > 2 {
+		t.Errorf("%d token calls, want at most 2 (a refresh and its resend)", n)
+	}
+	f.checkNoReuse()
+}
