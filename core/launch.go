@@ -190,6 +190,12 @@ func NewLauncher(r *Refresher, cfg LaunchConfig) (*Launcher, error) {
 // response_type=code, client_id, redirect_uri, scope, state, aud,
 // code_challenge (S256), launch when given, and nonce with openid.
 //
+// A session that holds no token lives twice StateTTL from the launch, not
+// the session manager's whole Lifetime, until a login saves a token (whose
+// Save renews it). The launch's and the callback's own answers carry
+// Content-Security-Policy (nothing loads or runs; frame-ancestors 'self'
+// and the origins of Issuers) and Referrer-Policy: no-referrer.
+//
 // Mount it behind the session manager's LoadAndSave, as every route.
 func (l *Launcher) LaunchHandler() http.Handler { return http.HandlerFunc(l.serveLaunch) }
 
