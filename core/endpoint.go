@@ -192,10 +192,15 @@ func (s secrets) scrubAnswer(err error, status int, header http.Header, body []b
 }
 
 // ParseTokenResponse decodes a token endpoint answer (RFC 6749 section 5,
-// SMART App Launch) received at now. A 2xx answer must be a JSON object with
-// a non-empty access_token and a token_type of Bearer (in any case; a
+// SMART App Launch) received at now. A 2xx answer must carry a JSON object
+// with a non-empty access_token and a token_type of Bearer (in any case; a
 // missing token_type is taken as Bearer); a refresh_token, if present, must
 // be a string. Every field other than the ones Token names goes into Extra.
+// The object is the first JSON value of the body, after a UTF-8 byte order
+// mark (IIS sends one) and whitespace; whatever follows it (a proxy's
+// "<!-- node 3 -->", a second value) is ignored. A 2xx answer without an
+// access token that carries an OAuth error ({"error":"invalid_grant"}) is
+// a *TokenError, classed by its code as a 400 would be.
 //
 // The rest is read leniently, because a 2xx answer means the server has
 // already redeemed the refresh token: rejecting the answer for a minor fault
