@@ -111,6 +111,13 @@ func TestParseTokenResponseRejects(t *testing.T) {
 		{"HTML 502 from a proxy", 502, http.Header{"Content-Type": {"text/html"}}, `<h1>Bad Gateway</h1>`, ErrTransient, "", "502"},
 		{"429", 429, http.Header{"Retry-After": {"7"}}, ``, ErrTransient, "", "429"},
 		{"500 JSON", 500, jsonHeader(), `{"error":"server_error"}`, ErrTransient, "server_error", "500"},
+		// Issue 19 item 7: a 200 carrying an OAuth error and no token is
+		// classed by its code.
+		{"invalid_grant at 200", 200, jsonHeader(), `{"error":"invalid_grant"}`, ErrReauthRequired, "invalid_grant", "200 invalid_grant"},
+		{"invalid_client at 200", 200, jsonHeader(), `{"error":"invalid_client"}`, ErrMisconfigured, "invalid_client", "check ClientID"},
+		{"temporarily_unavailable at 200", 200, jsonHeader(), `{"error":"temporarily_unavailable"}`, ErrTransient, "temporarily_unavailable", "200"},
+		{"server_error at 400", 400, jsonHeader(), `{"error":"server_error"}`, ErrTransient, "server_error", "400"},
+		{"BOM before an error", 400, jsonHeader(), "\xef\xbb\xbf" + `{"error":"invalid_grant"}`, ErrReauthRequired, "invalid_grant", "invalid_grant"},
 	}
 	classes := []error{ErrReauthRequired, ErrTransient, ErrMisconfigured}
 	for _, tt := range tests {

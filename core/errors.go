@@ -157,7 +157,9 @@ func (e *TokenError) hint() string {
 }
 
 // Is reports the class of the error: invalid_grant is ErrReauthRequired,
-// 429 and 5xx are ErrTransient, everything else is ErrMisconfigured.
+// 408, 429, 5xx and the codes temporarily_unavailable and server_error
+// (whatever the status, a 200 included) are ErrTransient, everything else
+// is ErrMisconfigured.
 func (e *TokenError) Is(target error) bool {
 	switch target {
 	case ErrReauthRequired:
@@ -184,7 +186,8 @@ func (e *TokenError) refused() bool {
 
 func (e *TokenError) class() error {
 	switch {
-	case e.StatusCode == http.StatusRequestTimeout || e.StatusCode == http.StatusTooManyRequests || e.StatusCode >= 500:
+	case e.StatusCode == http.StatusRequestTimeout || e.StatusCode == http.StatusTooManyRequests || e.StatusCode >= 500,
+		e.Code == "temporarily_unavailable" || e.Code == "server_error":
 		return ErrTransient
 	case e.Code == "invalid_grant":
 		return ErrReauthRequired
