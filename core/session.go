@@ -111,12 +111,12 @@ func (r *Refresher) load(ctx context.Context) (*record, error) {
 		r.remove(ctx)
 		return nil, ErrCorruptSession
 	}
-	if r.ledger.isRevokedAccess(rec.Token.AccessToken, r.cfg.Now) {
-		// A copy of a token Logout revoked: a stale session copy
-		// written back, or a refresh stored after the Logout.
-		r.reauth(ctx, ErrRevoked)
+	if rv := r.ledger.endedLoad(rec, r.cfg.Now); rv != nil {
+		// A copy of a grant that ended (Logout, invalid_grant): a stale
+		// session copy written back, or a refresh stored after the end.
+		r.reauthOnce(ctx, rv)
 		r.remove(ctx)
-		return nil, ErrRevoked
+		return nil, rv.reason
 	}
 	return rec, nil
 }
@@ -178,7 +178,7 @@ func (r *Refresher) settle(ctx context.Context, next *record) error {
 			return false // no token (a Logout removed it), or not ours to judge
 		}
 		now := r.cfg.Now()
-		if r.ledger.isRevoked(&cur.Token, now) {
+		if r.ledger.isRevokedRecord(cur, now) != nil {
 			r.removeToken(fresh)
 			return true
 		}
@@ -188,7 +188,7 @@ func (r *Refresher) settle(ctx context.Context, next *record) error {
 			cur.Obtained.Before(next.Obtained) {
 			want = next // not rotated: the same refresh token, a newer access token
 		}
-		if want == cur || r.ledger.isRevoked(&want.Token, now) {
+		if want == cur || r.ledger.isRevokedRecord(want, now) != nil {
 			return false
 		}
 		return r.put(fresh, want) == nil
