@@ -88,7 +88,9 @@ func replyString(v any) string {
 // the Coordinator's user (an ACL without a command the Coordinator needs:
 // see the package documentation), and reports whether it did.
 func (c *Coordinator) permissionError(err error) bool {
-	if err == nil || !strings.Contains(err.Error(), "NOPERM") {
+	// NOPERM for a command sent; a script's refused command is an ERR
+	// ("The user executing the script can't run this command").
+	if err == nil || !strings.Contains(err.Error(), "NOPERM") && !strings.Contains(err.Error(), "can't run this command") {
 		return false
 	}
 	c.logger.Error("rediscoord: Redis refused a command the Coordinator needs: give its user the commands the package documentation lists", "error", err)

@@ -304,7 +304,7 @@ func (l *held) renewLoop(ctx context.Context) {
 			return
 		case err != nil:
 			failures++
-			if !c.permissionError(err) && failures == 1 {
+			if failures == 1 && !c.permissionError(err) {
 				c.logger.Warn("rediscoord: extending a lock's lease failed; trying again until Redis answers", "error", err)
 			}
 			wait = backoff(failures, c.renew/2)
