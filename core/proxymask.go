@@ -1,0 +1,82 @@
+package core
+
+import (
+	"bytes"
+	"io"
+)
+
+// tokenMask is a body with every occurrence of the access token replaced
+// by as many "*" (which no bearer token contains), so that an upstream
+// echoing the token (in an OperationOutcome, a debug page) cannot hand it
+// to the page. The length stays the same. Of each read it holds back only
+// a tail that begins the token (which the next read may complete), so an
+// answer streams as it comes.
+type tokenMask struct {
+	src   io.ReadCloser
+	tok   []byte
+	buf   []byte // buf[:n] read, not yet returned; buf[:ready] checked
+	n     int
+	ready int
+	err   error
+}
+
+func newTokenMask(src io.ReadCloser, token string) io.ReadCloser {
+	return &tokenMask{src: src, tok: []byte(token), buf: make([]byte, 32<<10+len(token))}
+}
+
+func (m *tokenMask) Read(p []byte) (int, error) {
+	for m.ready == 0 {
+		if m.err != nil {
+			if m.n > 0 { // the held-back tail: no occurrence can start there now
+				m.ready = m.n
+				break
+			}
+			return 0, m.err
+		}
+		k, err := m.src.Read(m.buf[m.n:])
+		m.n += k
+		m.err = err
+		m.mask()
+		m.ready = m.n - m.partial()
+	}
+	k := copy(p, m.buf[:m.ready])
+	copy(m.buf, m.buf[k:m.n])
+	m.n -= k
+	m.ready -= k
+	return k, nil
+}
+
+// mask replaces the occurrences of the token in buf[:n].
+func (m *tokenMask) mask() {
+	b := m.buf[:m.n]
+	for {
+		i := bytes.Index(b, m.tok)
+		if i < 0 {
+			return
+		}
+		for j := range len(m.tok) {
+			b[i+j] = '*'
+		}
+		b = b[i+len(m.tok):]
+	}
+}
+
+// partial returns the length of the longest tail of buf[:n] that is a
+// proper prefix of the token.
+func (m *tokenMask) partial() int {
+	b := m.buf[:m.n]
+	from := max(0, len(b)-len(m.tok)+1)
+	for i := from; i < len(b); i++ {
+		j := bytes.IndexByte(b[i:], m.tok[0])
+		if j < 0 {
+			return 0
+		}
+		i += j
+		if bytes.HasPrefix(m.tok, b[i:]) {
+			return len(b) - i
+		}
+	}
+	return 0
+}
+
+func (m *tokenMask) Close() error { return m.src.Close() }
