@@ -120,16 +120,16 @@ const (
 
 // States of a bundleRewriter between bytes.
 const (
-	stValue        = iota // a value
-	stValueOrEnd          // a value or "]"
-	stKeyOrEnd            // a key or "}"
-	stKey                 // a key
-	stColon               // ":"
-	stCommaOrEnd          // "," or the container's end
-	stDone                // only white space
-	stString              // in a string passed through
-	stHeld                // in a string held in held
-	stLiteral             // in a number, true, false or null
+	stValue      = iota // a value
+	stValueOrEnd        // a value or "]"
+	stKeyOrEnd          // a key or "}"
+	stKey               // a key
+	stColon             // ":"
+	stCommaOrEnd        // "," or the container's end
+	stDone              // only white space
+	stString            // in a string passed through
+	stHeld              // in a string held in held
+	stLiteral           // in a number, true, false or null
 )
 
 // bundleRewriter is the streaming JSON scanner of rewriteBundleLinks. It
