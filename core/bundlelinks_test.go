@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"reflect"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -123,4 +124,64 @@ func FuzzRewriteBundleLinks(f *testing.F) {
 			t.Fatalf("rewriting %q gave %q, %v", in, marked, err)
 		}
 	})
+}
+
+// bigStringBundle is a Bundle with one string of n bytes (an inline
+// attachment), generated as it is read.
+type bigStringBundle struct {
+	head, tail string
+	n          int
+}
+
+func (b *bigStringBundle) Read(p []byte) (int, error) {
+	switch {
+	case b.head != "":
+		k := copy(p, b.head)
+		b.head = b.head[k:]
+		return k, nil
+	case b.n > 0:
+		k := min(len(p), b.n)
+		for i := range k {
+			p[i] = 'A' + byte(i%26)
+		}
+		b.n -= k
+		return k, nil
+	case b.tail != "":
+		k := copy(p, b.tail)
+		b.tail = b.tail[k:]
+		return k, nil
+	}
+	return 0, io.EOF
+}
+
+// TestRewriteBundleLinksMemory: the heap the rewriter uses does not grow
+// with a value's size: a 64 MiB string in a Bundle, in a link's place or
+// elsewhere, streams through.
+func TestRewriteBundleLinksMemory(t *testing.T) {
+	const size = 64 << 20
+	for name, b := range map[string]func() *bigStringBundle{
+		"attachment": func() *bigStringBundle {
+			return &bigStringBundle{`{"resourceType":"Bundle","entry":[{"fullUrl":"a","resource":{"resourceType":"Binary","data":"`, `"}}]}`, size}
+		},
+		"link": func() *bigStringBundle {
+			return &bigStringBundle{`{"resourceType":"Bundle","link":[{"url":"`, `"}]}`, size}
+		},
+		"key": func() *bigStringBundle {
+			return &bigStringBundle{`{"resourceType":"Bundle","link":[{"`, `":1}]}`, size}
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			var before, after runtime.MemStats
+			runtime.GC()
+			runtime.ReadMemStats(&before)
+			n, err := io.Copy(io.Discard, rewriteBundleLinks(io.NopCloser(b()), func(s string) string { return "P:" + s }))
+			runtime.ReadMemStats(&after)
+			if err != nil || n < size {
+				t.Fatalf("copied %d bytes: %v", n, err)
+			}
+			if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 1<<20 {
+				t.Errorf("rewriting a Bundle with a %d MiB string allocated %d KiB, want under 1 MiB", size>>20, alloc>>10)
+			}
+		})
+	}
 }

@@ -604,3 +604,36 @@ func TestProxyLogsToConfigLogger(t *testing.T) {
 }
 
 func jsonUnmarshal(s string, v any) error { return json.Unmarshal([]byte(s), v) }
+
+// Item 17: a batch or transaction POSTed to the base carries its own
+// methods, so it is refused when Methods leaves one out.
+func TestProxyBatchHonoursMethods(t *testing.T) {
+	transaction := `{"resourceType":"Bundle","type":"transaction","entry":[{"request":{"method":"DELETE","url":"Patient/123"}}]}`
+	for _, tc := range []struct {
+		methods []string
+		status  int
+	}{
+		{[]string{"GET", "POST"}, http.StatusMethodNotAllowed},
+		{nil, http.StatusOK}, // the default: every method
+	} {
+		a, fw := newWatchedProxyApp(t, core.ProxyConfig{Methods: tc.methods}, false)
+		a.srv.SetFHIRHook(func(w http.ResponseWriter, r *http.Request, next http.Handler) {
+			w.Header().Set("Content-Type", "application/fhir+json")
+			io.WriteString(w, `{"resourceType":"Bundle","type":"transaction-response"}`)
+		})
+		a.browser.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+		before := fw.count()
+		resp := a.do("POST", "/fhir/", strings.NewReader(transaction), "Content-Type", "application/fhir+json")
+		readAll(t, resp)
+		refused := resp.StatusCode == http.StatusMethodNotAllowed
+		if refused != (tc.status == http.StatusMethodNotAllowed) || refused != (fw.count() == before) {
+			t.Errorf("Methods %v: POST of a transaction: %d, %d forwarded; want %d", tc.methods, resp.StatusCode, fw.count()-before, tc.status)
+		}
+		// POST of a resource is no batch.
+		resp = a.do("POST", "/fhir/Patient", strings.NewReader(`{"resourceType":"Patient"}`), "Content-Type", "application/fhir+json")
+		readAll(t, resp)
+		if resp.StatusCode == http.StatusMethodNotAllowed {
+			t.Errorf("Methods %v: POST /fhir/Patient: 405", tc.methods)
+		}
+	}
+}
