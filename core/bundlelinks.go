@@ -328,16 +328,39 @@ func (b *bundleRewriter) scan(chunk []byte) error {
 // stringEnd returns the index in s of the quote that ends a string whose
 // text s continues, or -1; esc carries a trailing backslash across calls.
 func stringEnd(s []byte, esc *bool) int {
-	q := bytes.IndexByte(s, '"')
-	seg := s
+	if *esc {
+		return stringEndSlow(s, 0, esc)
+	}
+	i := 0
+	for ; i < len(s) && i < 32; i++ { // short strings: a plain loop is fastest
+		switch s[i] {
+		case '"':
+			return i
+		case '\\':
+			return stringEndSlow(s, i, esc)
+		}
+	}
+	if i == len(s) {
+		return -1
+	}
+	q := bytes.IndexByte(s[i:], '"')
+	seg := s[i:]
 	if q >= 0 {
-		seg = s[:q]
+		seg = seg[:q]
 	}
-	if !*esc && bytes.IndexByte(seg, '\\') < 0 {
-		return q // no escapes before the quote: the fast path of long strings
+	if bytes.IndexByte(seg, '\\') >= 0 {
+		return stringEndSlow(s, i, esc)
 	}
-	for i, c := range s {
-		switch {
+	if q < 0 {
+		return -1
+	}
+	return i + q // no escapes before the quote: the fast path of long strings
+}
+
+// stringEndSlow is stringEnd from s[from:], a byte at a time.
+func stringEndSlow(s []byte, from int, esc *bool) int {
+	for i := from; i < len(s); i++ {
+		switch c := s[i]; {
 		case *esc:
 			*esc = false
 		case c == '\\':
@@ -367,22 +390,18 @@ func (b *bundleRewriter) endString(key string) {
 // link rewritten.
 func (b *bundleRewriter) endHeld() {
 	raw := b.held
+	if b.isKey {
+		b.out = append(append(append(b.out, '"'), raw...), '"')
+		b.endString(linkKey(raw))
+		return
+	}
 	s, ok := string(raw), true
 	if bytes.IndexByte(raw, '\\') >= 0 {
 		ok = json.Unmarshal(append(append([]byte{'"'}, raw...), '"'), &s) == nil
 	}
-	if b.isKey {
-		b.out = append(append(append(b.out, '"'), raw...), '"')
-		if !ok {
-			s = ""
-		}
-		b.endString(s)
-		return
-	}
 	if ok {
 		if ns := b.rewrite(s); ns != s {
-			enc, _ := json.Marshal(ns) // a string always encodes
-			b.out = append(b.out, enc...)
+			b.out = appendJSONString(b.out, ns)
 			b.afterValue()
 			return
 		}
@@ -411,4 +430,39 @@ func (b *bundleRewriter) atLink() bool {
 		return b.keys[0] == "link" && b.keys[2] == "url" || b.keys[0] == "entry" && b.keys[2] == "fullUrl"
 	}
 	return k[3] == '{' && b.keys[0] == "entry" && b.keys[2] == "response" && b.keys[3] == "location"
+}
+
+// appendJSONString appends s to out as a JSON string, escaped as
+// encoding/json escapes it.
+func appendJSONString(out []byte, s string) []byte {
+	for i := range len(s) {
+		if c := s[i]; c < 0x20 || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' || c >= 0x80 {
+			enc, _ := json.Marshal(s) // a string always encodes
+			return append(out, enc...)
+		}
+	}
+	out = append(out, '"')
+	out = append(out, s...)
+	return append(out, '"')
+}
+
+// linkKeys are the keys on the way to a link.
+var linkKeys = []string{"link", "entry", "url", "fullUrl", "response", "location"}
+
+// linkKey returns the key whose raw JSON text is raw if it is one of
+// linkKeys, and "" otherwise, without allocating for a plain key.
+func linkKey(raw []byte) string {
+	if bytes.IndexByte(raw, '\\') >= 0 {
+		var s string
+		if json.Unmarshal(append(append([]byte{'"'}, raw...), '"'), &s) != nil {
+			return ""
+		}
+		raw = []byte(s)
+	}
+	for _, k := range linkKeys {
+		if string(raw) == k {
+			return k
+		}
+	}
+	return ""
 }

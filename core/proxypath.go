@@ -26,6 +26,9 @@ func (p *proxy) upstreamPath(u *url.URL) (string, error) {
 // control characters, spaces or non-ASCII, which some servers fold into
 // dots or separators). FHIR paths (types, ids, operations) never need more.
 func safeProxyPath(rest string) bool {
+	if plainPath(rest) {
+		return true
+	}
 	if unsafePath(rest) {
 		return false
 	}
@@ -56,4 +59,26 @@ func plainSegment(seg string) bool {
 		seg = dec
 	}
 	return false
+}
+
+// plainPath reports, in one pass, whether rest is made of segments of
+// letters, digits and "-_.$" alone, none of them all dots: the paths of
+// nearly every FHIR URL, which need no decoding to be judged.
+func plainPath(rest string) bool {
+	dots := true // the segment so far is all dots
+	for i := range len(rest) {
+		switch c := rest[i]; {
+		case c == '/':
+			if dots && i > 0 && rest[i-1] == '.' {
+				return false
+			}
+			dots = true
+		case c == '.':
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '-', c == '_', c == '$':
+			dots = false
+		default:
+			return false
+		}
+	}
+	return !dots || !strings.HasSuffix(rest, ".")
 }

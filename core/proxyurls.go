@@ -44,6 +44,9 @@ func (p *proxy) rewriteLocation(v string, req *url.URL) string {
 // entry[].response.location): a relative one is relative to the FHIR base,
 // as FHIR's references are.
 func (p *proxy) rewriteBodyURL(v string) string {
+	if strings.HasPrefix(v, p.from) {
+		return p.rewriteURL(v) // the common case, without parsing
+	}
 	ref, err := url.Parse(v)
 	if err != nil || ref.IsAbs() || ref.Host != "" || strings.HasPrefix(v, "/") || v == "" {
 		return p.rewriteURL(v)
