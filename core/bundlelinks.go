@@ -2,6 +2,7 @@ package core
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"io"
@@ -130,7 +131,15 @@ const (
 	stString            // in a string passed through
 	stHeld              // in a string held in held
 	stLiteral           // in a number, true, false or null
+	stSkip              // in a container that holds no link
+	stSkipString        // in a string in such a container
 )
+
+// stringStops are the bytes a string's scan stops at.
+var stringStops = [256]bool{'"': true, '\\': true}
+
+// skipStops are the bytes stSkip stops at.
+var skipStops = [256]bool{'"': true, '{': true, '}': true, '[': true, ']': true}
 
 // bundleRewriter is the streaming JSON scanner of rewriteBundleLinks. It
 // copies its input to out, holding back only the strings it may rewrite.
@@ -150,6 +159,9 @@ type bundleRewriter struct {
 	keys   [keyDepth]string
 	held   []byte // a held string's raw text, without quotes
 	target bool   // the held string is a value to rewrite
+	// skipFrom is the depth of the container being skipped (stSkip): one
+	// that holds no link, so only its strings and nesting are followed.
+	skipFrom int
 }
 
 func (b *bundleRewriter) Read(p []byte) (int, error) {
@@ -234,6 +246,41 @@ func (b *bundleRewriter) scan(chunk []byte) error {
 			start = i
 			b.endHeld()
 			continue
+		case stSkip:
+			for i < len(chunk) && !skipStops[chunk[i]] {
+				i++
+			}
+			if i == len(chunk) {
+				continue
+			}
+			switch c := chunk[i]; c {
+			case '"':
+				b.st, b.esc = stSkipString, false
+			case '{', '[':
+				if len(b.kinds) >= maxJSONDepth {
+					return errNotJSON
+				}
+				b.kinds = append(b.kinds, c)
+			default:
+				if b.top() != c-2 { // '{'+2 == '}', '['+2 == ']'
+					return errNotJSON
+				}
+				b.kinds = b.kinds[:len(b.kinds)-1]
+				if len(b.kinds) < b.skipFrom {
+					b.afterValue()
+				}
+			}
+			i++
+			continue
+		case stSkipString:
+			j := stringEnd(chunk[i:], &b.esc)
+			if j < 0 {
+				i = len(chunk)
+				continue
+			}
+			i += j + 1
+			b.st = stSkip
+			continue
 		case stLiteral:
 			if c := chunk[i]; c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c == '.' || c == '+' || c == '-' {
 				i++
@@ -303,9 +350,11 @@ func (b *bundleRewriter) scan(chunk []byte) error {
 					return errNotJSON
 				}
 				b.kinds = append(b.kinds, c)
-				if len(b.kinds) <= keyDepth {
-					b.keys[len(b.kinds)-1] = ""
+				if !b.mayHoldLink() {
+					b.st, b.skipFrom = stSkip, len(b.kinds)
+					break
 				}
+				b.keys[len(b.kinds)-1] = ""
 				b.st = stValueOrEnd
 				if c == '{' {
 					b.st = stKeyOrEnd
@@ -331,14 +380,20 @@ func stringEnd(s []byte, esc *bool) int {
 	if *esc {
 		return stringEndSlow(s, 0, esc)
 	}
+	// Short strings: eight bytes at a time, then a table lookup a byte.
+	n := min(len(s), 64)
 	i := 0
-	for ; i < len(s) && i < 32; i++ { // short strings: a plain loop is fastest
-		switch s[i] {
-		case '"':
+	for i+8 <= n && !quoteOrBackslash(binary.LittleEndian.Uint64(s[i:])) {
+		i += 8
+	}
+	for i < n && !stringStops[s[i]] {
+		i++
+	}
+	if i < n {
+		if s[i] == '"' {
 			return i
-		case '\\':
-			return stringEndSlow(s, i, esc)
 		}
+		return stringEndSlow(s, i, esc)
 	}
 	if i == len(s) {
 		return -1
@@ -355,6 +410,15 @@ func stringEnd(s []byte, esc *bool) int {
 		return -1
 	}
 	return i + q // no escapes before the quote: the fast path of long strings
+}
+
+// quoteOrBackslash reports whether one of the eight bytes of w is '"' or
+// '\\' (the classic has-zero-byte test on w with each one xored away).
+func quoteOrBackslash(w uint64) bool {
+	const lo, hi = 0x0101010101010101, 0x8080808080808080
+	q := w ^ (lo * '"')
+	b := w ^ (lo * '\\')
+	return ((q-lo)&^q|(b-lo)&^b)&hi != 0
 }
 
 // stringEndSlow is stringEnd from s[from:], a byte at a time.
@@ -417,6 +481,24 @@ func (b *bundleRewriter) afterValue() {
 		return
 	}
 	b.st = stCommaOrEnd
+}
+
+// mayHoldLink reports whether the container just opened may hold a link:
+// the Bundle, its link and entry arrays, their objects, and an entry's
+// response object.
+func (b *bundleRewriter) mayHoldLink() bool {
+	k := b.kinds
+	switch len(k) {
+	case 1:
+		return true
+	case 2:
+		return k[0] == '{' && k[1] == '[' && (b.keys[0] == "link" || b.keys[0] == "entry")
+	case 3:
+		return k[0] == '{' && k[1] == '[' && k[2] == '{'
+	case 4:
+		return k[0] == '{' && k[1] == '[' && k[2] == '{' && k[3] == '{' && b.keys[0] == "entry" && b.keys[2] == "response"
+	}
+	return false
 }
 
 // atLink reports whether a string value beginning now is one to rewrite:
