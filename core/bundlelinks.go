@@ -20,13 +20,20 @@ import (
 // values of those three places, up to maxLinkBytes, longer ones pass
 // unchanged) and short keys are held.
 func rewriteBundleLinks(body io.ReadCloser, rewrite func(string) string) io.ReadCloser {
+	out, _ := sniffAndRewrite(body, rewrite)
+	return out
+}
+
+// sniffAndRewrite is rewriteBundleLinks, and tells whether the body is
+// rewritten (its length may change) or passed through.
+func sniffAndRewrite(body io.ReadCloser, rewrite func(string) string) (io.ReadCloser, bool) {
 	src := &sniffedBody{body: body}
 	var isBundle bool
 	src.head, isBundle = sniffBundle(body, src.buf[:0])
 	if !isBundle {
-		return src
+		return src, false
 	}
-	return &bundleRewriter{src: src, rewrite: rewrite, in: make([]byte, 32<<10)}
+	return &bundleRewriter{src: src, rewrite: rewrite, in: make([]byte, 32<<10)}, true
 }
 
 // sniffLimit bounds how much of a body is read to tell whether it is a

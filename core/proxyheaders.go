@@ -97,12 +97,14 @@ func (p *proxy) modifyResponse(resp *http.Response) error {
 	}
 	body := resp.Body
 	if isJSON(h.Get("Content-Type")) && resp.ContentLength != 0 {
-		body = rewriteBundleLinks(body, p.rewriteBodyURL)
-		resp.ContentLength = -1
-		h.Del("Content-Length")
+		var rewritten bool
+		if body, rewritten = sniffAndRewrite(body, p.rewriteBodyURL); rewritten {
+			resp.ContentLength = -1
+			h.Del("Content-Length")
+		}
 	}
 	if token != "" {
-		body = newTokenMask(body, token) // same length: Content-Length holds
+		body = newTokenMask(body, token, resp.ContentLength) // same length: Content-Length holds
 	}
 	resp.Body = &noTrailers{ReadCloser: body, resp: resp}
 	return nil

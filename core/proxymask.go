@@ -3,6 +3,7 @@ package core
 import (
 	"bytes"
 	"io"
+	"sync"
 )
 
 // tokenMask is a body with every occurrence of the access token replaced
@@ -18,11 +19,30 @@ type tokenMask struct {
 	n     int
 	ready int
 	err   error
+	// pooled is buf's entry in maskBuffers, returned by Close.
+	pooled *[]byte
 }
 
-func newTokenMask(src io.ReadCloser, token string) io.ReadCloser {
-	return &tokenMask{src: src, tok: []byte(token), buf: make([]byte, 32<<10+len(token))}
+// newTokenMask masks token in src, a body of length size (-1: unknown),
+// with a buffer that size needs, at most 32 KiB and the token.
+func newTokenMask(src io.ReadCloser, token string, size int64) io.ReadCloser {
+	m := &tokenMask{src: src, tok: []byte(token)}
+	if size >= 0 && size < 32<<10 {
+		m.buf = make([]byte, max(int(size), 512)+len(token))
+		return m
+	}
+	if bp := maskBuffers.Get().(*[]byte); cap(*bp) >= 32<<10+len(token) {
+		m.pooled, m.buf = bp, (*bp)[:cap(*bp)]
+	} else {
+		maskBuffers.Put(bp)
+		m.buf = make([]byte, 32<<10+len(token))
+	}
+	return m
 }
+
+// maskBuffers are the buffers of bodies of unknown or large size: enough
+// for 32 KiB and a token of up to 4 KiB.
+var maskBuffers = sync.Pool{New: func() any { b := make([]byte, 36<<10); return &b }}
 
 func (m *tokenMask) Read(p []byte) (int, error) {
 	for m.ready == 0 {
@@ -79,4 +99,11 @@ func (m *tokenMask) partial() int {
 	return 0
 }
 
-func (m *tokenMask) Close() error { return m.src.Close() }
+func (m *tokenMask) Close() error {
+	if m.pooled != nil {
+		maskBuffers.Put(m.pooled)
+		m.pooled, m.buf, m.n, m.ready = nil, nil, 0, 0
+		m.err = io.ErrClosedPipe
+	}
+	return m.src.Close()
+}
