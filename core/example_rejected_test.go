@@ -14,8 +14,8 @@ import (
 )
 
 // A FHIR server that rejects every token gets one refresh: the request
-// that triggered it, whose replay with the new token got 401 too, and the
-// next ones get a *TokenRejectedError instead of another refresh.
+// that triggered it gets the replay's 401, the next ones a
+// *TokenRejectedError instead of another refresh.
 func ExampleTokenRejectedError() {
 	srv := smarttest.NewServer(smarttest.Options{})
 	defer srv.Close()
@@ -50,7 +50,7 @@ func ExampleTokenRejectedError() {
 	}
 	fmt.Println("token calls:", srv.RefreshCalls())
 	// Output:
-	// rejected: insufficient_scope true
+	// 401
 	// rejected: insufficient_scope true
 	// rejected: insufficient_scope true
 	// token calls: 1

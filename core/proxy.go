@@ -423,7 +423,22 @@ type sessionTransport struct {
 
 // RoundTrip sends one of ReverseProxy's outbound requests, which it made
 // for this round trip alone and which the transport may therefore change.
+//
+// A 401 that Client's transport passes on was the answer to a replay (or to
+// a body that could not be replayed). When its token is one a 401-triggered
+// refresh obtained moments ago, the FHIR server rejects fresh tokens: the
+// page gets ErrTokenRejected from this first time on, not a 401 that reads
+// as "the session ended".
 func (t sessionTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	tr := transport{r: t.r, session: req.Context(), base: t.base, owned: true}
-	return tr.RoundTrip(req)
+	resp, err := tr.RoundTrip(req)
+	if err != nil || resp.StatusCode != http.StatusUnauthorized {
+		return resp, err
+	}
+	if since, ok := t.r.probation.check(bearerToken(resp.Request), t.r.cfg.Now()); ok {
+		code := bearerErrorCode(resp.Header.Get("WWW-Authenticate"))
+		drain(resp)
+		return nil, &TokenRejectedError{Code: code, CoolDown: TokenRejectedCoolDown, Since: since}
+	}
+	return resp, nil
 }

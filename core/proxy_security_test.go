@@ -594,7 +594,7 @@ func TestProxyLogsToConfigLogger(t *testing.T) {
 		io.Copy(io.Discard, resp.Body)
 		resp.Body.Close()
 	}
-	time.Sleep(50 * time.Millisecond)
+	a.app.Close() // waits for the handler, and its log lines
 	if std.Len() > 0 {
 		t.Errorf("the proxy logged to the process's default logger: %s", std.String())
 	}

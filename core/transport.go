@@ -22,8 +22,7 @@ import (
 // TokenRejectedCoolDown ago, and that the FHIR server has not accepted
 // since, fails with a *TokenRejectedError (ErrTokenRejected) instead of
 // refreshing again: the FHIR server rejects fresh tokens, and every refresh
-// would get the same answer. That includes the replay of the very request
-// whose 401 triggered the refresh.
+// would get the same answer.
 //
 // When no valid token can be had, before the request or after a 401, the
 // request fails with the refresh error (wrapped in a *url.Error by
@@ -109,22 +108,10 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		retry.Body = body
 	}
 	resp, err = t.base.RoundTrip(retry)
-	if err != nil {
-		return resp, err
-	}
-	if resp.StatusCode != http.StatusUnauthorized {
+	if err == nil && resp.StatusCode != http.StatusUnauthorized {
 		t.r.probation.accepted(next.AccessToken)
-		return resp, nil
 	}
-	if since, ok := t.r.probation.check(next.AccessToken, t.r.cfg.Now()); ok {
-		// The replay's token came from a 401-triggered refresh moments ago
-		// and is rejected too: the server rejects fresh tokens, from this
-		// first time on (a plain 401 would read as "the session ended").
-		code := bearerErrorCode(resp.Header.Get("WWW-Authenticate"))
-		drain(resp)
-		return nil, &TokenRejectedError{Code: code, CoolDown: TokenRejectedCoolDown, Since: since}
-	}
-	return resp, nil
+	return resp, err
 }
 
 // authorize returns req carrying tok: a copy of it, since a RoundTripper

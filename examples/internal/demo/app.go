@@ -312,6 +312,13 @@ func (a *App) fhirGet(ctx context.Context, u string) (json.RawMessage, error) {
 	if err != nil {
 		return nil, err
 	}
+	if resp.StatusCode == http.StatusUnauthorized {
+		// The client refreshed the token and sent the GET again: a 401
+		// that still comes back is the FHIR server refusing fresh tokens,
+		// answered as core answers ErrTokenRejected.
+		status, body := core.ErrorResponse(core.ErrTokenRejected)
+		return nil, &Error{status, body.Error, body.ErrorDescription}
+	}
 	if resp.StatusCode != http.StatusOK {
 		return nil, &Error{http.StatusBadGateway, "fhir_error", "the FHIR server answered " + resp.Status}
 	}
