@@ -45,6 +45,22 @@ func newTokenMask(src io.ReadCloser, token string, size int64) io.ReadCloser {
 var maskBuffers = sync.Pool{New: func() any { b := make([]byte, 36<<10); return &b }}
 
 func (m *tokenMask) Read(p []byte) (int, error) {
+	for m.ready == 0 && m.err == nil && len(p) > m.n+len(m.tok) {
+		// The common case: read straight into p, behind the held tail.
+		held := copy(p, m.buf[:m.n])
+		k, err := m.src.Read(p[held:])
+		n := held + k
+		maskToken(p[:n], m.tok)
+		part := 0
+		if err == nil {
+			part = partialToken(p[:n], m.tok)
+		}
+		m.n = copy(m.buf, p[n-part:n])
+		m.err = err
+		if n-part > 0 || err != nil {
+			return n - part, nil
+		}
+	}
 	for m.ready == 0 {
 		if m.err != nil {
 			if m.n > 0 { // the held-back tail: no occurrence can start there now
@@ -56,8 +72,8 @@ func (m *tokenMask) Read(p []byte) (int, error) {
 		k, err := m.src.Read(m.buf[m.n:])
 		m.n += k
 		m.err = err
-		m.mask()
-		m.ready = m.n - m.partial()
+		maskToken(m.buf[:m.n], m.tok)
+		m.ready = m.n - partialToken(m.buf[:m.n], m.tok)
 	}
 	k := copy(p, m.buf[:m.ready])
 	copy(m.buf, m.buf[k:m.n])
@@ -66,33 +82,30 @@ func (m *tokenMask) Read(p []byte) (int, error) {
 	return k, nil
 }
 
-// mask replaces the occurrences of the token in buf[:n].
-func (m *tokenMask) mask() {
-	b := m.buf[:m.n]
+// maskToken replaces the occurrences of tok in b with "*".
+func maskToken(b, tok []byte) {
 	for {
-		i := bytes.Index(b, m.tok)
+		i := bytes.Index(b, tok)
 		if i < 0 {
 			return
 		}
-		for j := range len(m.tok) {
+		for j := range len(tok) {
 			b[i+j] = '*'
 		}
-		b = b[i+len(m.tok):]
+		b = b[i+len(tok):]
 	}
 }
 
-// partial returns the length of the longest tail of buf[:n] that is a
-// proper prefix of the token.
-func (m *tokenMask) partial() int {
-	b := m.buf[:m.n]
-	from := max(0, len(b)-len(m.tok)+1)
-	for i := from; i < len(b); i++ {
-		j := bytes.IndexByte(b[i:], m.tok[0])
+// partialToken returns the length of the longest tail of b that is a
+// proper prefix of tok.
+func partialToken(b, tok []byte) int {
+	for i := max(0, len(b)-len(tok)+1); i < len(b); i++ {
+		j := bytes.IndexByte(b[i:], tok[0])
 		if j < 0 {
 			return 0
 		}
 		i += j
-		if bytes.HasPrefix(m.tok, b[i:]) {
+		if bytes.HasPrefix(tok, b[i:]) {
 			return len(b) - i
 		}
 	}
