@@ -254,30 +254,11 @@ func (b *bundleRewriter) scan(chunk []byte) error {
 			b.endHeld()
 			continue
 		case stSkip:
-			for i < len(chunk) && !skipStops[chunk[i]] {
-				i++
+			var err error
+			i, err = b.skip(chunk, i)
+			if err != nil {
+				return err
 			}
-			if i == len(chunk) {
-				continue
-			}
-			switch c := chunk[i]; c {
-			case '"':
-				b.st, b.esc = stSkipString, false
-			case '{', '[':
-				if len(b.kinds) >= maxJSONDepth {
-					return errNotJSON
-				}
-				b.kinds = append(b.kinds, c)
-			default:
-				if b.top() != c-2 { // '{'+2 == '}', '['+2 == ']'
-					return errNotJSON
-				}
-				b.kinds = b.kinds[:len(b.kinds)-1]
-				if len(b.kinds) < b.skipFrom {
-					b.afterValue()
-				}
-			}
-			i++
 			continue
 		case stSkipString:
 			j := stringEnd(chunk[i:], &b.esc)
@@ -379,6 +360,45 @@ func (b *bundleRewriter) scan(chunk []byte) error {
 	}
 	b.out = append(b.out, chunk[start:i]...)
 	return nil
+}
+
+// skip runs stSkip over chunk from i, in one loop, and returns where it
+// stopped: at the end of chunk, or after the skipped container's end.
+func (b *bundleRewriter) skip(chunk []byte, i int) (int, error) {
+	for i < len(chunk) {
+		c := chunk[i]
+		if !skipStops[c] {
+			i++
+			continue
+		}
+		switch c {
+		case '"':
+			b.esc = false
+			j := stringEnd(chunk[i+1:], &b.esc)
+			if j < 0 {
+				b.st = stSkipString
+				return len(chunk), nil
+			}
+			i += j + 2
+			continue
+		case '{', '[':
+			if len(b.kinds) >= maxJSONDepth {
+				return i, errNotJSON
+			}
+			b.kinds = append(b.kinds, c)
+		default:
+			if b.top() != c-2 { // '{'+2 == '}', '['+2 == ']'
+				return i, errNotJSON
+			}
+			b.kinds = b.kinds[:len(b.kinds)-1]
+			if len(b.kinds) < b.skipFrom {
+				b.afterValue()
+				return i + 1, nil
+			}
+		}
+		i++
+	}
+	return i, nil
 }
 
 // stringEnd returns the index in s of the quote that ends a string whose
