@@ -178,11 +178,24 @@ func (b *bundleRewriter) Read(p []byte) (int, error) {
 		}
 		b.out, b.off = b.out[:0], 0
 		n, err := b.src.Read(b.in)
-		if n > 0 {
-			if perr := b.scan(b.in[:n]); perr != nil {
-				b.out, b.err = b.out[:0], perr
-				continue
+		for {
+			if n > 0 {
+				if perr := b.scan(b.in[:n]); perr != nil {
+					b.out, b.err = b.out[:0], perr
+					break
+				}
 			}
+			// A full read means more input is likely waiting: take it
+			// too, up to what p holds, so that a large Bundle goes out in
+			// fewer writes. A short read is answered at once, so a slow
+			// upstream still streams.
+			if err != nil || n < len(b.in) || len(b.out)+len(b.in) > len(p) {
+				break
+			}
+			n, err = b.src.Read(b.in)
+		}
+		if b.err != nil {
+			continue
 		}
 		switch {
 		case err == io.EOF:

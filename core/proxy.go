@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -171,6 +172,7 @@ func (r *Refresher) FHIRProxy(cfg ProxyConfig) (http.Handler, error) {
 		ModifyResponse: p.modifyResponse,
 		ErrorHandler:   p.fail,
 		ErrorLog:       slog.NewLogLogger(r.cfg.Logger.Handler(), slog.LevelWarn),
+		BufferPool:     copyBuffers{},
 	}
 	return p, nil
 }
@@ -442,3 +444,13 @@ func (t sessionTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	return resp, nil
 }
+
+// copyBuffers are ReverseProxy's buffers for copying answers: 256 KiB, so
+// that a large answer (a Bundle being rewritten, which is flushed after
+// every write) goes out in few writes.
+type copyBuffers struct{}
+
+var copyBufferPool = sync.Pool{New: func() any { b := make([]byte, 256<<10); return &b }}
+
+func (copyBuffers) Get() []byte  { return *copyBufferPool.Get().(*[]byte) }
+func (copyBuffers) Put(b []byte) { copyBufferPool.Put(&b) }
