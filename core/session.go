@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/gob"
 	"errors"
+	"fmt"
 	"reflect"
 	"time"
 
@@ -58,6 +59,16 @@ func noSession(ctx context.Context) error {
 	return ErrNoSession
 }
 
+// misconfigHint says how to fix a context without a session.
+func misconfigHint(ctx context.Context, err error) string {
+	var g ginContextError
+	if errors.As(err, &g) {
+		return "a *gin.Context was passed as the context: pass c.Request.Context() (or set the engine's ContextWithFallback)"
+	}
+	return fmt.Sprintf("the context (a %T) carries no session: pass the request's context (r.Context(); "+
+		"c.Request().Context() in Echo; c.Request.Context() in Gin) of a handler inside the session manager's LoadAndSave", ctx)
+}
+
 // ginContextError is ErrNoSession for a *gin.Context passed as the context
 // on an engine whose ContextWithFallback is off: LoadAndSave may well be
 // there, but such a context hides the values of the request's context.
@@ -78,7 +89,11 @@ func (ginContextError) Is(target error) bool {
 func (r *Refresher) load(ctx context.Context) (*record, error) {
 	v, ok := r.get(ctx)
 	if !ok {
-		return nil, noSession(ctx)
+		// A programming error the app's answer (a 500) does not explain:
+		// the log says what is wrong and how to fix it.
+		err := noSession(ctx)
+		r.cfg.Logger.ErrorContext(ctx, "smartrefresh: "+misconfigHint(ctx, err), "error", err)
+		return nil, err
 	}
 	if v == nil {
 		return nil, ErrNoToken
@@ -96,12 +111,12 @@ func (r *Refresher) load(ctx context.Context) (*record, error) {
 		r.remove(ctx)
 		return nil, ErrCorruptSession
 	}
-	if r.ledger.isRevokedAccess(rec.Token.AccessToken, r.cfg.Now) {
-		// A copy of a token Logout revoked: a stale session copy
-		// written back, or a refresh stored after the Logout.
-		r.reauth(ctx, ErrRevoked)
+	if rv := r.ledger.endedLoad(rec, r.cfg.Now); rv != nil {
+		// A copy of a grant that ended (Logout, invalid_grant): a stale
+		// session copy written back, or a refresh stored after the end.
+		r.reauthOnce(ctx, rv)
 		r.remove(ctx)
-		return nil, ErrRevoked
+		return nil, rv.reason
 	}
 	return rec, nil
 }
@@ -163,7 +178,7 @@ func (r *Refresher) settle(ctx context.Context, next *record) error {
 			return false // no token (a Logout removed it), or not ours to judge
 		}
 		now := r.cfg.Now()
-		if r.ledger.isRevoked(&cur.Token, now) {
+		if r.ledger.isRevokedRecord(cur, now) != nil {
 			r.removeToken(fresh)
 			return true
 		}
@@ -173,7 +188,7 @@ func (r *Refresher) settle(ctx context.Context, next *record) error {
 			cur.Obtained.Before(next.Obtained) {
 			want = next // not rotated: the same refresh token, a newer access token
 		}
-		if want == cur || r.ledger.isRevoked(&want.Token, now) {
+		if want == cur || r.ledger.isRevokedRecord(want, now) != nil {
 			return false
 		}
 		return r.put(fresh, want) == nil
