@@ -1,37 +1,39 @@
 package core
 
 import (
-	"bufio"
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"io"
 )
 
 // rewriteBundleLinks returns body with the URLs of a FHIR JSON Bundle's
-// link[].url and entry[].fullUrl passed through rewrite, as it streams: the
-// output is flushed whenever the input has to be waited for, so a large
-// Bundle reaches the browser as the upstream sends it. A body that is not a
-// Bundle (its first member is another "resourceType") is passed through
-// untouched, byte for byte.
+// link[].url, entry[].fullUrl and entry[].response.location passed through
+// rewrite, as it streams: each read returns what the input read so far
+// gave, so a large Bundle reaches the browser as the upstream sends it.
+// Everything else passes byte for byte; a body that is not a Bundle (its
+// first member is another "resourceType") is passed through untouched.
+//
+// Its memory does not depend on the Bundle's size or on any one value's:
+// strings stream through, and only the strings it might rewrite (the
+// values of those three places, up to maxLinkBytes, longer ones pass
+// unchanged) and short keys are held.
 func rewriteBundleLinks(body io.ReadCloser, rewrite func(string) string) io.ReadCloser {
+	out, _ := sniffAndRewrite(body, rewrite)
+	return out
+}
+
+// sniffAndRewrite is rewriteBundleLinks, and tells whether the body is
+// rewritten (its length may change) or passed through.
+func sniffAndRewrite(body io.ReadCloser, rewrite func(string) string) (io.ReadCloser, bool) {
 	src := &sniffedBody{body: body}
 	var isBundle bool
 	src.head, isBundle = sniffBundle(body, src.buf[:0])
 	if !isBundle {
-		return src
+		return src, false
 	}
-	pr, pw := io.Pipe()
-	go func() {
-		out := bufio.NewWriterSize(pw, 32<<10)
-		err := transformBundle(out, &flushingReader{r: src, w: out}, rewrite)
-		if err == nil {
-			err = out.Flush()
-		}
-		body.Close()
-		pw.CloseWithError(err)
-	}()
-	return pr
+	return &bundleRewriter{src: src, rewrite: rewrite, in: make([]byte, 32<<10)}, true
 }
 
 // sniffLimit bounds how much of a body is read to tell whether it is a
@@ -107,152 +109,482 @@ func firstMemberSaysBundle(b []byte) (known, bundle bool) {
 	return true, bytes.HasPrefix(b, []byte(name))
 }
 
-// flushingReader flushes w before each read of r, so that what was written
-// for the input read so far goes out while the next input is awaited.
-type flushingReader struct {
-	r io.Reader
-	w *bufio.Writer
-}
-
-func (f *flushingReader) Read(p []byte) (int, error) {
-	if f.w.Buffered() > 0 {
-		if err := f.w.Flush(); err != nil {
-			return 0, err
-		}
-	}
-	return f.r.Read(p)
-}
-
 // errNotJSON: a body announced as JSON is not one JSON value.
 var errNotJSON = errors.New("smartrefresh: proxy: the FHIR server's JSON answer is malformed")
 
-// transformBundle copies the JSON value of src to out, token by token,
-// passing the strings at link[].url and entry[].fullUrl of the top-level
-// object through rewrite. Numbers keep their text; strings are escaped as
-// encoding/json does.
-func transformBundle(out *bufio.Writer, src io.Reader, rewrite func(string) string) error {
-	dec := json.NewDecoder(src)
-	dec.UseNumber()
-	type frame struct {
-		object bool
-		n      int    // members or elements written
-		key    string // in an object: the key of the value being read
-		isKey  bool   // in an object: the next string is a key
-	}
-	var stack []frame
-	// target reports whether a string value at the current place is a link
-	// to rewrite: $.link[*].url or $.entry[*].fullUrl.
-	target := func() bool {
-		if len(stack) != 3 || !stack[0].object || stack[1].object || !stack[2].object {
-			return false
-		}
-		switch stack[0].key {
-		case "link":
-			return stack[2].key == "url"
-		case "entry":
-			return stack[2].key == "fullUrl"
-		}
-		return false
-	}
-	// value prepares for a value (or key) at the current place: the comma
-	// and, in an object, the colon after the key.
-	value := func() {
-		if len(stack) == 0 {
-			return
-		}
-		f := &stack[len(stack)-1]
-		if f.object {
-			return // keys write their own comma; the colon follows the key
-		}
-		if f.n > 0 {
-			out.WriteByte(',')
-		}
-		f.n++
-	}
-	done := func() {
-		if len(stack) > 0 && stack[len(stack)-1].object {
-			f := &stack[len(stack)-1]
-			f.isKey = true
-			f.n++
-		}
-	}
-	for {
-		tok, err := dec.Token()
-		if err == io.EOF {
-			if len(stack) != 0 {
-				return errNotJSON
-			}
-			return nil
-		}
-		var syntax *json.SyntaxError
-		if errors.As(err, &syntax) || errors.Is(err, io.ErrUnexpectedEOF) {
-			return errors.Join(errNotJSON, err)
-		}
-		if err != nil {
-			return err // the body could not be read: not the server's JSON
-		}
-		if d, ok := tok.(json.Delim); ok && (d == '}' || d == ']') {
-			if len(stack) == 0 {
-				return errNotJSON
-			}
-			stack = stack[:len(stack)-1]
-			out.WriteByte(byte(d))
-			done()
-			if len(stack) == 0 {
-				return endOfValue(dec)
-			}
-			continue
-		}
-		if len(stack) > 0 && stack[len(stack)-1].object && stack[len(stack)-1].isKey {
-			f := &stack[len(stack)-1]
-			if f.n > 0 {
-				out.WriteByte(',')
-			}
-			f.key, f.isKey = tok.(string), false
-			writeJSONString(out, f.key)
-			out.WriteByte(':')
-			continue
-		}
-		value()
-		switch v := tok.(type) {
-		case json.Delim:
-			out.WriteByte(byte(v))
-			stack = append(stack, frame{object: v == '{', isKey: v == '{'})
-			continue
-		case string:
-			if target() {
-				v = rewrite(v)
-			}
-			writeJSONString(out, v)
-		case json.Number:
-			out.WriteString(string(v))
-		case bool:
-			if v {
-				out.WriteString("true")
-			} else {
-				out.WriteString("false")
-			}
-		case nil:
-			out.WriteString("null")
-		}
-		done()
-		if len(stack) == 0 {
-			return endOfValue(dec)
-		}
-	}
+// Bounds of what a bundleRewriter holds.
+const (
+	// maxLinkBytes bounds a URL the rewriter rewrites; a longer one passes
+	// unchanged.
+	maxLinkBytes = 8 << 10
+	// maxKeyBytes bounds a key it reads; a longer one is no key it looks
+	// for.
+	maxKeyBytes = 64
+	// maxJSONDepth bounds the nesting of a Bundle, as encoding/json does.
+	maxJSONDepth = 10000
+	// keyDepth is how deep keys matter: $.entry[*].response.location.
+	keyDepth = 4
+)
+
+// States of a bundleRewriter between bytes.
+const (
+	stValue      = iota // a value
+	stValueOrEnd        // a value or "]"
+	stKeyOrEnd          // a key or "}"
+	stKey               // a key
+	stColon             // ":"
+	stCommaOrEnd        // "," or the container's end
+	stDone              // only white space
+	stString            // in a string passed through
+	stHeld              // in a string held in held
+	stLiteral           // in a number, true, false or null
+	stSkip              // in a container that holds no link
+	stSkipString        // in a string in such a container
+)
+
+// stringStops are the bytes a string's scan stops at.
+var stringStops = [256]bool{'"': true, '\\': true}
+
+// skipStops are the bytes stSkip stops at.
+var skipStops = [256]bool{'"': true, '{': true, '}': true, '[': true, ']': true}
+
+// bundleRewriter is the streaming JSON scanner of rewriteBundleLinks. It
+// copies its input to out, holding back only the strings it may rewrite.
+type bundleRewriter struct {
+	src     io.ReadCloser
+	rewrite func(string) string
+	in      []byte
+	out     []byte // output of the last input read; out[off:] not yet returned
+	off     int
+	err     error // the error to return once out is drained
+
+	st     int
+	esc    bool   // in a string, after a backslash
+	isKey  bool   // the string being read is a key
+	seen   bool   // a value has begun
+	kinds  []byte // '{' or '[' of each open container
+	keys   [keyDepth]string
+	held   []byte // a held string's raw text, without quotes
+	target bool   // the held string is a value to rewrite
+	// skipFrom is the depth of the container being skipped (stSkip): one
+	// that holds no link, so only its strings and nesting are followed.
+	skipFrom int
 }
 
-// endOfValue checks that nothing but white space follows the one top-level
-// value, as encoding/json would.
-func endOfValue(dec *json.Decoder) error {
-	if _, err := dec.Token(); err != io.EOF {
-		return errNotJSON
+func (b *bundleRewriter) Read(p []byte) (int, error) {
+	for b.off == len(b.out) {
+		if b.err != nil {
+			return 0, b.err
+		}
+		b.out, b.off = b.out[:0], 0
+		n, err := b.src.Read(b.in)
+		for {
+			if n > 0 {
+				if perr := b.scan(b.in[:n]); perr != nil {
+					b.out, b.err = b.out[:0], perr
+					break
+				}
+			}
+			// A full read means more input is likely waiting: take it
+			// too, up to what p holds, so that a large Bundle goes out in
+			// fewer writes. A short read is answered at once, so a slow
+			// upstream still streams.
+			if err != nil || n < len(b.in) || len(b.out)+len(b.in) > len(p) {
+				break
+			}
+			n, err = b.src.Read(b.in)
+		}
+		if b.err != nil {
+			continue
+		}
+		switch {
+		case err == io.EOF:
+			b.err = io.EOF
+			if !b.complete() {
+				b.err = errNotJSON
+			}
+		case err != nil:
+			b.err = err // the body could not be read: not the server's JSON
+		}
 	}
+	n := copy(p, b.out[b.off:])
+	b.off += n
+	return n, nil
+}
+
+func (b *bundleRewriter) Close() error { return b.src.Close() }
+
+// complete reports whether the input so far is one whole JSON value (or
+// nothing).
+func (b *bundleRewriter) complete() bool {
+	return b.st == stDone || !b.seen || b.st == stLiteral && len(b.kinds) == 0
+}
+
+// scan copies chunk to out, running the state machine over it.
+func (b *bundleRewriter) scan(chunk []byte) error {
+	start := 0 // chunk[start:i] is still to be copied to out
+	i := 0
+	for i < len(chunk) {
+		switch b.st {
+		case stString:
+			j := stringEnd(chunk[i:], &b.esc)
+			if j < 0 {
+				i = len(chunk)
+				continue
+			}
+			i += j + 1
+			b.endString("")
+			continue
+		case stHeld:
+			esc := b.esc
+			j := stringEnd(chunk[i:], &b.esc)
+			end := i + j
+			if j < 0 {
+				end = len(chunk)
+			}
+			limit := maxLinkBytes
+			if b.isKey {
+				limit = maxKeyBytes
+			}
+			if len(b.held)+end-i > limit {
+				// Too long to be what we look for: let it through.
+				b.out = append(b.out, '"')
+				b.out = append(b.out, b.held...)
+				b.held = b.held[:0]
+				b.st, start, b.esc = stString, i, esc
+				if b.isKey && len(b.kinds) <= keyDepth {
+					b.keys[len(b.kinds)-1] = ""
+				}
+				continue
+			}
+			b.held = append(b.held, chunk[i:end]...)
+			if j < 0 {
+				i, start = len(chunk), len(chunk)
+				continue
+			}
+			i = end + 1
+			start = i
+			b.endHeld()
+			continue
+		case stSkip:
+			var err error
+			i, err = b.skip(chunk, i)
+			if err != nil {
+				return err
+			}
+			continue
+		case stSkipString:
+			j := stringEnd(chunk[i:], &b.esc)
+			if j < 0 {
+				i = len(chunk)
+				continue
+			}
+			i += j + 1
+			b.st = stSkip
+			continue
+		case stLiteral:
+			if c := chunk[i]; c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c == '.' || c == '+' || c == '-' {
+				i++
+				continue
+			}
+			b.afterValue()
+			continue
+		}
+		c := chunk[i]
+		if c == ' ' || c == '\n' || c == '\r' || c == '\t' {
+			i++
+			continue
+		}
+		switch b.st {
+		case stDone:
+			return errNotJSON
+		case stColon:
+			if c != ':' {
+				return errNotJSON
+			}
+			b.st = stValue
+		case stCommaOrEnd:
+			switch {
+			case c == ',' && b.top() == '{':
+				b.st = stKey
+			case c == ',':
+				b.st = stValue
+			case c == '}' && b.top() == '{', c == ']' && b.top() == '[':
+				b.kinds = b.kinds[:len(b.kinds)-1]
+				b.afterValue()
+			default:
+				return errNotJSON
+			}
+		case stKeyOrEnd, stKey:
+			switch {
+			case c == '"':
+				b.isKey, b.esc = true, false
+				if len(b.kinds) <= keyDepth {
+					b.out = append(b.out, chunk[start:i]...)
+					b.st, b.held, b.target = stHeld, b.held[:0], false
+					i++
+					start = i
+					continue
+				}
+				b.st = stString
+			case c == '}' && b.st == stKeyOrEnd:
+				b.kinds = b.kinds[:len(b.kinds)-1]
+				b.afterValue()
+			default:
+				return errNotJSON
+			}
+		case stValue, stValueOrEnd:
+			b.seen = true
+			switch {
+			case c == '"':
+				b.isKey, b.esc = false, false
+				if b.atLink() {
+					b.out = append(b.out, chunk[start:i]...)
+					b.st, b.held, b.target = stHeld, b.held[:0], true
+					i++
+					start = i
+					continue
+				}
+				b.st = stString
+			case c == '{' || c == '[':
+				if len(b.kinds) >= maxJSONDepth {
+					return errNotJSON
+				}
+				b.kinds = append(b.kinds, c)
+				if !b.mayHoldLink() {
+					b.st, b.skipFrom = stSkip, len(b.kinds)
+					break
+				}
+				b.keys[len(b.kinds)-1] = ""
+				b.st = stValueOrEnd
+				if c == '{' {
+					b.st = stKeyOrEnd
+				}
+			case c == ']' && b.st == stValueOrEnd:
+				b.kinds = b.kinds[:len(b.kinds)-1]
+				b.afterValue()
+			case c == '-' || c >= '0' && c <= '9' || c == 't' || c == 'f' || c == 'n':
+				b.st = stLiteral
+			default:
+				return errNotJSON
+			}
+		}
+		i++
+	}
+	b.out = append(b.out, chunk[start:i]...)
 	return nil
 }
 
-// writeJSONString writes s as a JSON string.
-func writeJSONString(out *bufio.Writer, s string) {
-	b, _ := json.Marshal(s) // a string always encodes
-	out.Write(b)
+// skip runs stSkip over chunk from i, in one loop, and returns where it
+// stopped: at the end of chunk, or after the skipped container's end.
+func (b *bundleRewriter) skip(chunk []byte, i int) (int, error) {
+	for i < len(chunk) {
+		c := chunk[i]
+		if !skipStops[c] {
+			i++
+			continue
+		}
+		switch c {
+		case '"':
+			b.esc = false
+			j := stringEnd(chunk[i+1:], &b.esc)
+			if j < 0 {
+				b.st = stSkipString
+				return len(chunk), nil
+			}
+			i += j + 2
+			continue
+		case '{', '[':
+			if len(b.kinds) >= maxJSONDepth {
+				return i, errNotJSON
+			}
+			b.kinds = append(b.kinds, c)
+		default:
+			if b.top() != c-2 { // '{'+2 == '}', '['+2 == ']'
+				return i, errNotJSON
+			}
+			b.kinds = b.kinds[:len(b.kinds)-1]
+			if len(b.kinds) < b.skipFrom {
+				b.afterValue()
+				return i + 1, nil
+			}
+		}
+		i++
+	}
+	return i, nil
+}
+
+// stringEnd returns the index in s of the quote that ends a string whose
+// text s continues, or -1; esc carries a trailing backslash across calls.
+func stringEnd(s []byte, esc *bool) int {
+	if *esc {
+		return stringEndSlow(s, 0, esc)
+	}
+	// Short strings: eight bytes at a time, then a table lookup a byte.
+	n := min(len(s), 64)
+	i := 0
+	for i+8 <= n && !quoteOrBackslash(binary.LittleEndian.Uint64(s[i:])) {
+		i += 8
+	}
+	for i < n && !stringStops[s[i]] {
+		i++
+	}
+	if i < n {
+		if s[i] == '"' {
+			return i
+		}
+		return stringEndSlow(s, i, esc)
+	}
+	if i == len(s) {
+		return -1
+	}
+	q := bytes.IndexByte(s[i:], '"')
+	seg := s[i:]
+	if q >= 0 {
+		seg = seg[:q]
+	}
+	if bytes.IndexByte(seg, '\\') >= 0 {
+		return stringEndSlow(s, i, esc)
+	}
+	if q < 0 {
+		return -1
+	}
+	return i + q // no escapes before the quote: the fast path of long strings
+}
+
+// quoteOrBackslash reports whether one of the eight bytes of w is '"' or
+// '\\' (the classic has-zero-byte test on w with each one xored away).
+func quoteOrBackslash(w uint64) bool {
+	const lo, hi = 0x0101010101010101, 0x8080808080808080
+	q := w ^ (lo * '"')
+	b := w ^ (lo * '\\')
+	return ((q-lo)&^q|(b-lo)&^b)&hi != 0
+}
+
+// stringEndSlow is stringEnd from s[from:], a byte at a time.
+func stringEndSlow(s []byte, from int, esc *bool) int {
+	for i := from; i < len(s); i++ {
+		switch c := s[i]; {
+		case *esc:
+			*esc = false
+		case c == '\\':
+			*esc = true
+		case c == '"':
+			return i
+		}
+	}
+	return -1
+}
+
+func (b *bundleRewriter) top() byte { return b.kinds[len(b.kinds)-1] }
+
+// endString follows the end of a string passed through.
+func (b *bundleRewriter) endString(key string) {
+	if b.isKey {
+		if d := len(b.kinds); d <= keyDepth {
+			b.keys[d-1] = key
+		}
+		b.st = stColon
+		return
+	}
+	b.afterValue()
+}
+
+// endHeld writes out a held string that has ended: a key as it was, a
+// link rewritten.
+func (b *bundleRewriter) endHeld() {
+	raw := b.held
+	if b.isKey {
+		b.out = append(append(append(b.out, '"'), raw...), '"')
+		b.endString(linkKey(raw))
+		return
+	}
+	s, ok := string(raw), true
+	if bytes.IndexByte(raw, '\\') >= 0 {
+		ok = json.Unmarshal(append(append([]byte{'"'}, raw...), '"'), &s) == nil
+	}
+	if ok {
+		if ns := b.rewrite(s); ns != s {
+			b.out = appendJSONString(b.out, ns)
+			b.afterValue()
+			return
+		}
+	}
+	b.out = append(append(append(b.out, '"'), raw...), '"')
+	b.afterValue()
+}
+
+// afterValue follows the end of a value.
+func (b *bundleRewriter) afterValue() {
+	if len(b.kinds) == 0 {
+		b.st = stDone
+		return
+	}
+	b.st = stCommaOrEnd
+}
+
+// mayHoldLink reports whether the container just opened may hold a link:
+// the Bundle, its link and entry arrays, their objects, and an entry's
+// response object.
+func (b *bundleRewriter) mayHoldLink() bool {
+	k := b.kinds
+	switch len(k) {
+	case 1:
+		return true
+	case 2:
+		return k[0] == '{' && k[1] == '[' && (b.keys[0] == "link" || b.keys[0] == "entry")
+	case 3:
+		return k[0] == '{' && k[1] == '[' && k[2] == '{'
+	case 4:
+		return k[0] == '{' && k[1] == '[' && k[2] == '{' && k[3] == '{' && b.keys[0] == "entry" && b.keys[2] == "response"
+	}
+	return false
+}
+
+// atLink reports whether a string value beginning now is one to rewrite:
+// $.link[*].url, $.entry[*].fullUrl or $.entry[*].response.location.
+func (b *bundleRewriter) atLink() bool {
+	k := b.kinds
+	if len(k) < 3 || len(k) > 4 || k[0] != '{' || k[1] != '[' || k[2] != '{' {
+		return false
+	}
+	if len(k) == 3 {
+		return b.keys[0] == "link" && b.keys[2] == "url" || b.keys[0] == "entry" && b.keys[2] == "fullUrl"
+	}
+	return k[3] == '{' && b.keys[0] == "entry" && b.keys[2] == "response" && b.keys[3] == "location"
+}
+
+// appendJSONString appends s to out as a JSON string, escaped as
+// encoding/json escapes it.
+func appendJSONString(out []byte, s string) []byte {
+	for i := range len(s) {
+		if c := s[i]; c < 0x20 || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' || c >= 0x80 {
+			enc, _ := json.Marshal(s) // a string always encodes
+			return append(out, enc...)
+		}
+	}
+	out = append(out, '"')
+	out = append(out, s...)
+	return append(out, '"')
+}
+
+// linkKeys are the keys on the way to a link.
+var linkKeys = []string{"link", "entry", "url", "fullUrl", "response", "location"}
+
+// linkKey returns the key whose raw JSON text is raw if it is one of
+// linkKeys, and "" otherwise, without allocating for a plain key.
+func linkKey(raw []byte) string {
+	if bytes.IndexByte(raw, '\\') >= 0 {
+		var s string
+		if json.Unmarshal(append(append([]byte{'"'}, raw...), '"'), &s) != nil {
+			return ""
+		}
+		raw = []byte(s)
+	}
+	for _, k := range linkKeys {
+		if string(raw) == k {
+			return k
+		}
+	}
+	return ""
 }

@@ -1,7 +1,6 @@
 package core
 
 import (
-	"bufio"
 	"errors"
 	"io"
 	"strings"
@@ -24,7 +23,7 @@ func TestTransformBundleReadError(t *testing.T) {
 		"malformed":  {strings.NewReader(`{"resourceType":"Bundle","entry":[}`), true, nil},
 	} {
 		t.Run(name, func(t *testing.T) {
-			err := transformBundle(bufio.NewWriter(io.Discard), tc.src, func(s string) string { return s })
+			_, err := io.ReadAll(rewriteBundleLinks(io.NopCloser(tc.src), func(s string) string { return s }))
 			if errors.Is(err, errNotJSON) != tc.malformed || tc.cause != nil && !errors.Is(err, tc.cause) {
 				t.Errorf("err = %v; want malformed %v, cause %v", err, tc.malformed, tc.cause)
 			}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"reflect"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -27,8 +28,10 @@ func TestRewriteBundleLinks(t *testing.T) {
 			`{"resourceType":"Bundle","entry":[{"resource":{"link":[{"url":"a"}],"fullUrl":"c"},"link":[{"url":"d"}]}]}`},
 		{"non-string url untouched", `{"resourceType":"Bundle","link":[{"url":7},{"url":null},{"url":["x"]}]}`, `{"resourceType":"Bundle","link":[{"url":7},{"url":null},{"url":["x"]}]}`},
 		{"numbers keep their text", `{"resourceType":"Bundle","total":1.50e+3,"n":-0,"b":[true,false,null]}`, `{"resourceType":"Bundle","total":1.50e+3,"n":-0,"b":[true,false,null]}`},
-		{"white space is dropped", "{ \"resourceType\" : \"Bundle\" ,\n \"link\" : [ { \"url\" : \"a\" } ] }", `{"resourceType":"Bundle","link":[{"url":"P:a"}]}`},
-		{"escapes are decoded", `{"resourceType":"Bundle","link":[{"u\u0072l":"\u0061"}]}`, `{"resourceType":"Bundle","link":[{"url":"P:a"}]}`},
+		{"white space is kept", "{ \"resourceType\" : \"Bundle\" ,\n \"link\" : [ { \"url\" : \"a\" } ] }", "{ \"resourceType\" : \"Bundle\" ,\n \"link\" : [ { \"url\" : \"P:a\" } ] }"},
+		{"escapes are read, and kept where nothing changes", `{"resourceType":"Bundle","link":[{"u\u0072l":"\u0061","x":"<\u0061>"}]}`, `{"resourceType":"Bundle","link":[{"u\u0072l":"P:a","x":"<\u0061>"}]}`},
+		{"response.location", `{"resourceType":"Bundle","entry":[{"response":{"location":"a","etag":"b"},"request":{"location":"c"}}]}`,
+			`{"resourceType":"Bundle","entry":[{"response":{"location":"P:a","etag":"b"},"request":{"location":"c"}}]}`},
 		{"other resources byte for byte", `{ "resourceType":"Patient", "link":[{"url":"a"}] }`, `{ "resourceType":"Patient", "link":[{"url":"a"}] }`},
 		{"not an object byte for byte", ` ["a"]`, ` ["a"]`},
 		{"empty body", ``, ``},
@@ -121,4 +124,64 @@ func FuzzRewriteBundleLinks(f *testing.F) {
 			t.Fatalf("rewriting %q gave %q, %v", in, marked, err)
 		}
 	})
+}
+
+// bigStringBundle is a Bundle with one string of n bytes (an inline
+// attachment), generated as it is read.
+type bigStringBundle struct {
+	head, tail string
+	n          int
+}
+
+func (b *bigStringBundle) Read(p []byte) (int, error) {
+	switch {
+	case b.head != "":
+		k := copy(p, b.head)
+		b.head = b.head[k:]
+		return k, nil
+	case b.n > 0:
+		k := min(len(p), b.n)
+		for i := range k {
+			p[i] = 'A' + byte(i%26)
+		}
+		b.n -= k
+		return k, nil
+	case b.tail != "":
+		k := copy(p, b.tail)
+		b.tail = b.tail[k:]
+		return k, nil
+	}
+	return 0, io.EOF
+}
+
+// TestRewriteBundleLinksMemory: the heap the rewriter uses does not grow
+// with a value's size: a 64 MiB string in a Bundle, in a link's place or
+// elsewhere, streams through.
+func TestRewriteBundleLinksMemory(t *testing.T) {
+	const size = 64 << 20
+	for name, b := range map[string]func() *bigStringBundle{
+		"attachment": func() *bigStringBundle {
+			return &bigStringBundle{`{"resourceType":"Bundle","entry":[{"fullUrl":"a","resource":{"resourceType":"Binary","data":"`, `"}}]}`, size}
+		},
+		"link": func() *bigStringBundle {
+			return &bigStringBundle{`{"resourceType":"Bundle","link":[{"url":"`, `"}]}`, size}
+		},
+		"key": func() *bigStringBundle {
+			return &bigStringBundle{`{"resourceType":"Bundle","link":[{"`, `":1}]}`, size}
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			var before, after runtime.MemStats
+			runtime.GC()
+			runtime.ReadMemStats(&before)
+			n, err := io.Copy(io.Discard, rewriteBundleLinks(io.NopCloser(b()), func(s string) string { return "P:" + s }))
+			runtime.ReadMemStats(&after)
+			if err != nil || n < size {
+				t.Fatalf("copied %d bytes: %v", n, err)
+			}
+			if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 1<<20 {
+				t.Errorf("rewriting a Bundle with a %d MiB string allocated %d KiB, want under 1 MiB", size>>20, alloc>>10)
+			}
+		})
+	}
 }

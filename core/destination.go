@@ -87,14 +87,19 @@ func canonicalHost(u *url.URL) string {
 const maxUnescapes = 4
 
 // hasDotSegment reports whether u's path could be resolved by some server
-// to a place other than where it seems to be, outside a base the URL seems
-// to be under: a "." or ".." segment in plain, percent-encoded or
-// multiply percent-encoded form, with "\" as well as "/" as separator (IIS
-// and some Java stacks treat "\" as "/"), with a ";" parameter after it
-// (Tomcat resolves "..;/" as "../"), with the trailing dots or spaces
-// Windows strips ("...", ".. "), or a path with control characters.
-func hasDotSegment(u *url.URL) bool {
-	p := u.EscapedPath()
+// to a place other than where it seems to be (see unsafePath).
+func hasDotSegment(u *url.URL) bool { return unsafePath(u.EscapedPath()) }
+
+// unsafePath reports whether the escaped path p could be resolved by some
+// server to a place other than where it seems to be, outside a base the
+// path seems to be under: a "." or ".." segment in plain, percent-encoded
+// or multiply percent-encoded form, with "\" as well as "/" as separator
+// (IIS and some Java stacks treat "\" as "/"), with a ";" parameter after
+// it (Tomcat resolves "..;/" as "../"), with the trailing dots or spaces
+// Windows strips ("...", ".. "), written with look-alike dots that Unicode
+// normalization folds to ".", or a path with control characters. It is the
+// one rule of both Client's destinations and the FHIR proxy's paths.
+func unsafePath(p string) bool {
 	for range maxUnescapes + 1 {
 		if dotSegment(p) {
 			return true
@@ -112,6 +117,11 @@ func hasDotSegment(u *url.URL) bool {
 	return true // still encoded after maxUnescapes layers
 }
 
+// dots are the characters a server may take for "." in a path segment:
+// the full stop, and the look-alikes NFKC normalization folds to it
+// (fullwidth, small and one-dot leader).
+const dots = ".\uFF0E\uFE52\u2024"
+
 // dotSegment reports whether the path p, taken literally, has a segment a
 // server could resolve as "." or "..", or a control character.
 func dotSegment(p string) bool {
@@ -120,7 +130,7 @@ func dotSegment(p string) bool {
 	}
 	for seg := range strings.FieldsFuncSeq(p, func(r rune) bool { return r == '/' || r == '\\' }) {
 		seg, _, _ = strings.Cut(seg, ";")
-		if strings.Contains(seg, ".") && strings.Trim(seg, ". ") == "" {
+		if strings.ContainsAny(seg, dots) && strings.Trim(seg, dots+" ") == "" {
 			return true
 		}
 	}

@@ -56,9 +56,14 @@
 // FHIRProxy is a backend-for-frontend: the page calls the app's own origin
 // (with the header X-CSRF: 1) and the proxy forwards each call to the FHIR
 // server with the session's token, so the browser never holds it. It
-// refreshes and replays as Client does, keeps the browser's credentials and
-// the upstream's cookies apart, refuses paths that leave the upstream base,
-// and rewrites a Bundle's links to itself as the answer streams.
+// refreshes and replays as Client does, and passes only allow-listed
+// headers each way; it refuses paths a server could resolve outside the
+// upstream base (the rule of Client's destinations), keeps every answer out
+// of caches and unable to run script on the app's origin, masks the token
+// in anything that comes back, and rewrites a Bundle's links to itself as
+// the answer streams. FHIRProxy's documentation tabulates its security
+// model: what the browser can send, what reaches the upstream, what comes
+// back.
 //
 // # Client authentication
 //

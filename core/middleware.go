@@ -20,11 +20,13 @@ func (r *Refresher) Attach(ctx context.Context) (context.Context, error) {
 	return NewContext(ctx, tok), nil
 }
 
-// statusCode is the HTTP status of the answer to err: 401 for
-// ErrReauthRequired, 503 for ErrTransient and for a request cancelled while
+// statusCode is the HTTP status of the answer to err: 403 for
+// ErrTokenRejected, 401 for ErrReauthRequired, 503 for ErrTransient and for a request cancelled while
 // waiting, 500 otherwise.
 func statusCode(err error) int {
 	switch {
+	case errors.Is(err, ErrTokenRejected):
+		return http.StatusForbidden
 	case errors.Is(err, ErrReauthRequired):
 		return http.StatusUnauthorized
 	case errors.Is(err, ErrTransient), errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
@@ -41,12 +43,17 @@ type ErrorBody struct {
 
 // ErrorResponse returns the status and JSON body of the default answer to
 // err, for an app that writes its answers its own way (Gin's c.JSON, Echo's
-// c.JSON): 401 for ErrReauthRequired, 503 for ErrTransient and for a
-// request cancelled while waiting, 500 otherwise. It never includes details
+// c.JSON): 401 reauth_required for ErrReauthRequired (the session ended),
+// 403 token_rejected for ErrTokenRejected (the FHIR server refuses the
+// tokens the token endpoint issues: a page should say so, not retry or
+// log in again in a loop), 503 for ErrTransient and for a request
+// cancelled while waiting, 500 otherwise. It never includes details
 // of the token endpoint's answer. Add RetryAfter's hint to a 503.
 func ErrorResponse(err error) (int, ErrorBody) {
 	status := statusCode(err)
 	switch status {
+	case http.StatusForbidden:
+		return status, ErrorBody{"token_rejected", "the FHIR server refuses this app's tokens (not a network failure); launch the app again, or ask its administrator to check the app's access"}
 	case http.StatusUnauthorized:
 		return status, ErrorBody{"reauth_required", reauthReason(err)}
 	case http.StatusServiceUnavailable:

@@ -6,11 +6,14 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
+	"time"
 )
 
 // ProxyCSRFHeader is the header (with the value "1") every request to a
@@ -27,6 +30,7 @@ const csrfKey = "X-Csrf"
 const (
 	DefaultProxyMaxBodyBytes    = 10 << 20
 	DefaultProxyReplayBodyBytes = 1 << 20
+	DefaultProxyTimeout         = time.Minute
 )
 
 // ProxyConfig configures a FHIRProxy.
@@ -53,14 +57,21 @@ type ProxyConfig struct {
 	// is refreshed all the same, for the next request).
 	ReplayBodyBytes int64
 	// ForwardedHeaders, when true, sends X-Forwarded-For, -Host and -Proto
-	// to the upstream. The browser's own X-Forwarded-* and Forwarded
-	// headers are never passed on.
+	// to the upstream, with the proxy's own values. The browser's own
+	// X-Forwarded-* and Forwarded headers are never passed on.
 	ForwardedHeaders bool
+	// Timeout bounds each proxied call, from the token check to the last
+	// byte of the answer (Config.HTTPClient.Timeout when zero, and
+	// DefaultProxyTimeout when that is zero too). A call whose answer has
+	// not begun by then gets 504; one whose answer was streaming is cut.
+	Timeout time.Duration
 	// ErrorHandler answers a request the proxy could not forward (nil:
-	// WriteError, with 413 for a body over MaxBodyBytes and 502 when the
-	// upstream could not be reached). err matches ErrReauthRequired when
-	// the user must launch again: the page should then navigate to the
-	// app's launch or login page.
+	// WriteError, with the ErrProxy errors' own statuses). err matches
+	// ErrReauthRequired when the user must launch again: the page should
+	// then navigate to the app's launch or login page; and
+	// ErrTokenRejected when the FHIR server refuses the tokens the token
+	// endpoint issues (403 token_rejected by default). Its answer gets the
+	// same safety headers as every proxied answer.
 	ErrorHandler func(http.ResponseWriter, *http.Request, error)
 }
 
@@ -69,24 +80,83 @@ type ProxyConfig struct {
 // that the browser never holds the token. Mount it under cfg.Prefix behind
 // the session manager's LoadAndSave, as any handler that uses the session.
 //
+// Its security model, what passes each way:
+//
+//	                 the browser sends           reaches the upstream
+//	method           any                         cfg.Methods only (else 405); POST to
+//	                                             the base (a batch or transaction,
+//	                                             whose entries carry their own methods)
+//	                                             only when Methods has all five defaults
+//	path             anything under Prefix       the same segments under Upstream's path;
+//	                                             400 for any segment a server could take
+//	                                             for . or .. (;params, trailing dots or
+//	                                             spaces, any number of %-decodings, "\"),
+//	                                             an encoded / or \, control characters
+//	                                             or non-ASCII
+//	query            anything                    byte for byte
+//	headers          any                         only Accept, Accept-Language,
+//	                                             Content-Type, Content-Encoding, Prefer,
+//	                                             If-Match, If-None-Match, If-None-Exist,
+//	                                             If-Modified-Since, If-Unmodified-Since,
+//	                                             Range, If-Range, X-Request-Id,
+//	                                             X-Correlation-Id; plus Authorization
+//	                                             with the session's token, and
+//	                                             X-Forwarded-For/-Host/-Proto when
+//	                                             ForwardedHeaders (the proxy's values)
+//	Upgrade          websocket, h2c              refused (400), nothing forwarded
+//	body             up to MaxBodyBytes          as sent; none without a token (401
+//	                                             before a byte of it is read)
+//
+//	                 the upstream answers        comes back to the browser
+//	1xx              Early Hints and others      nothing (not forwarded)
+//	headers          any                         only Content-Type, Content-Length,
+//	                                             Content-Language, Content-Range,
+//	                                             Accept-Ranges, ETag, Last-Modified,
+//	                                             Location and Content-Location (under
+//	                                             the prefix, see below), Retry-After,
+//	                                             X-Request-Id, X-Correlation-Id,
+//	                                             X-Progress; none holding the token
+//	                 (always set)                Cache-Control: no-store,
+//	                                             X-Content-Type-Options: nosniff,
+//	                                             Content-Security-Policy: sandbox;
+//	                                             default-src 'none'; frame-ancestors
+//	                                             'none', Cross-Origin-Resource-Policy:
+//	                                             same-origin, on every answer, the
+//	                                             proxy's own errors too
+//	content type     JSON, text/plain            as it is, inline
+//	                 anything else, or none      as an attachment (Content-Disposition),
+//	                                             none as application/octet-stream
+//	body             any                         the token's value masked with "*"; in
+//	                                             a JSON Bundle, link URLs rewritten
+//	trailers         any                         none
+//	Content-Encoding other than identity         502 (the body could not be checked)
+//	no answer        within Timeout              504
+//
 // Every request must carry ProxyCSRFHeader: 1, or it is refused with 403
-// and nothing is forwarded. The browser's Cookie, Authorization and
-// X-Forwarded-* headers never reach the upstream, and the upstream's
-// Set-Cookie never reaches the browser. A path that would leave the
-// upstream base (dot segments, encoded slashes or backslashes) gets 400.
+// and nothing is forwarded. The browser's Cookie and Authorization never
+// reach the upstream, and the upstream's Set-Cookie never reaches the
+// browser.
 //
 // The token is refreshed when it is due, and, when the upstream answers
 // 401, refreshed once (shared, like every refresh) and the request sent
 // again if its body was kept (see ProxyConfig.ReplayBodyBytes). A refresh
 // that failed transiently is answered 503 with Retry-After; one that needs
-// the user to launch again, 401 with a JSON body.
+// the user to launch again, 401 with a JSON body; a FHIR server that
+// rejects the token a refresh just obtained, 403 token_rejected (see
+// ErrTokenRejected), from its first such 401 on.
 //
-// Responses stream. In FHIR JSON Bundles, link[].url and entry[].fullUrl
-// values under the upstream base are rewritten to the proxy's prefix, and
-// so are Location and Content-Location headers, so that a page following a
-// Bundle's next link stays on the proxy; nothing else in a body changes.
+// Responses stream. In FHIR JSON Bundles, the URLs of link[].url,
+// entry[].fullUrl and entry[].response.location under the upstream base
+// (relative ones are taken relative to the base) are rewritten to the
+// proxy's prefix, and so are Location and Content-Location headers
+// (relative ones are resolved against the request), so that a page
+// following a Bundle's next link stays on the proxy. A URL is rewritten
+// only when the result stays under the prefix by the path rule above;
+// otherwise it is left pointing at the upstream, absolute. Nothing else in
+// a body changes, byte for byte.
 //
-// The error is a *ConfigError when cfg is unusable.
+// The proxy logs to Config.Logger. The error is a *ConfigError when cfg is
+// unusable.
 func (r *Refresher) FHIRProxy(cfg ProxyConfig) (http.Handler, error) {
 	p := &proxy{r: r, cfg: cfg}
 	if err := p.init(); err != nil {
@@ -101,6 +171,8 @@ func (r *Refresher) FHIRProxy(cfg ProxyConfig) (http.Handler, error) {
 		Transport:      sessionTransport{r: r, base: base},
 		ModifyResponse: p.modifyResponse,
 		ErrorHandler:   p.fail,
+		ErrorLog:       slog.NewLogLogger(r.cfg.Logger.Handler(), slog.LevelWarn),
+		BufferPool:     copyBuffers{},
 	}
 	return p, nil
 }
@@ -113,7 +185,10 @@ type proxy struct {
 	// prefix with one. A URL from+"/x" (or from+"?q") becomes to+"x".
 	from, to string
 	base     string // the upstream's escaped path, without a trailing slash
-	rp       *httputil.ReverseProxy
+	// batch: POST to the base is allowed, since Methods has every method
+	// a batch or transaction entry could carry.
+	batch bool
+	rp    *httputil.ReverseProxy
 }
 
 func (p *proxy) init() error {
@@ -140,6 +215,10 @@ func (p *proxy) init() error {
 	if len(c.Methods) == 0 {
 		c.Methods = []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete}
 	}
+	p.batch = true
+	for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
+		p.batch = p.batch && slices.Contains(c.Methods, m)
+	}
 	if c.MaxBodyBytes <= 0 {
 		c.MaxBodyBytes = DefaultProxyMaxBodyBytes
 	}
@@ -147,6 +226,12 @@ func (p *proxy) init() error {
 		c.ReplayBodyBytes = DefaultProxyReplayBodyBytes
 	}
 	c.ReplayBodyBytes = min(c.ReplayBodyBytes, c.MaxBodyBytes)
+	if c.Timeout <= 0 {
+		c.Timeout = p.r.cfg.HTTPClient.Timeout
+	}
+	if c.Timeout <= 0 {
+		c.Timeout = DefaultProxyTimeout
+	}
 	if c.ErrorHandler == nil {
 		c.ErrorHandler = writeProxyError
 	}
@@ -160,8 +245,10 @@ func (p *proxy) init() error {
 }
 
 // ServeHTTP checks the request, keeps a small body for a replay, and
-// forwards it.
-func (p *proxy) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+// forwards it within the timeout. Every answer, the errors too, goes out
+// through a safeWriter.
+func (p *proxy) ServeHTTP(rw http.ResponseWriter, req *http.Request) {
+	w := &safeWriter{ResponseWriter: rw}
 	if req.Header.Get(csrfKey) != "1" {
 		p.cfg.ErrorHandler(w, req, ErrProxyCSRF)
 		return
@@ -171,34 +258,80 @@ func (p *proxy) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		p.cfg.ErrorHandler(w, req, ErrProxyMethod)
 		return
 	}
-	if _, err := p.upstreamPath(req.URL); err != nil {
+	if req.Header.Get("Upgrade") != "" || headerHasToken(req.Header, "Connection", "upgrade") {
+		p.cfg.ErrorHandler(w, req, ErrProxyUpgrade)
+		return
+	}
+	path, err := p.upstreamPath(req.URL)
+	if err != nil {
 		p.cfg.ErrorHandler(w, req, err)
 		return
 	}
-	if err := p.bufferBody(w, req); err != nil {
-		p.cfg.ErrorHandler(w, req, err)
+	if req.Method == http.MethodPost && path == p.base && !p.batch {
+		w.Header().Set("Allow", strings.Join(slices.DeleteFunc(slices.Clone(p.cfg.Methods), func(m string) bool { return m == http.MethodPost }), ", "))
+		p.cfg.ErrorHandler(w, req, ErrProxyMethod)
 		return
+	}
+	ctx, cancel := context.WithTimeoutCause(req.Context(), p.cfg.Timeout, ErrProxyTimeout)
+	defer cancel()
+	req = req.WithContext(ctx)
+	if hasBody(req) {
+		// No byte of a body is read for a session that has no token.
+		if _, err := p.r.Token(ctx); err != nil {
+			p.fail(w, req, err)
+			return
+		}
+		if err := p.bufferBody(w, req); err != nil {
+			p.fail(w, req, err)
+			return
+		}
 	}
 	p.rp.ServeHTTP(w, req)
 }
 
-// Errors of a request the proxy refused. Each matches ErrProxyRefused.
+func hasBody(req *http.Request) bool {
+	return req.Body != nil && req.Body != http.NoBody && req.ContentLength != 0
+}
+
+// headerHasToken reports whether one of h's key headers lists token
+// (case-insensitively) in its comma-separated values.
+func headerHasToken(h http.Header, key, token string) bool {
+	for _, v := range h.Values(key) {
+		for t := range strings.SplitSeq(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(t), token) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// Errors of a request the proxy refused, each matching ErrProxyRefused,
+// and of an upstream that failed (ErrProxyUpstream, ErrProxyTimeout).
 var (
 	// ErrProxyRefused is matched by every request the proxy refused to
 	// forward because of the request itself.
 	ErrProxyRefused = errors.New("smartrefresh: proxy refused the request")
 	// ErrProxyCSRF: the request lacks ProxyCSRFHeader: 1 (403).
-	ErrProxyCSRF = &proxyError{http.StatusForbidden, "csrf", "the request lacks the " + ProxyCSRFHeader + ": 1 header"}
-	// ErrProxyMethod: the method is not in ProxyConfig.Methods (405).
-	ErrProxyMethod = &proxyError{http.StatusMethodNotAllowed, "method_not_allowed", "the method is not allowed"}
-	// ErrProxyPath: the path is not under the prefix, or would leave the
-	// upstream base (400).
-	ErrProxyPath = &proxyError{http.StatusBadRequest, "invalid_path", "the path is not a FHIR path under the proxy"}
+	ErrProxyCSRF = &proxyError{http.StatusForbidden, "csrf", "the request lacks the " + ProxyCSRFHeader + ": 1 header", true}
+	// ErrProxyMethod: the method is not in ProxyConfig.Methods, or it is a
+	// POST of a batch or transaction to the base while Methods leaves out
+	// a method its entries could carry (405).
+	ErrProxyMethod = &proxyError{http.StatusMethodNotAllowed, "method_not_allowed", "the method is not allowed", true}
+	// ErrProxyPath: the path is not under the prefix, or a server could
+	// resolve it outside the upstream base (400).
+	ErrProxyPath = &proxyError{http.StatusBadRequest, "invalid_path", "the path is not a FHIR path under the proxy", true}
+	// ErrProxyUpgrade: the request asks to upgrade the connection
+	// (WebSocket, h2c), which the proxy never does (400).
+	ErrProxyUpgrade = &proxyError{http.StatusBadRequest, "upgrade_refused", "the proxy does not upgrade connections", true}
 	// ErrProxyBodyTooLarge: the body is over ProxyConfig.MaxBodyBytes (413).
-	ErrProxyBodyTooLarge = &proxyError{http.StatusRequestEntityTooLarge, "body_too_large", "the request body is too large"}
-	// ErrProxyUpstream: the upstream could not be reached or its answer
-	// was cut (502).
-	ErrProxyUpstream = &proxyError{http.StatusBadGateway, "bad_gateway", "the FHIR server could not be reached"}
+	ErrProxyBodyTooLarge = &proxyError{http.StatusRequestEntityTooLarge, "body_too_large", "the request body is too large", true}
+	// ErrProxyUpstream: the upstream could not be reached, its answer was
+	// cut, or it was one the proxy does not pass on (502).
+	ErrProxyUpstream = &proxyError{http.StatusBadGateway, "bad_gateway", "the FHIR server could not be reached", false}
+	// ErrProxyTimeout: the upstream did not answer within
+	// ProxyConfig.Timeout (504).
+	ErrProxyTimeout = &proxyError{http.StatusGatewayTimeout, "gateway_timeout", "the FHIR server did not answer in time", false}
 )
 
 // proxyError is one of the ErrProxy errors: its status and JSON error.
@@ -206,56 +339,16 @@ type proxyError struct {
 	status      int
 	code        string
 	description string
+	refused     bool // the request itself was refused
 }
 
 func (e *proxyError) Error() string        { return "smartrefresh: proxy: " + e.description }
-func (e *proxyError) Is(target error) bool { return target == ErrProxyRefused && e != ErrProxyUpstream }
-
-// upstreamPath returns the escaped upstream path for a request URL under
-// the prefix, or ErrProxyPath.
-func (p *proxy) upstreamPath(u *url.URL) (string, error) {
-	rest, ok := strings.CutPrefix(u.EscapedPath(), p.cfg.Prefix)
-	if !ok {
-		return "", ErrProxyPath
-	}
-	for seg := range strings.SplitSeq(rest, "/") {
-		if !safeSegment(seg) {
-			return "", ErrProxyPath
-		}
-	}
-	if rest == "" {
-		return p.base, nil
-	}
-	return p.base + "/" + rest, nil
-}
-
-// safeSegment reports whether an escaped path segment stays a segment of
-// its own however often a server decodes it: never a dot segment, a slash
-// or a backslash, after any number of decodings (a server that decodes
-// twice turns %252e%252e into ..).
-func safeSegment(seg string) bool {
-	for {
-		if seg == "." || seg == ".." || strings.ContainsAny(seg, `/\`) {
-			return false
-		}
-		if !strings.Contains(seg, "%") {
-			return true
-		}
-		dec, err := url.PathUnescape(seg)
-		if err != nil {
-			return false
-		}
-		seg = dec
-	}
-}
+func (e *proxyError) Is(target error) bool { return target == ErrProxyRefused && e.refused }
 
 // bufferBody bounds req's body by MaxBodyBytes and, when it fits in
 // ReplayBodyBytes, reads it into memory with GetBody set, so that the
 // transport can send it again after a 401.
 func (p *proxy) bufferBody(w http.ResponseWriter, req *http.Request) error {
-	if req.Body == nil || req.Body == http.NoBody {
-		return nil
-	}
 	if req.ContentLength > p.cfg.MaxBodyBytes {
 		return ErrProxyBodyTooLarge
 	}
@@ -265,11 +358,7 @@ func (p *proxy) bufferBody(w http.ResponseWriter, req *http.Request) error {
 	}
 	buf, err := io.ReadAll(io.LimitReader(req.Body, p.cfg.ReplayBodyBytes+1))
 	if err != nil {
-		var mb *http.MaxBytesError
-		if errors.As(err, &mb) {
-			return ErrProxyBodyTooLarge
-		}
-		return ErrProxyUpstream
+		return err
 	}
 	if int64(len(buf)) > p.cfg.ReplayBodyBytes {
 		// A body of unknown length over the replay limit: send what was
@@ -286,81 +375,25 @@ func (p *proxy) bufferBody(w http.ResponseWriter, req *http.Request) error {
 	return nil
 }
 
-// rewrite makes the upstream request: the upstream's URL, and none of the
-// browser's credentials. ReverseProxy has already removed hop-by-hop and
-// X-Forwarded-* headers.
-func (p *proxy) rewrite(pr *httputil.ProxyRequest) {
-	path, _ := p.upstreamPath(pr.In.URL) // checked in ServeHTTP
-	out := pr.Out.URL
-	out.Scheme, out.Host, out.User = p.upstream.Scheme, p.upstream.Host, nil
-	out.Path, _ = url.PathUnescape(path)
-	out.RawPath = path
-	pr.Out.Host = ""
-	h := pr.Out.Header
-	for _, k := range []string{"Cookie", "Authorization", "Proxy-Authorization", csrfKey, "X-Real-Ip"} {
-		h.Del(k)
-	}
-	// The transport asks for gzip itself and decompresses, so that Bundles
-	// can be rewritten.
-	h.Del("Accept-Encoding")
-	if p.cfg.ForwardedHeaders {
-		pr.SetXForwarded()
-	}
-}
-
-// modifyResponse keeps the upstream's cookies from the browser, and
-// rewrites URLs under the upstream base to the proxy.
-func (p *proxy) modifyResponse(resp *http.Response) error {
-	h := resp.Header
-	h.Del("Set-Cookie")
-	h.Del("Set-Cookie2")
-	for _, k := range []string{"Location", "Content-Location"} {
-		if v := h.Get(k); v != "" {
-			h.Set(k, p.rewriteURL(v))
-		}
-	}
-	if h.Get("Cache-Control") == "" {
-		// Patient data, on a page whose access rides on a cookie.
-		h.Set("Cache-Control", "no-store")
-	}
-	if resp.Request.Method != http.MethodHead && isJSON(h.Get("Content-Type")) && resp.ContentLength != 0 {
-		resp.Body = rewriteBundleLinks(resp.Body, p.rewriteURL)
-		resp.ContentLength = -1
-		h.Del("Content-Length")
-	}
-	return nil
-}
-
-// rewriteURL returns s with the upstream base replaced by the prefix, or s
-// when it is not under the upstream base.
-func (p *proxy) rewriteURL(s string) string {
-	rest, ok := strings.CutPrefix(s, p.from)
-	if !ok || rest != "" && rest[0] != '/' && rest[0] != '?' && rest[0] != '#' {
-		return s
-	}
-	return p.to + strings.TrimPrefix(rest, "/")
-}
-
-// isJSON reports whether a Content-Type is JSON: application/json,
-// application/fhir+json, or another +json type.
-func isJSON(contentType string) bool {
-	mt, _, _ := strings.Cut(contentType, ";")
-	mt = strings.ToLower(strings.TrimSpace(mt))
-	return mt == "application/json" || strings.HasSuffix(mt, "+json")
-}
-
-// fail answers a request the upstream round trip failed for.
+// fail answers a request that could not be forwarded, or whose upstream
+// round trip failed.
 func (p *proxy) fail(w http.ResponseWriter, req *http.Request, err error) {
-	if errors.Is(err, context.Canceled) && req.Context().Err() != nil {
+	ctx := req.Context()
+	if context.Cause(ctx) == ErrProxyTimeout {
+		err = ErrProxyTimeout
+	} else if ctx.Err() != nil && errors.Is(err, context.Canceled) {
 		return // the browser went away
 	}
 	var mb *http.MaxBytesError
 	switch {
 	case errors.As(err, &mb):
 		err = ErrProxyBodyTooLarge
-	case errors.Is(err, ErrReauthRequired), errors.Is(err, ErrTransient), errors.Is(err, ErrMisconfigured):
+	case err == ErrProxyTimeout:
+		p.r.cfg.Logger.WarnContext(ctx, "smartrefresh: proxy: the FHIR server did not answer in time", "timeout", p.cfg.Timeout)
+	case errors.Is(err, ErrReauthRequired), errors.Is(err, ErrTransient), errors.Is(err, ErrMisconfigured),
+		errors.Is(err, ErrTokenRejected), errors.Is(err, ErrProxyRefused):
 	default:
-		p.r.cfg.Logger.WarnContext(req.Context(), "smartrefresh: proxy could not reach the FHIR server", "error", err)
+		p.r.cfg.Logger.WarnContext(ctx, "smartrefresh: proxy could not reach the FHIR server", "error", err)
 		err = ErrProxyUpstream
 	}
 	p.cfg.ErrorHandler(w, req, err)
@@ -392,7 +425,32 @@ type sessionTransport struct {
 
 // RoundTrip sends one of ReverseProxy's outbound requests, which it made
 // for this round trip alone and which the transport may therefore change.
+//
+// A 401 that Client's transport passes on was the answer to a replay (or to
+// a body that could not be replayed). When its token is one a 401-triggered
+// refresh obtained moments ago, the FHIR server rejects fresh tokens: the
+// page gets ErrTokenRejected from this first time on, not a 401 that reads
+// as "the session ended".
 func (t sessionTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	tr := transport{r: t.r, session: req.Context(), base: t.base, owned: true}
-	return tr.RoundTrip(req)
+	resp, err := tr.RoundTrip(req)
+	if err != nil || resp.StatusCode != http.StatusUnauthorized {
+		return resp, err
+	}
+	if since, ok := t.r.probation.check(bearerToken(resp.Request), t.r.cfg.Now()); ok {
+		code := bearerErrorCode(resp.Header.Get("WWW-Authenticate"))
+		drain(resp)
+		return nil, &TokenRejectedError{Code: code, CoolDown: TokenRejectedCoolDown, Since: since}
+	}
+	return resp, nil
 }
+
+// copyBuffers are ReverseProxy's buffers for copying answers: 256 KiB, so
+// that a large answer (a Bundle being rewritten, which is flushed after
+// every write) goes out in few writes.
+type copyBuffers struct{}
+
+var copyBufferPool = sync.Pool{New: func() any { b := make([]byte, 256<<10); return &b }}
+
+func (copyBuffers) Get() []byte  { return *copyBufferPool.Get().(*[]byte) }
+func (copyBuffers) Put(b []byte) { copyBufferPool.Put(&b) }

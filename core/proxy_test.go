@@ -33,19 +33,28 @@ func newProxyApp(t *testing.T, opts smarttest.Options, pcfg core.ProxyConfig, ed
 	if pcfg.Upstream == "" {
 		pcfg.Upstream = f.srv.FHIRBaseURL
 	}
-	pcfg.Prefix = "/fhir/"
+	if pcfg.Prefix == "" {
+		pcfg.Prefix = "/fhir/"
+	}
 	proxy, err := f.r.FHIRProxy(pcfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	mux := http.NewServeMux()
-	mux.HandleFunc("/login", func(w http.ResponseWriter, req *http.Request) {
-		if err := f.r.Save(req.Context(), f.srv.Grant()); err != nil {
-			http.Error(w, err.Error(), 500)
+	// Mounted as Echo's e.Any("/fhir/*") and Gin's router.Any("/fhir/*path")
+	// mount it: by a plain prefix, with no router cleaning the path first.
+	mount := http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		switch {
+		case req.URL.Path == "/login":
+			if err := f.r.Save(req.Context(), f.srv.Grant()); err != nil {
+				http.Error(w, err.Error(), 500)
+			}
+		case strings.HasPrefix(req.URL.Path, pcfg.Prefix):
+			proxy.ServeHTTP(w, req)
+		default:
+			http.NotFound(w, req)
 		}
 	})
-	mux.Handle("/fhir/", proxy)
-	a := &proxyApp{fixture: f, app: httptest.NewServer(f.sm.LoadAndSave(mux)), proxy: proxy}
+	a := &proxyApp{fixture: f, app: httptest.NewServer(f.sm.LoadAndSave(mount)), proxy: proxy}
 	t.Cleanup(a.app.Close)
 	jar, _ := cookiejar.New(nil)
 	a.browser = &http.Client{Jar: jar}
@@ -359,7 +368,7 @@ func TestProxyStreamsResponses(t *testing.T) {
 	}
 	close(release)
 	rest, _ := io.ReadAll(resp.Body)
-	if !strings.HasSuffix(string(rest), `{"fullUrl":"x"}]}`) {
+	if !strings.HasSuffix(string(rest), `{"fullUrl":"/fhir/x"}]}`) { // relative to the base
 		t.Errorf("end of the body = %q", rest)
 	}
 }

@@ -28,3 +28,7 @@ func TestEHRLaunch(t *testing.T) { demotest.EHRLaunch(t, "Echo", newHandler) }
 func TestNoLaunchPatient(t *testing.T) { demotest.NoLaunchPatient(t, "Echo", newHandler) }
 
 func TestAuthMethods(t *testing.T) { demotest.AuthMethods(t, "Echo", newHandler) }
+
+func TestTokenRejected(t *testing.T) { demotest.TokenRejected(t, "Echo", newHandler) }
+
+func TestProxyPaths(t *testing.T) { demotest.ProxyPaths(t, "Echo", newHandler) }

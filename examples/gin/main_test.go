@@ -32,3 +32,7 @@ func TestEHRLaunch(t *testing.T) { demotest.EHRLaunch(t, "Gin", newHandler) }
 func TestNoLaunchPatient(t *testing.T) { demotest.NoLaunchPatient(t, "Gin", newHandler) }
 
 func TestAuthMethods(t *testing.T) { demotest.AuthMethods(t, "Gin", newHandler) }
+
+func TestTokenRejected(t *testing.T) { demotest.TokenRejected(t, "Gin", newHandler) }
+
+func TestProxyPaths(t *testing.T) { demotest.ProxyPaths(t, "Gin", newHandler) }

@@ -34,3 +34,7 @@ func TestEHRLaunch(t *testing.T) { demotest.EHRLaunch(t, "net/http", newHandler)
 func TestNoLaunchPatient(t *testing.T) { demotest.NoLaunchPatient(t, "net/http", newHandler) }
 
 func TestAuthMethods(t *testing.T) { demotest.AuthMethods(t, "net/http", newHandler) }
+
+func TestTokenRejected(t *testing.T) { demotest.TokenRejected(t, "net/http", newHandler) }
+
+func TestProxyPaths(t *testing.T) { demotest.ProxyPaths(t, "net/http", newHandler) }

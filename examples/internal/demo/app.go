@@ -329,6 +329,13 @@ func (a *App) fhirGet(ctx context.Context, u string) (json.RawMessage, error) {
 	if err != nil {
 		return nil, err
 	}
+	if resp.StatusCode == http.StatusUnauthorized {
+		// The client refreshed the token and sent the GET again: a 401
+		// that still comes back is the FHIR server refusing fresh tokens,
+		// answered as core answers ErrTokenRejected.
+		status, body := core.ErrorResponse(core.ErrTokenRejected)
+		return nil, &Error{status, body.Error, body.ErrorDescription}
+	}
 	if resp.StatusCode != http.StatusOK {
 		return nil, &Error{http.StatusBadGateway, "fhir_error", "the FHIR server answered " + resp.Status}
 	}
@@ -389,14 +396,15 @@ type Error struct {
 func (e *Error) Error() string { return e.Code + ": " + e.Description }
 
 // ErrorResponse returns the status and JSON body to answer err with. Errors
-// of the Refresher get core's answer (401 when the user must launch again);
-// other failures of the FHIR call are a 502.
+// of the Refresher get core's answer (401 when the user must launch again,
+// 403 token_rejected when the FHIR server refuses the app's tokens); other
+// failures of the FHIR call are a 502.
 func ErrorResponse(err error) (int, core.ErrorBody) {
 	var e *Error
 	switch {
 	case errors.As(err, &e):
 		return e.Status, core.ErrorBody{Error: e.Code, ErrorDescription: e.Description}
-	case errors.Is(err, core.ErrReauthRequired), errors.Is(err, core.ErrTransient),
+	case errors.Is(err, core.ErrReauthRequired), errors.Is(err, core.ErrTransient), errors.Is(err, core.ErrTokenRejected),
 		errors.Is(err, core.ErrMisconfigured), errors.Is(err, context.Canceled):
 		return core.ErrorResponse(err)
 	}

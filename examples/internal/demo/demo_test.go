@@ -142,6 +142,7 @@ func TestErrorResponse(t *testing.T) {
 		{context.Canceled, http.StatusServiceUnavailable, "temporarily_unavailable"},
 		{&Error{http.StatusNotFound, "no_patient", "d"}, http.StatusNotFound, "no_patient"},
 		{&net.OpError{Op: "dial", Err: errors.New("refused")}, http.StatusBadGateway, "fhir_unavailable"},
+		{fmt.Errorf("Get: %w", &core.TokenRejectedError{Code: "invalid_token"}), http.StatusForbidden, "token_rejected"},
 	} {
 		status, body := ErrorResponse(tc.err)
 		if status != tc.status || body.Error != tc.code {

@@ -2,11 +2,13 @@ package demotest
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -46,7 +48,8 @@ func ArtifactsDir() string {
 // open it, click Launch, see the patient's name that the page's script
 // loaded through the FHIR proxy, let the access token expire, reload the
 // data and see the refresh counter go up (one refresh, no reuse), log out
-// and see the logged-out page. It saves a screenshot of each step.
+// and see the logged-out page. It saves a screenshot of each step. On the
+// way it tries the cached-navigation attack (see cachedNavigation).
 func Browser(t *testing.T, name string, build func(*demo.App) http.Handler) {
 	chrome, configured := chromium()
 	if chrome == "" {
@@ -119,6 +122,8 @@ func Browser(t *testing.T, name string, build func(*demo.App) http.Handler) {
 	if e.Mock.FHIRCalls() == fhirCalls {
 		t.Error("the page showed the patient without a FHIR call")
 	}
+
+	cachedNavigation(t, e, ctx, step, shot)
 
 	// The access token becomes due (a quarter of its 30 s lifetime before
 	// its expiry): the page's next FHIR call, which it makes by itself at
@@ -193,4 +198,63 @@ func Browser(t *testing.T, name string, build func(*demo.App) http.Handler) {
 // quote returns s as a JavaScript string literal.
 func quote(s string) string {
 	return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`).Replace(s) + `"`
+}
+
+// cachedNavigation tries a stored XSS through the browser's cache: the FHIR
+// server (hostile, or storing what a user uploaded) serves a Binary as
+// text/html with "Cache-Control: private, max-age=600" and a script that
+// reads the patient through the proxy. The page fetches it once, as a page
+// does (with X-CSRF); then a plain navigation (typed, or a link in a mail)
+// opens the same URL. Were the answer cached and rendered, the script
+// would run on the app's origin, past the X-CSRF check. It must not: the
+// title must not change and the FHIR server must see no read of the
+// patient from it.
+func cachedNavigation(t *testing.T, e *Env, ctx context.Context, step func(string, ...chromedp.Action[chromedp.Void]), shot func(string) chromedp.Action[chromedp.Void]) {
+	t.Helper()
+	patient := "Patient/" + e.Mock.Options().Patient
+	var mu sync.Mutex
+	stolen := 0
+	e.Mock.SetFHIRHook(func(w http.ResponseWriter, r *http.Request, next http.Handler) {
+		switch {
+		case strings.HasSuffix(r.URL.Path, "/Binary/evil"):
+			w.Header().Set("Content-Type", "text/html")
+			w.Header().Set("Cache-Control", "private, max-age=600")
+			io.WriteString(w, `<html><head><title>binary</title></head><body><script>`+
+				`document.title = "pwned";`+
+				`fetch("`+demo.ProxyPrefix+patient+`?stolen=1", {headers: {"X-CSRF": "1"}}).then(r => r.text()).then(t => { document.title = "pwned: " + t.length; });`+
+				`</script></body></html>`)
+		case r.URL.Query().Get("stolen") != "":
+			mu.Lock()
+			stolen++
+			mu.Unlock()
+			next.ServeHTTP(w, r)
+		default:
+			next.ServeHTTP(w, r)
+		}
+	})
+	defer e.Mock.SetFHIRHook(nil)
+	binary := e.URL + demo.ProxyPrefix + "Binary/evil"
+	step("the page fetches the Binary once",
+		chromedp.Poll[chromedp.Void](`fetch(`+quote(binary)+`, {headers: {"X-CSRF": "1"}}).then(r => r.status === 200)`,
+			chromedp.WithPollingTimeout(10*time.Second)),
+	)
+	// A plain navigation: no X-CSRF. Whatever the browser does with it
+	// (an error page, a download), it must not run the script.
+	chromedp.Do(ctx, chromedp.Navigate(binary))
+	time.Sleep(time.Second)
+	title, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.title`))
+	if err != nil {
+		t.Fatalf("reading the title after the navigation: %v", err)
+	}
+	chromedp.Do(ctx, shot("2b-cached-navigation.png"))
+	mu.Lock()
+	n := stolen
+	mu.Unlock()
+	if strings.HasPrefix(title, "pwned") || n > 0 {
+		t.Errorf("cached navigation to %s: the Binary's script ran on the app's origin (title %q, %d reads of %s)", binary, title, n, patient)
+	}
+	step("back to the patient page",
+		chromedp.Navigate(e.URL+"/"),
+		chromedp.WaitVisible(chromedp.ID("reload")),
+	)
 }

@@ -1,0 +1,165 @@
+package core
+
+import (
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"strings"
+)
+
+// proxyRequestHeaders are the only headers of the browser's request that
+// reach the upstream (the transport adds Authorization, Content-Length
+// and Accept-Encoding): what a FHIR request needs, nothing that forwards,
+// reroutes, overrides the method or re-identifies the client.
+var proxyRequestHeaders = []string{
+	"Accept", "Accept-Language", "Content-Type", "Content-Encoding", "Prefer",
+	"If-Match", "If-None-Match", "If-None-Exist", "If-Modified-Since", "If-Unmodified-Since",
+	"Range", "If-Range", "X-Request-Id", "X-Correlation-Id",
+}
+
+// proxyResponseHeaders are the only headers of the upstream's answer that
+// reach the browser: what a FHIR answer needs, nothing that acts on the
+// app's origin (cookies, caching, HSTS, CORS, Clear-Site-Data, Alt-Svc,
+// authentication prompts, links, refreshes).
+var proxyResponseHeaders = []string{
+	"Content-Type", "Content-Length", "Content-Language", "Content-Range", "Accept-Ranges",
+	"Etag", "Last-Modified", "Location", "Content-Location", "Retry-After",
+	"X-Request-Id", "X-Correlation-Id", "X-Progress",
+}
+
+// rewrite makes the upstream request: the upstream's URL with the query
+// byte for byte, and only the allowed headers of the browser's request.
+func (p *proxy) rewrite(pr *httputil.ProxyRequest) {
+	path, _ := p.upstreamPath(pr.In.URL) // checked in ServeHTTP
+	out := pr.Out.URL
+	out.Scheme, out.Host, out.User = p.upstream.Scheme, p.upstream.Host, nil
+	out.Path, _ = url.PathUnescape(path)
+	out.RawPath = path
+	// ReverseProxy drops a query with ";" or a bad "%" escape; a search
+	// must arrive as the page sent it.
+	out.RawQuery, out.ForceQuery = pr.In.URL.RawQuery, pr.In.URL.ForceQuery
+	pr.Out.Host = ""
+	in := pr.Out.Header // the browser's, without hop-by-hop headers
+	h := make(http.Header, len(proxyRequestHeaders))
+	for _, k := range proxyRequestHeaders {
+		if v, ok := in[k]; ok {
+			h[k] = v
+		}
+	}
+	pr.Out.Header = h
+	if p.cfg.ForwardedHeaders {
+		pr.SetXForwarded()
+	}
+}
+
+// errEncodedAnswer: the upstream sent a Content-Encoding the transport did
+// not decode, so the proxy cannot check the body for the token.
+var errEncodedAnswer = errors.New("smartrefresh: proxy: the FHIR server's answer has a Content-Encoding the proxy did not ask for")
+
+// errUpgradeAnswer: the upstream switched protocols, which the proxy never
+// asks for.
+var errUpgradeAnswer = errors.New("smartrefresh: proxy: the FHIR server switched protocols")
+
+// modifyResponse keeps only the allowed headers of the upstream's answer,
+// with URLs under the upstream base rewritten to the proxy and none
+// holding the token; types it; drops its trailers; and masks the token in
+// its body, rewriting a Bundle's links.
+func (p *proxy) modifyResponse(resp *http.Response) error {
+	if resp.StatusCode == http.StatusSwitchingProtocols {
+		return errUpgradeAnswer
+	}
+	if ce := resp.Header.Get("Content-Encoding"); ce != "" && !strings.EqualFold(ce, "identity") {
+		return errEncodedAnswer
+	}
+	token := bearerToken(resp.Request)
+	in := resp.Header
+	h := make(http.Header, len(proxyResponseHeaders)+2)
+	for _, k := range proxyResponseHeaders {
+		for _, v := range in[k] {
+			if token != "" && strings.Contains(v, token) {
+				continue
+			}
+			switch k {
+			case "Location", "Content-Location":
+				v = p.rewriteLocation(v, resp.Request.URL)
+			}
+			h[k] = append(h[k], v)
+		}
+	}
+	resp.Header = h
+	resp.Trailer = nil
+	p.typeAnswer(h)
+	if resp.Request.Method == http.MethodHead || resp.StatusCode == http.StatusNoContent || resp.StatusCode == http.StatusNotModified {
+		return nil
+	}
+	body := resp.Body
+	if isJSON(h.Get("Content-Type")) && resp.ContentLength != 0 {
+		var rewritten bool
+		if body, rewritten = sniffAndRewrite(body, p.rewriteBodyURL); rewritten {
+			resp.ContentLength = -1
+			h.Del("Content-Length")
+		}
+	}
+	if token != "" {
+		body = newTokenMask(body, token, resp.ContentLength) // same length: Content-Length holds
+	}
+	resp.Body = &noTrailers{ReadCloser: body, resp: resp}
+	return nil
+}
+
+// bearerToken returns the access token req carried.
+func bearerToken(req *http.Request) string {
+	if req == nil {
+		return ""
+	}
+	_, tok, _ := strings.Cut(req.Header.Get("Authorization"), " ")
+	return strings.TrimSpace(tok)
+}
+
+// typeAnswer makes sure a browser takes the answer for what it says it
+// is, and for nothing it could render live on the app's origin: a missing
+// or malformed Content-Type becomes application/octet-stream, and
+// anything but JSON or plain text is an attachment.
+func (p *proxy) typeAnswer(h http.Header) {
+	mt, _, err := mime.ParseMediaType(h.Get("Content-Type"))
+	if err != nil {
+		h.Set("Content-Type", "application/octet-stream")
+		mt = "application/octet-stream"
+	}
+	if !isJSON(mt) && mt != "text/plain" {
+		h.Set("Content-Disposition", "attachment")
+	}
+}
+
+// noTrailers drops the upstream's trailers: the transport fills
+// resp.Trailer as the body's end is read, and ReverseProxy copies them to
+// the browser after Close.
+type noTrailers struct {
+	io.ReadCloser
+	resp *http.Response
+}
+
+func (b *noTrailers) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err != nil {
+		b.resp.Trailer = nil
+	}
+	return n, err
+}
+
+func (b *noTrailers) Close() error {
+	err := b.ReadCloser.Close()
+	b.resp.Trailer = nil
+	return err
+}
+
+// isJSON reports whether a Content-Type is JSON: application/json,
+// application/fhir+json, or another +json type.
+func isJSON(contentType string) bool {
+	mt, _, _ := strings.Cut(contentType, ";")
+	mt = strings.ToLower(strings.TrimSpace(mt))
+	return mt == "application/json" || strings.HasSuffix(mt, "+json")
+}

@@ -1,0 +1,55 @@
+package core
+
+import (
+	"net/url"
+	"strings"
+)
+
+// rewriteURL returns s with the upstream base replaced by the prefix, or s
+// when it is not under the upstream base, or when the result could resolve
+// outside the prefix (a dot segment in any encoding, an empty first
+// segment that would make "//host", a "\"): such a URL is left pointing at
+// the upstream, never turned into a link on the app's origin.
+func (p *proxy) rewriteURL(s string) string {
+	rest, ok := strings.CutPrefix(s, p.from)
+	if !ok || rest != "" && rest[0] != '/' && rest[0] != '?' && rest[0] != '#' {
+		return s
+	}
+	path, tail := rest, ""
+	if i := strings.IndexAny(rest, "?#"); i >= 0 {
+		path, tail = rest[:i], rest[i:]
+	}
+	path = strings.TrimPrefix(path, "/")
+	if strings.HasPrefix(path, "/") || !safeProxyPath(path) {
+		return s
+	}
+	return p.to + path + tail
+}
+
+// rewriteLocation rewrites a Location or Content-Location header: a
+// relative one is first resolved against the upstream request's URL, as
+// the browser would have resolved it there.
+func (p *proxy) rewriteLocation(v string, req *url.URL) string {
+	ref, err := url.Parse(v)
+	if err != nil {
+		return v
+	}
+	if !ref.IsAbs() {
+		v = req.ResolveReference(ref).String()
+	}
+	return p.rewriteURL(v)
+}
+
+// rewriteBodyURL rewrites a URL of a Bundle (link[].url, entry[].fullUrl,
+// entry[].response.location): a relative one is relative to the FHIR base,
+// as FHIR's references are.
+func (p *proxy) rewriteBodyURL(v string) string {
+	if strings.HasPrefix(v, p.from) {
+		return p.rewriteURL(v) // the common case, without parsing
+	}
+	ref, err := url.Parse(v)
+	if err != nil || ref.IsAbs() || ref.Host != "" || strings.HasPrefix(v, "/") || v == "" {
+		return p.rewriteURL(v)
+	}
+	return p.rewriteURL(p.from + "/" + v)
+}
