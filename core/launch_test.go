@@ -113,7 +113,7 @@ func newLaunchApp(t testing.TB, o launchOptions) *launchApp {
 	mux.Handle("GET /launch", a.l.LaunchHandler())
 	mux.Handle("GET /callback", a.l.CallbackHandler())
 	mux.HandleFunc("GET /me", func(w http.ResponseWriter, req *http.Request) {
-		info, err := r.Info(req.Context())
+		info, err := r.Info(core.LaunchContext(req))
 		if err != nil {
 			core.WriteError(w, req, err)
 			return
