@@ -397,7 +397,11 @@ func (l *Launcher) serveCallback(w http.ResponseWriter, req *http.Request) {
 	// Saved with the launches other tabs started meanwhile merged in, under
 	// the session's lock, since Save commits this request's copy.
 	keep := func(list []pendingLaunch) []pendingLaunch { return list }
-	if err := l.pending.update(ctx, l, keep, func() error { return l.r.saveLogin(ctx, tok, &id) }); err != nil {
+	var launchID string
+	if err := l.pending.update(ctx, l, keep, func() (err error) {
+		launchID, err = l.r.addLaunch(ctx, tok, &id)
+		return err
+	}); err != nil {
 		l.fail(w, req, launchErrorFrom(err, "saving the token"))
 		return
 	}
@@ -408,7 +412,7 @@ func (l *Launcher) serveCallback(w http.ResponseWriter, req *http.Request) {
 		target = p.ReturnTo
 	}
 	w.Header().Set("Cache-Control", "no-store")
-	http.Redirect(w, req, target, http.StatusSeeOther)
+	http.Redirect(w, req, withLaunchParam(target, launchID), http.StatusSeeOther)
 }
 
 // claim finds the pending launch of state in the session and takes it out,
@@ -543,3 +547,22 @@ func (b *limitedBody) Read(p []byte) (int, error) {
 }
 
 func (b *limitedBody) Close() error { return b.rc.Close() }
+
+// withLaunchParam returns target (a path on this site, SafeReturnTo) with
+// smart_launch=id added at the end of its query, in place of any
+// smart_launch it had; the rest of the query is kept as it was.
+func withLaunchParam(target, id string) string {
+	path, frag, hasFrag := strings.Cut(target, "#")
+	path, query, _ := strings.Cut(path, "?")
+	var kept []string
+	for _, kv := range strings.Split(query, "&") {
+		if k, _, _ := strings.Cut(kv, "="); kv != "" && k != LaunchParam {
+			kept = append(kept, kv)
+		}
+	}
+	out := path + "?" + strings.Join(append(kept, LaunchParam+"="+url.QueryEscape(id)), "&")
+	if hasFrag {
+		out += "#" + frag
+	}
+	return out
+}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
+	"strings"
 	"testing"
 
 	"github.com/smartrefresh/smartrefresh/core"
@@ -59,4 +60,17 @@ func TestLaunchesTwoTabsTwoPatients(t *testing.T) {
 			t.Errorf("%s: %d, patient %q; want patient %s", c.tab, status, info.Patient, c.patient)
 		}
 	}
+}
+
+// landing returns where a callback sent the browser, without the
+// smart_launch parameter it must have added (a launch id of 128 bits or
+// more, URL-safe) at the end of the query.
+func landing(t testing.TB, location string) string {
+	t.Helper()
+	rest, id, ok := strings.Cut(location, core.LaunchParam+"=")
+	if !ok || len(id) < 26 || strings.ContainsAny(id, "&#%+/=") {
+		t.Errorf("callback redirect %q: want smart_launch=<launch id> at the end of the query", location)
+		return location
+	}
+	return strings.TrimSuffix(strings.TrimSuffix(rest, "&"), "?")
 }

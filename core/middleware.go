@@ -61,6 +61,8 @@ func reauthReason(err error) string {
 		return "no token in session; launch or log in"
 	case errors.Is(err, ErrNoRefreshToken):
 		return "the access token expired and there is no refresh token; launch or log in again"
+	case errors.Is(err, ErrLaunchGone):
+		return "this page's launch has ended (logged out, or replaced by newer launches); launch again"
 	case errors.Is(err, ErrRevoked):
 		return "logged out; launch or log in again"
 	}

@@ -2,11 +2,12 @@ package core
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"log/slog"
 	"net/http"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -43,6 +44,7 @@ type Refresher struct {
 	signer    jose.Signer // client assertions, for PrivateKeyJWT
 	sealer    *sealer     // EncryptionKeys, DecryptionKeys; nil: none
 	values    *valueCache // session values decoded (sessionvalue.go)
+	touches   touchTable  // launches whose use this process wrote lately (launches.go)
 	bases     []baseURL   // Config.FHIRBaseURLs, parsed
 
 	sleep func(context.Context, time.Duration) error // retry waits; tests replace it
@@ -77,6 +79,7 @@ func New(cfg Config) (*Refresher, error) {
 		ttl = 24 * time.Hour
 	}
 	r := &Refresher{cfg: cfg, ledger: newLedger(ttl), values: newValueCache(), shareWithin: shareWithin}
+	r.touches.seed = maphash.MakeSeed()
 	endpoints := *cfg.HTTPClient
 	endpoints.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	// Token and revocation calls run on their own budget, RefreshTimeout:
@@ -130,39 +133,67 @@ func (r *Refresher) LogValue() slog.Value { return r.cfg.LogValue() }
 // app obtained tok (typically by exchanging an authorization code). It
 // first renews the session token, as a login should, to prevent session
 // fixation.
+//
+// The session then holds this one login: Save replaces every launch the
+// session held (see Launcher), and with Config.RevocationURL set it
+// revokes their grants, as Logout would (a token saved again, with the
+// same refresh token, stays the same grant and is not revoked).
 func (r *Refresher) Save(ctx context.Context, tok *Token) error {
-	return r.saveLogin(ctx, tok, nil)
-}
-
-// saveLogin is Save with the identity a Launcher established (nil: none,
-// and any identity of an earlier login is removed).
-func (r *Refresher) saveLogin(ctx context.Context, tok *Token, id *identity) error {
 	if tok == nil || tok.AccessToken == "" {
 		return ErrInvalidToken
 	}
 	if _, ok := r.get(ctx); !ok {
 		return noSession(ctx)
 	}
+	// The launches replaced: the request's copy's, and the store's now.
+	var replaced []*record
+	seen := func(rec *record) bool {
+		return rec.Token.AccessToken == tok.AccessToken || tok.RefreshToken != "" && rec.Token.RefreshToken == tok.RefreshToken ||
+			slices.ContainsFunc(replaced, func(o *record) bool { return o.Token.AccessToken == rec.Token.AccessToken })
+	}
+	collect := func(ctx context.Context) {
+		_, vals := r.launchesOf(ctx)
+		for _, v := range vals {
+			if rec, err := r.decodeSessionRecord(v); err == nil && !seen(rec) {
+				replaced = append(replaced, rec)
+			}
+		}
+	}
+	ownSlots, ownVals := r.launchesOf(ctx)
+	collect(ctx)
+	if token := r.cfg.Sessions.Token(ctx); token != "" && r.cfg.RevocationURL != "" {
+		if fresh, err := r.cfg.Sessions.Load(context.Background(), token); err == nil && r.cfg.Sessions.Token(fresh) != "" {
+			collect(fresh)
+		}
+	}
 	if err := r.cfg.Sessions.RenewToken(ctx); err != nil {
 		return err
 	}
-	if id != nil {
-		b, _ := json.Marshal(id)
-		r.cfg.Sessions.Put(ctx, r.identityKey(), string(b))
-	} else {
-		r.cfg.Sessions.Remove(ctx, r.identityKey())
-	}
 	rec := &record{Token: *tok, Obtained: r.cfg.Now(), Grant: newGrantID()}
-	if v, _ := r.get(ctx); v != nil && tok.RefreshToken != "" {
+	if tok.RefreshToken != "" {
 		// The session's own token saved again: the same grant, at the
 		// same point of its chain, so that copies of it stay recognisable.
-		// (Only decoded here: whatever else the session holds, Save
-		// replaces it.)
-		if old, err := r.decodeSessionRecord(v); err == nil && old.Grant != "" && old.Token.RefreshToken == tok.RefreshToken {
-			rec.Grant, rec.Refreshes = old.Grant, old.Refreshes
+		for _, v := range ownVals {
+			if old, err := r.decodeSessionRecord(v); err == nil && old.Grant != "" && old.Token.RefreshToken == tok.RefreshToken {
+				rec.Grant, rec.Refreshes = old.Grant, old.Refreshes
+			}
 		}
 	}
-	return r.store(ctx, rec)
+	for _, s := range ownSlots {
+		r.dropSlot(ctx, s)
+	}
+	r.cfg.Sessions.Remove(ctx, r.identityKey())
+	if err := r.store(ctx, slot{key: r.cfg.SessionKey}, rec); err != nil {
+		return err
+	}
+	if r.cfg.RevocationURL != "" {
+		drop := make([]dropped, len(replaced))
+		for i, old := range replaced {
+			drop[i] = dropped{old, "replaced by Save"}
+		}
+		r.revokeDropped(ctx, drop)
+	}
+	return nil
 }
 
 // Token returns a valid token for the session of ctx. When the stored token
@@ -179,14 +210,17 @@ func (r *Refresher) saveLogin(ctx context.Context, tok *Token, id *identity) err
 // hot path allocates nothing for it: read it, never modify it (copy the
 // struct, and its Extra map, to change one).
 func (r *Refresher) Token(ctx context.Context) (*Token, error) {
-	rec, err := r.load(ctx)
+	rec, s, err := r.load(ctx)
 	if err != nil {
 		return nil, err
+	}
+	if s.entry != nil {
+		r.touch(ctx, s)
 	}
 	if !r.due(rec) || rec.Token.RefreshToken == "" && rec.Token.Valid(r.cfg.Now()) {
 		return &rec.Token, nil
 	}
-	next, err := r.refresh(ctx, rec)
+	next, err := r.refresh(ctx, s, rec)
 	if err != nil {
 		if errors.Is(err, ErrTransient) && rec.Token.Valid(r.cfg.Now()) {
 			// Within Leeway the old token still works: use it, and let a
@@ -208,14 +242,14 @@ func (r *Refresher) Token(ctx context.Context) (*Token, error) {
 // the error is then a *TokenRejectedError. Concurrent 401s to the same
 // token share one refresh, as every refresh does.
 func (r *Refresher) refreshAfter401(ctx context.Context, rejected *Token, challenge string) (*Token, error) {
-	rec, err := r.load(ctx)
+	rec, s, err := r.load(ctx)
 	if err != nil {
 		return nil, err
 	}
 	// The request's copy may hold a token that a refresh (this request's,
 	// or another's) has replaced: adopt leaves unmodified copies alone.
 	if next := r.newestKnown(rec); next != rec {
-		r.takeOver(ctx, next)
+		r.takeOver(ctx, s, next)
 		rec = next
 	}
 	if rec.Token.AccessToken != rejected.AccessToken && !r.due(rec) {
@@ -225,7 +259,7 @@ func (r *Refresher) refreshAfter401(ctx context.Context, rejected *Token, challe
 	if since, ok := r.probation.check(rejected.AccessToken, now); ok {
 		return nil, &TokenRejectedError{Code: bearerErrorCode(challenge), CoolDown: TokenRejectedCoolDown, Since: since}
 	}
-	if rec, err = r.refresh(ctx, rec); err != nil {
+	if rec, err = r.refresh(ctx, s, rec); err != nil {
 		return nil, err
 	}
 	r.probation.add(rec.Token.AccessToken, rec.Obtained, now)
@@ -259,16 +293,16 @@ func (r *Refresher) due(rec *record) bool {
 //
 // The token call runs on a context detached from any caller, so a caller
 // whose request is cancelled stops waiting without cancelling it.
-func (r *Refresher) refresh(ctx context.Context, cur *record) (*record, error) {
+func (r *Refresher) refresh(ctx context.Context, s slot, cur *record) (*record, error) {
 	for range maxChain {
 		if r.ledger.isRevokedRecord(cur, r.cfg.Now()) {
 			r.reauth(ctx, ErrRevoked)
-			r.remove(ctx)
+			r.remove(ctx, s)
 			return nil, ErrRevoked
 		}
 		if cur.Token.RefreshToken == "" {
 			r.reauth(ctx, ErrNoRefreshToken)
-			r.remove(ctx)
+			r.remove(ctx, s)
 			return nil, ErrNoRefreshToken
 		}
 		fp := fingerprintOf(cur.Token.RefreshToken)
@@ -281,14 +315,14 @@ func (r *Refresher) refresh(ctx context.Context, cur *record) (*record, error) {
 				cur = next
 				continue
 			}
-			r.takeOver(ctx, next)
+			r.takeOver(ctx, s, next)
 			return next, nil
 		}
 		if next = r.newerHead(cur, fp, r.cfg.Now()); next != cur && !r.due(next) {
 			// A refresh that did not rotate the refresh token replaced
 			// cur's access token (this request's own copy keeps the
 			// token it loaded: see adopt).
-			r.takeOver(ctx, next)
+			r.takeOver(ctx, s, next)
 			return next, nil
 		}
 		key := string(fp[:])
@@ -298,7 +332,7 @@ func (r *Refresher) refresh(ctx context.Context, cur *record) (*record, error) {
 			if r.redeeming != nil {
 				r.redeeming()
 			}
-			return r.redeem(ctx, fp, cur, shared)
+			return r.redeem(ctx, s, fp, cur, shared)
 		})
 		if r.joined != nil {
 			r.joined()
@@ -313,7 +347,7 @@ func (r *Refresher) refresh(ctx context.Context, cur *record) (*record, error) {
 		}
 		if res.Err != nil {
 			if errors.Is(res.Err, ErrReauthRequired) {
-				r.remove(ctx)
+				r.remove(ctx, s)
 			}
 			return nil, res.Err
 		}
@@ -323,7 +357,7 @@ func (r *Refresher) refresh(ctx context.Context, cur *record) (*record, error) {
 			cur = next
 			continue
 		}
-		r.adopt(ctx, next) // persist in redeem has stored it
+		r.adopt(ctx, s, next) // persist in redeem has stored it
 		return next, nil
 	}
 	return nil, errChainTooLong
@@ -336,7 +370,7 @@ var errChainTooLong = &transientError{err: errors.New("refresh chain too long")}
 // redeem makes the one token call for the refresh token fp of cur. It runs
 // once per flight; ctx is the session of the caller that started it, and
 // shared counts the callers waiting for it.
-func (r *Refresher) redeem(ctx context.Context, fp fingerprint, cur *record, shared *atomic.Int64) (*record, error) {
+func (r *Refresher) redeem(ctx context.Context, s slot, fp fingerprint, cur *record, shared *atomic.Int64) (*record, error) {
 	// Logout may have revoked the grant since the caller looked.
 	if r.ledger.isRevokedRecord(cur, r.cfg.Now()) {
 		return nil, ErrRevoked
@@ -412,7 +446,7 @@ func (r *Refresher) redeem(ctx context.Context, fp fingerprint, cur *record, sha
 	}
 	// Persist at once in the starting caller's session, whatever becomes of
 	// that caller's request.
-	r.persist(ctx, next)
+	r.persist(ctx, s, next)
 	r.refreshed(ctx, span, RefreshInfo{
 		Rotated:  rotated,
 		Duration: elapsed, Expiry: next.Token.Expiry, Shared: int(shared.Load()),
@@ -440,16 +474,27 @@ type SessionInfo struct {
 	// of the id_token a Launcher validated; empty without openid and
 	// fhirUser in the scope.
 	FHIRUser string `json:"fhir_user"`
+	// Launch is the id of the launch the token is of, which the page
+	// names in its requests (LaunchHeader, LaunchParam); empty for the
+	// one login Save stored.
+	Launch string `json:"launch"`
 }
 
-// Info describes the token in the session of ctx without refreshing it. The
-// error is ErrNoToken when there is none.
+// Info describes the token of the launch ctx names (the most recent one
+// when it names none) without refreshing it. The error is ErrNoToken when
+// there is none, ErrLaunchGone when the named launch is not in the
+// session.
 func (r *Refresher) Info(ctx context.Context) (SessionInfo, error) {
-	rec, err := r.load(ctx)
+	rec, s, err := r.load(ctx)
 	if err != nil {
 		return SessionInfo{}, err
 	}
-	id := r.identityOf(ctx)
+	var id identity
+	if s.entry != nil {
+		id = s.entry.Identity
+	} else {
+		id = r.identityOf(ctx)
+	}
 	return SessionInfo{
 		Expiry:          rec.Token.Expiry,
 		Scope:           rec.Token.Scope,
@@ -459,5 +504,6 @@ func (r *Refresher) Info(ctx context.Context) (SessionInfo, error) {
 		Refreshes:       rec.Refreshes,
 		FHIRBaseURL:     id.Aud,
 		FHIRUser:        id.FHIRUser,
+		Launch:          s.id,
 	}, nil
 }

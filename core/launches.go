@@ -1,0 +1,394 @@
+package core
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"hash/maphash"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"time"
+)
+
+// A session holds up to Config.MaxLaunches completed launches, each its
+// own login with its own token, grant and identity, named by a launch id
+// (rand.Text: 130 random bits in base32, URL-safe). The session value
+// under SessionKey is then the launch index, a versioned string like every
+// session value:
+//
+//	smartrefresh.launches.v1:[{"id":…,"used":…,"identity":{…}},…]   oldest first
+//
+// and each launch's token is under SessionKey + ".launch." + id, in the
+// forms of sessionvalue.go. A session whose value under SessionKey is a
+// token (every form before launches, and what Save stores) holds one
+// launch without an id, its identity under SessionKey + ".identity".
+//
+// Each launch is refreshed on its own: the refresh algorithm (refresher.go)
+// works on one slot, and every write of it changes only that launch's
+// token, in a fresh read of the session.
+const launchesPrefix = "smartrefresh.launches.v1:"
+
+// launchTouch is how often a launch in use has its last use written into
+// the session, for the least-recently-used choice of MaxLaunches.
+const launchTouch = 5 * time.Minute
+
+// launchEntry is one completed launch in the session's index.
+type launchEntry struct {
+	ID string `json:"id"`
+	// Used is when the launch was completed or last used (Unix seconds,
+	// within launchTouch).
+	Used     int64    `json:"used"`
+	Identity identity `json:"identity"`
+	key      string   // the session key of its token
+}
+
+// launchSet is a decoded launch index. Like records, it is shared between
+// requests (valueCache) and never modified once made.
+type launchSet struct {
+	list []launchEntry // oldest first: the last is the most recent launch
+}
+
+// find returns the launch named id, or the most recent one for "", or nil.
+func (s *launchSet) find(id string) *launchEntry {
+	if id == "" {
+		if len(s.list) == 0 {
+			return nil
+		}
+		return &s.list[len(s.list)-1]
+	}
+	for i := range s.list {
+		if s.list[i].ID == id {
+			return &s.list[i]
+		}
+	}
+	return nil
+}
+
+// slot is where one launch's token is in the session.
+type slot struct {
+	id    string       // "" for the one launch of a session in the form before launches
+	key   string       // the session key of its token
+	entry *launchEntry // its index entry; nil without an id
+}
+
+func (r *Refresher) launchKey(id string) string { return r.cfg.SessionKey + ".launch." + id }
+
+// newLaunchID returns a fresh launch id: 130 random bits, URL-safe.
+func newLaunchID() string { return rand.Text() }
+
+// validLaunchID reports whether id has the shape of a launch id.
+func validLaunchID(id string) bool {
+	if len(id) < 22 || len(id) > maxLaunchID {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !('A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// isLaunches reports whether v is a launch index.
+func isLaunches(v any) bool {
+	s, ok := v.(string)
+	return ok && strings.HasPrefix(s, launchesPrefix)
+}
+
+// launchSetOf decodes a launch index, remembering it (valueCache).
+func (r *Refresher) launchSetOf(v string) (*launchSet, error) {
+	if set := r.values.getSet(v); set != nil {
+		return set, nil
+	}
+	var list []launchEntry
+	if err := json.Unmarshal([]byte(v[len(launchesPrefix):]), &list); err != nil {
+		return nil, errNotAToken
+	}
+	for i := range list {
+		if !validLaunchID(list[i].ID) || slices.ContainsFunc(list[:i], func(e launchEntry) bool { return e.ID == list[i].ID }) {
+			return nil, errNotAToken
+		}
+		list[i].key = r.launchKey(list[i].ID)
+	}
+	set := &launchSet{list: list}
+	r.values.addSet(v, set)
+	return set, nil
+}
+
+// encodeLaunches returns the index of list, "" for none.
+func encodeLaunches(list []launchEntry) string {
+	if len(list) == 0 {
+		return ""
+	}
+	b, _ := json.Marshal(list)
+	return launchesPrefix + string(b)
+}
+
+// pick returns the slot of the launch ctx names in the session value v
+// (SessionKey's), and that launch's token value.
+func (r *Refresher) pick(ctx context.Context, v any, name string) (slot, any, error) {
+	gone := ErrNoToken
+	if name != "" {
+		gone = ErrLaunchGone
+	}
+	if v == nil {
+		return slot{}, nil, gone
+	}
+	if s, ok := v.(string); ok && strings.HasPrefix(s, launchesPrefix) {
+		set, err := r.launchSetOf(s)
+		if err != nil {
+			r.cfg.Logger.WarnContext(ctx, "smartrefresh: the session's launch index cannot be read; launch again")
+			return slot{}, nil, ErrCorruptSession
+		}
+		e := set.find(name)
+		if e == nil {
+			return slot{}, nil, gone
+		}
+		tv := r.cfg.Sessions.Get(ctx, e.key)
+		if tv == nil {
+			return slot{}, nil, gone
+		}
+		return slot{id: e.ID, key: e.key, entry: e}, tv, nil
+	}
+	if name != "" {
+		return slot{}, nil, ErrLaunchGone // a session of one launch without an id
+	}
+	return slot{key: r.cfg.SessionKey}, v, nil
+}
+
+// slotValue returns the token value of launch s in the session of ctx
+// (typically a fresh read of the store), and false when the session no
+// longer holds that launch: another launch index, or a session of one
+// launch without an id where s has one (or the reverse).
+func (r *Refresher) slotValue(ctx context.Context, s slot) (any, bool) {
+	v := r.cfg.Sessions.Get(ctx, r.cfg.SessionKey)
+	if s.id == "" {
+		return v, !isLaunches(v)
+	}
+	if !isLaunches(v) {
+		return nil, false
+	}
+	set, err := r.launchSetOf(v.(string))
+	if err != nil || set.find(s.id) == nil {
+		return nil, false
+	}
+	return r.cfg.Sessions.Get(ctx, s.key), true
+}
+
+// launchesOf returns every launch of the session of ctx, with its token value.
+func (r *Refresher) launchesOf(ctx context.Context) ([]slot, []any) {
+	v := r.cfg.Sessions.Get(ctx, r.cfg.SessionKey)
+	if v == nil {
+		return nil, nil
+	}
+	if !isLaunches(v) {
+		return []slot{{key: r.cfg.SessionKey}}, []any{v}
+	}
+	set, err := r.launchSetOf(v.(string))
+	if err != nil {
+		return nil, nil
+	}
+	var (
+		out  []slot
+		vals []any
+	)
+	for i := range set.list {
+		e := &set.list[i]
+		out = append(out, slot{id: e.ID, key: e.key, entry: e})
+		vals = append(vals, r.cfg.Sessions.Get(ctx, e.key))
+	}
+	return out, vals
+}
+
+// dropSlot removes launch s (its token, and its index entry or identity)
+// from the session of ctx, without a commit.
+func (r *Refresher) dropSlot(ctx context.Context, s slot) {
+	sm := r.cfg.Sessions
+	if s.id == "" {
+		sm.Remove(ctx, r.cfg.SessionKey)
+		sm.Remove(ctx, r.identityKey())
+		return
+	}
+	sm.Remove(ctx, s.key)
+	v := sm.Get(ctx, r.cfg.SessionKey)
+	if !isLaunches(v) {
+		return
+	}
+	set, err := r.launchSetOf(v.(string))
+	if err != nil {
+		return
+	}
+	list := slices.DeleteFunc(slices.Clone(set.list), func(e launchEntry) bool { return e.ID == s.id })
+	if next := encodeLaunches(list); next == "" {
+		sm.Remove(ctx, r.cfg.SessionKey)
+	} else {
+		sm.Put(ctx, r.cfg.SessionKey, next)
+	}
+}
+
+// touch writes into the session, at most once per launchTouch and launch
+// in this process, that the launch of s is in use, so that MaxLaunches
+// drops the least recently used launch.
+func (r *Refresher) touch(ctx context.Context, s slot) {
+	now := r.cfg.Now().Unix()
+	if s.entry == nil || now-s.entry.Used < int64(launchTouch/time.Second) || !r.touches.claim(s.id, now) {
+		return
+	}
+	r.inStore(ctx, func(fresh context.Context) bool {
+		v := r.cfg.Sessions.Get(fresh, r.cfg.SessionKey)
+		if !isLaunches(v) {
+			return false
+		}
+		set, err := r.launchSetOf(v.(string))
+		if err != nil || set.find(s.id) == nil {
+			return false
+		}
+		list := slices.Clone(set.list)
+		for i := range list {
+			if list[i].ID == s.id {
+				list[i].Used = now
+			}
+		}
+		r.cfg.Sessions.Put(fresh, r.cfg.SessionKey, encodeLaunches(list))
+		return true
+	})
+}
+
+// touchTable remembers which launches this process touched lately, so
+// that a burst of requests of one launch writes its use once. Like
+// valueCache, it is a direct-mapped table of atomic pointers.
+type touchTable struct {
+	seed  maphash.Seed
+	slots [256]atomic.Pointer[touchEntry]
+}
+
+type touchEntry struct {
+	id string
+	at int64
+}
+
+// claim reports whether the caller is to touch launch id at now.
+func (t *touchTable) claim(id string, now int64) bool {
+	p := &t.slots[maphash.String(t.seed, id)%uint64(len(t.slots))]
+	old := p.Load()
+	if old != nil && old.id == id && now-old.at < int64(launchTouch/time.Second) {
+		return false
+	}
+	return p.CompareAndSwap(old, &touchEntry{id: id, at: now})
+}
+
+// twin reports whether a and b are launches of the same user for the same
+// patient at the same FHIR server: a new one may replace the older.
+func twin(a, b identity, pa, pb string) bool {
+	userA, userB := a.FHIRUser+"|"+a.Subject, b.FHIRUser+"|"+b.Subject
+	return pa != "" && pa == pb && a.Aud == b.Aud && userA != "|" && userA == userB
+}
+
+// dropped is a launch a new login or Save took out of the session: its
+// grant is to be revoked once the session is committed.
+type dropped struct {
+	rec *record
+	why string
+}
+
+// addLaunch stores tok as a new launch of the session of ctx, with the
+// identity its Launcher established, and commits the session under a new
+// session token (as Save does). The launches the session holds in the
+// store, as it is now, are kept, but for an older twin of the new launch
+// (same user and patient) and, beyond MaxLaunches, the least recently
+// used ones: those are dropped and their grants revoked. It returns the
+// new launch's id.
+func (r *Refresher) addLaunch(ctx context.Context, tok *Token, id *identity) (string, error) {
+	sm := r.cfg.Sessions
+	// The launches as they are in the store now: the request's copy may
+	// hold older tokens of them, which its commit would write back.
+	base := ctx
+	if token := sm.Token(ctx); token != "" {
+		if fresh, err := sm.Load(context.Background(), token); err == nil && sm.Token(fresh) != "" {
+			base = fresh
+		}
+	}
+	slots, vals := r.launchesOf(base)
+	ownSlots, _ := r.launchesOf(ctx)
+	now := r.cfg.Now()
+	type kept struct {
+		e   launchEntry
+		v   any
+		rec *record
+	}
+	var (
+		keep []kept
+		drop []dropped
+	)
+	for i, s := range slots {
+		rec, err := r.decodeSessionRecord(vals[i])
+		if err != nil && !errors.Is(err, ErrTransient) {
+			continue // not a token: nothing to keep or revoke
+		}
+		e := launchEntry{ID: s.id, Used: now.Unix()}
+		if s.entry != nil {
+			e = *s.entry
+		} else {
+			e.ID, e.Identity = newLaunchID(), r.identityOf(base) // the launch without an id gets one
+		}
+		e.key = r.launchKey(e.ID)
+		if rec != nil && twin(e.Identity, *id, rec.Token.Patient, tok.Patient) {
+			drop = append(drop, dropped{rec, "replaced by a new launch for the same user and patient"})
+			continue
+		}
+		keep = append(keep, kept{e, vals[i], rec})
+	}
+	for len(keep) >= r.cfg.MaxLaunches {
+		lru := 0
+		for i := range keep {
+			if keep[i].e.Used < keep[lru].e.Used {
+				lru = i
+			}
+		}
+		if keep[lru].rec != nil {
+			drop = append(drop, dropped{keep[lru].rec, "dropped for a newer launch (MaxLaunches)"})
+		}
+		keep = slices.Delete(keep, lru, lru+1)
+	}
+	rec := &record{Token: *tok, Obtained: now, Grant: newGrantID()}
+	v, err := r.sessionValue(rec)
+	if err != nil {
+		return "", err
+	}
+	if err := sm.RenewToken(ctx); err != nil {
+		return "", err
+	}
+	for _, s := range ownSlots {
+		r.dropSlot(ctx, s)
+	}
+	sm.Remove(ctx, r.identityKey())
+	list := make([]launchEntry, 0, len(keep)+1)
+	for _, k := range keep {
+		sm.Put(ctx, k.e.key, k.v)
+		list = append(list, k.e)
+	}
+	launch := launchEntry{ID: newLaunchID(), Used: now.Unix(), Identity: *id}
+	sm.Put(ctx, r.launchKey(launch.ID), v)
+	list = append(list, launch)
+	sm.Put(ctx, r.cfg.SessionKey, encodeLaunches(list))
+	if err := r.commit(ctx); err != nil {
+		return "", err
+	}
+	r.revokeDropped(ctx, drop)
+	return launch.ID, nil
+}
+
+// revokeDropped revokes the grants of launches taken out of a session,
+// on a context detached from ctx: Logout's guarantees, for each.
+func (r *Refresher) revokeDropped(ctx context.Context, drop []dropped) {
+	for _, d := range drop {
+		if err := r.revokeGrant(context.WithoutCancel(ctx), d.rec); err != nil {
+			r.cfg.Logger.WarnContext(ctx, "smartrefresh: a launch was "+d.why+", but revoking its grant failed", "error", err)
+		} else {
+			r.cfg.Logger.DebugContext(ctx, "smartrefresh: a launch was "+d.why+"; its grant is revoked")
+		}
+	}
+}
