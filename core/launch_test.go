@@ -44,6 +44,8 @@ type launchOptions struct {
 	config func(map[string]any)
 	// wrap wraps the mock server's handler.
 	wrap func(http.Handler) http.Handler
+	// revoke sets the Refresher's RevocationURL to the mock server's.
+	revoke bool
 }
 
 func newLaunchApp(t testing.TB, o launchOptions) *launchApp {
@@ -90,6 +92,9 @@ func newLaunchApp(t testing.TB, o launchOptions) *launchApp {
 		AuthMethod: so.AuthMethod, Sessions: a.sm, Now: a.clock.Now,
 		Logger: slog.New(slog.NewTextHandler(&lockedWriter{w: a.logs}, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	}
+	if o.revoke {
+		cfg.RevocationURL = a.srv.RevokeURL
+	}
 	if o.refresher != nil {
 		o.refresher(&cfg)
 	}
@@ -119,6 +124,34 @@ func newLaunchApp(t testing.TB, o launchOptions) *launchApp {
 			return
 		}
 		json.NewEncoder(w).Encode(info)
+	})
+	// /read reads the launch's patient at the FHIR server with the
+	// launch's token, refreshed when due, and answers the FHIR status.
+	mux.HandleFunc("GET /read", func(w http.ResponseWriter, req *http.Request) {
+		ctx := core.LaunchContext(req)
+		tok, err := r.Token(ctx)
+		if err != nil {
+			core.WriteError(w, req, err)
+			return
+		}
+		resp, err := r.Client(ctx).Get(a.srv.FHIRBaseURL + "/Patient/" + tok.Patient)
+		if err != nil {
+			core.WriteError(w, req, err)
+			return
+		}
+		resp.Body.Close()
+		w.WriteHeader(resp.StatusCode)
+		io.WriteString(w, tok.Patient)
+	})
+	mux.HandleFunc("POST /logout", func(w http.ResponseWriter, req *http.Request) {
+		if err := r.Logout(req.Context()); err != nil {
+			core.WriteError(w, req, err)
+		}
+	})
+	mux.HandleFunc("POST /logout-launch", func(w http.ResponseWriter, req *http.Request) {
+		if err := r.LogoutLaunch(core.LaunchContext(req)); err != nil {
+			core.WriteError(w, req, err)
+		}
 	})
 	app.Config.Handler = a.sm.LoadAndSave(mux)
 	app.Start()

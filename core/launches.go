@@ -10,6 +10,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/alexedwards/scs/v2"
 )
 
 // A session holds up to Config.MaxLaunches completed launches, each its
@@ -237,8 +239,8 @@ func (r *Refresher) touch(ctx context.Context, s slot) {
 	if s.entry == nil || now-s.entry.Used < int64(launchTouch/time.Second) || !r.touches.claim(s.id, now) {
 		return
 	}
-	r.inStore(ctx, func(fresh context.Context) bool {
-		v := r.cfg.Sessions.Get(fresh, r.cfg.SessionKey)
+	used := func(c context.Context) bool {
+		v := r.cfg.Sessions.Get(c, r.cfg.SessionKey)
 		if !isLaunches(v) {
 			return false
 		}
@@ -252,9 +254,14 @@ func (r *Refresher) touch(ctx context.Context, s slot) {
 				list[i].Used = now
 			}
 		}
-		r.cfg.Sessions.Put(fresh, r.cfg.SessionKey, encodeLaunches(list))
+		r.cfg.Sessions.Put(c, r.cfg.SessionKey, encodeLaunches(list))
 		return true
-	})
+	}
+	if r.cfg.Sessions.Status(ctx) == scs.Modified {
+		used(ctx) // the request's commit writes it
+		return
+	}
+	r.inStore(ctx, used)
 }
 
 // touchTable remembers which launches this process touched lately, so
