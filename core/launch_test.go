@@ -143,6 +143,11 @@ func newLaunchApp(t testing.TB, o launchOptions) *launchApp {
 		w.WriteHeader(resp.StatusCode)
 		io.WriteString(w, tok.Patient)
 	})
+	mux.HandleFunc("POST /save", func(w http.ResponseWriter, req *http.Request) {
+		if err := r.Save(req.Context(), a.srv.Grant()); err != nil {
+			core.WriteError(w, req, err)
+		}
+	})
 	mux.HandleFunc("POST /logout", func(w http.ResponseWriter, req *http.Request) {
 		if err := r.Logout(req.Context()); err != nil {
 			core.WriteError(w, req, err)

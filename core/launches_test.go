@@ -319,3 +319,44 @@ func TestLaunchesCancelledLaunchChangesNothing(t *testing.T) {
 		}
 	}
 }
+
+// Save keeps its meaning: the session then holds that one login, the
+// launches it replaced have their grants revoked (RevocationURL set), and
+// it reads as it did before launches had ids. A later launch keeps it.
+func TestLaunchesSaveReplacesLaunches(t *testing.T) {
+	a := newLaunchApp(t, launchOptions{server: smarttest.Options{LaunchPatients: twoPatients}, revoke: true})
+	b := newBrowser(t)
+	idA, idB := a.ehrLaunch(b, "ehr-a"), a.ehrLaunch(b, "ehr-b")
+	if res := b.post(a.url + "/save"); res.status != 200 {
+		t.Fatalf("save: %d %s", res.status, res.body)
+	}
+	if g := a.srv.RevokedGrants(); g != 2 {
+		t.Errorf("revoked grants after Save = %d, want 2", g)
+	}
+	for _, id := range []string{idA, idB} {
+		if status, _ := a.meIn(b, id); status != http.StatusUnauthorized {
+			t.Errorf("a replaced launch: %d, want 401", status)
+		}
+	}
+	if status, info := a.meIn(b, ""); status != 200 || info.Patient != "123" || info.Launch != "" {
+		t.Fatalf("after Save: %d %+v", status, info)
+	}
+	// A launch after Save: the saved login stays, as a launch of its own.
+	idA2 := a.ehrLaunch(b, "ehr-a")
+	if status, info := a.meIn(b, ""); status != 200 || info.Patient != "A" || info.Launch != idA2 {
+		t.Errorf("the most recent launch: %d %+v", status, info)
+	}
+	if res := b.post(a.url+"/logout-launch", core.LaunchHeader, idA2); res.status != 200 {
+		t.Fatalf("logout-launch: %d", res.status)
+	}
+	status, info := a.meIn(b, "")
+	if status != 200 || info.Patient != "123" || info.Launch == "" {
+		t.Errorf("the saved login after the newer launch's logout: %d %+v", status, info)
+	}
+	if res := a.read(b, info.Launch); res.status != 200 || res.body != "123" {
+		t.Errorf("reading as the saved login: %d %q", res.status, res.body)
+	}
+	if n := a.srv.RefreshCalls(); n != 0 || a.srv.Reuses() != 0 {
+		t.Errorf("refresh calls %d, reuses %d; want 0, 0", n, a.srv.Reuses())
+	}
+}

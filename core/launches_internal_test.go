@@ -1,0 +1,169 @@
+package core
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/alexedwards/scs/v2"
+)
+
+// launchesRefresher is a Refresher with a real scs session manager using
+// codec, for the launch index tests.
+func launchesRefresher(t testing.TB, codec scs.Codec, enc [][]byte) (*Refresher, *scs.SessionManager) {
+	sm := scs.New()
+	sm.Codec = codec
+	r, err := New(Config{TokenURL: "https://ehr.example/token", ClientID: "c", Sessions: sm, EncryptionKeys: enc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r, sm
+}
+
+// roundTrip puts values into a new session, commits it through the
+// manager's codec and store, and returns the session loaded again.
+func roundTrip(t *testing.T, sm *scs.SessionManager, values map[string]any) context.Context {
+	t.Helper()
+	ctx, err := sm.Load(context.Background(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range values {
+		sm.Put(ctx, k, v)
+	}
+	token, _, err := sm.Commit(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, err = sm.Load(context.Background(), token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ctx
+}
+
+// TestOldSessionFormsAreOneLaunch: a session stored by the versions before
+// launches (the text forms, the *record and sealed []byte before them,
+// each with its identity) reads as one launch without an id, through every
+// codec that can carry it; a request naming a launch gets ErrLaunchGone
+// from it; and the launch index with its launches round-trips too.
+func TestOldSessionFormsAreOneLaunch(t *testing.T) {
+	rec := fullRecord()
+	rec.Grant = "g1"
+	codecs := map[string]scs.Codec{"gob": scs.GobCodec{}, "json": jsonStrings{}}
+	for cname, codec := range codecs {
+		for _, encrypted := range []bool{false, true} {
+			var enc [][]byte
+			if encrypted {
+				enc = fuzzKeys[:1]
+			}
+			r, sm := launchesRefresher(t, codec, enc)
+			text, _ := r.sessionValue(rec)
+			forms := map[string]any{"text form": text}
+			if cname == "gob" {
+				if encrypted {
+					blob, _ := r.sealer.seal(rec)
+					forms["sealed []byte"] = blob
+				} else {
+					forms["*record"] = rec
+				}
+			}
+			for fname, v := range forms {
+				t.Run(cname+"/"+fname, func(t *testing.T) {
+					ctx := roundTrip(t, sm, map[string]any{DefaultSessionKey: v, DefaultSessionKey + ".identity": `{"aud":"https://ehr.example/fhir","fhir_user":"https://ehr.example/fhir/Practitioner/1"}`})
+					got, s, err := r.load(ctx)
+					if err != nil || s.id != "" || s.key != DefaultSessionKey || !sameRecord(got, rec) {
+						t.Fatalf("load: slot %+v, %v; same record %v", s, err, got != nil && sameRecord(got, rec))
+					}
+					info, err := r.Info(ctx)
+					if err != nil || info.Launch != "" || info.FHIRUser != "https://ehr.example/fhir/Practitioner/1" || info.Patient != "123" {
+						t.Errorf("Info = %+v, %v", info, err)
+					}
+					if _, _, err := r.load(WithLaunch(ctx, newLaunchID())); !errors.Is(err, ErrLaunchGone) {
+						t.Errorf("a named launch: %v, want ErrLaunchGone", err)
+					}
+				})
+			}
+			t.Run(cname+"/launch index", func(t *testing.T) {
+				a, b := newLaunchID(), newLaunchID()
+				recB := fullRecord()
+				recB.Token.AccessToken, recB.Token.Patient = "at-b", "B"
+				textB, _ := r.sessionValue(recB)
+				index := encodeLaunches([]launchEntry{
+					{ID: a, Used: 1, Identity: identity{Aud: "https://ehr.example/fhir"}},
+					{ID: b, Used: 2, Identity: identity{Aud: "https://ehr.example/fhir", Subject: "u"}},
+				})
+				ctx := roundTrip(t, sm, map[string]any{DefaultSessionKey: index, r.launchKey(a): text, r.launchKey(b): textB})
+				for name, want := range map[string]string{a: "123", b: "B", "": "B"} {
+					got, s, err := r.load(WithLaunch(ctx, name))
+					if err != nil || got.Token.Patient != want || name != "" && s.id != name {
+						t.Errorf("launch %q: %v, %+v", name, err, s)
+					}
+				}
+			})
+		}
+	}
+}
+
+// jsonStrings is an scs codec that keeps string values only, as JSON.
+type jsonStrings struct{}
+
+func (jsonStrings) Encode(deadline time.Time, values map[string]any) ([]byte, error) {
+	m := map[string]string{"\x00deadline": deadline.Format(time.RFC3339Nano)}
+	for k, v := range values {
+		if s, ok := v.(string); ok {
+			m[k] = s
+		}
+	}
+	return json.Marshal(m)
+}
+
+func (jsonStrings) Decode(b []byte) (time.Time, map[string]any, error) {
+	var m map[string]string
+	if err := json.Unmarshal(b, &m); err != nil {
+		return time.Time{}, nil, err
+	}
+	deadline, err := time.Parse(time.RFC3339Nano, m["\x00deadline"])
+	values := map[string]any{}
+	for k, v := range m {
+		if k != "\x00deadline" {
+			values[k] = v
+		}
+	}
+	return deadline, values, err
+}
+
+// FuzzLaunchIndex feeds the launch index decoder arbitrary session values
+// and launch names: it must never panic, accept only valid, distinct
+// launch ids, and find a named launch only under its own id.
+func FuzzLaunchIndex(f *testing.F) {
+	a, b := newLaunchID(), newLaunchID()
+	f.Add(encodeLaunches([]launchEntry{{ID: a, Used: 1}, {ID: b, Used: 2, Identity: identity{Aud: "x"}}}), a)
+	f.Add(launchesPrefix+`[{"id":"../x"}]`, "../x")
+	f.Add(launchesPrefix+`[{"id":"`+a+`"},{"id":"`+a+`"}]`, "")
+	f.Add(launchesPrefix+`{}`, "")
+	f.Add(launchesPrefix+`null`, b)
+	r := &Refresher{cfg: Config{SessionKey: DefaultSessionKey}, values: newValueCache()}
+	f.Fuzz(func(t *testing.T, v, name string) {
+		set, err := r.launchSetOf(launchesPrefix + v)
+		if err != nil {
+			return
+		}
+		seen := map[string]bool{}
+		for _, e := range set.list {
+			if !validLaunchID(e.ID) || seen[e.ID] || e.key != r.launchKey(e.ID) {
+				t.Fatalf("accepted entry %+v", e)
+			}
+			seen[e.ID] = true
+		}
+		if e := set.find(name); e != nil && name != "" && e.ID != name {
+			t.Fatalf("find(%q) = %q", name, e.ID)
+		}
+		again, err := r.launchSetOf(encodeLaunches(set.list))
+		if len(set.list) > 0 && (err != nil || len(again.list) != len(set.list)) {
+			t.Fatalf("re-encoded index: %v", err)
+		}
+	})
+}
