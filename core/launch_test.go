@@ -143,6 +143,11 @@ func newLaunchApp(t testing.TB, o launchOptions) *launchApp {
 		w.WriteHeader(resp.StatusCode)
 		io.WriteString(w, tok.Patient)
 	})
+	proxy, err := r.FHIRProxy(core.ProxyConfig{Upstream: a.srv.FHIRBaseURL, Prefix: "/fhir/"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux.Handle("/fhir/", proxy)
 	mux.HandleFunc("POST /save", func(w http.ResponseWriter, req *http.Request) {
 		if err := r.Save(req.Context(), a.srv.Grant()); err != nil {
 			core.WriteError(w, req, err)

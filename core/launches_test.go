@@ -360,3 +360,50 @@ func TestLaunchesSaveReplacesLaunches(t *testing.T) {
 		t.Errorf("refresh calls %d, reuses %d; want 0, 0", n, a.srv.Reuses())
 	}
 }
+
+// The FHIR proxy sends the token of the launch the request names in
+// X-SMART-Launch, never another's, and keeps the header to itself.
+func TestLaunchesProxy(t *testing.T) {
+	a := newLaunchApp(t, launchOptions{server: smarttest.Options{LaunchPatients: twoPatients}})
+	var (
+		mu   sync.Mutex
+		seen []string // Authorization, X-SMART-Launch of each FHIR request
+	)
+	a.srv.SetFHIRHook(func(w http.ResponseWriter, r *http.Request, next http.Handler) {
+		mu.Lock()
+		seen = append(seen, r.Header.Get("Authorization"), r.Header.Get(core.LaunchHeader))
+		mu.Unlock()
+		next.ServeHTTP(w, r)
+	})
+	last := func() (string, string) {
+		mu.Lock()
+		defer mu.Unlock()
+		return seen[len(seen)-2], seen[len(seen)-1]
+	}
+	b := newBrowser(t)
+	idA, idB := a.ehrLaunch(b, "ehr-a"), a.ehrLaunch(b, "ehr-b")
+	tokens := map[string]string{}
+	for _, id := range []string{idA, idB} {
+		if res := a.read(b, id); res.status != 200 {
+			t.Fatalf("read: %d", res.status)
+		}
+		tokens[id], _ = last()
+	}
+	for _, id := range []string{idA, idB, idA} {
+		res := b.get(a.url+"/fhir/Patient/A", core.ProxyCSRFHeader, "1", core.LaunchHeader, id)
+		auth, launch := last()
+		if res.status != 200 || auth != tokens[id] || launch != "" {
+			t.Errorf("proxy for launch %s: %d, its own token %v, X-SMART-Launch upstream %q", id, res.status, auth == tokens[id], launch)
+		}
+	}
+	count := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(seen) / 2
+	}
+	before := count()
+	res := b.get(a.url+"/fhir/Patient/A", core.ProxyCSRFHeader, "1", core.LaunchHeader, "ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+	if res.status != http.StatusUnauthorized || count() != before {
+		t.Errorf("proxy for a launch not in the session: %d, %d upstream requests", res.status, count()-before)
+	}
+}

@@ -75,7 +75,10 @@ type ProxyConfig struct {
 // Set-Cookie never reaches the browser. A path that would leave the
 // upstream base (dot segments, encoded slashes or backslashes) gets 400.
 //
-// The token is refreshed when it is due, and, when the upstream answers
+// The token is the one of the launch the request names in LaunchHeader
+// (the session's most recent launch when it names none; ErrLaunchGone,
+// 401, when the session no longer holds it). It is refreshed when it is
+// due, and, when the upstream answers
 // 401, refreshed once (shared, like every refresh) and the request sent
 // again if its body was kept (see ProxyConfig.ReplayBodyBytes). A refresh
 // that failed transiently is answered 503 with Retry-After; one that needs
@@ -300,6 +303,10 @@ func (p *proxy) rewrite(pr *httputil.ProxyRequest) {
 	for _, k := range []string{"Cookie", "Authorization", "Proxy-Authorization", csrfKey, "X-Real-Ip"} {
 		h.Del(k)
 	}
+	// Launches (issue 20): the token is the launch's the request names;
+	// its name stays here.
+	pr.Out = pr.Out.WithContext(LaunchContext(pr.In))
+	pr.Out.Header.Del(launchHeaderKey)
 	// The transport asks for gzip itself and decompresses, so that Bundles
 	// can be rewritten.
 	h.Del("Accept-Encoding")
