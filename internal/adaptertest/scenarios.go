@@ -2,9 +2,11 @@ package adaptertest
 
 import (
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -214,4 +216,74 @@ func Panics(t *testing.T, what string, f func()) {
 		}
 	}()
 	f()
+}
+
+// Launches: two EHR launches in one browser session, for patients A and
+// B. Behind the middleware each request gets the token of the launch it
+// names (X-SMART-Launch, or smart_launch in the query), the most recent
+// launch when it names none, and ErrLaunchGone (the JSON 401) for a launch
+// the session does not hold. At expiry, 50 requests per launch at once
+// make one token call per launch, and no refresh token goes out twice.
+func Launches(t *testing.T, app App) {
+	f := Start(t, app, WithLaunches(map[string]string{"ehr-a": "A", "ehr-b": "B"}))
+	idA, idB := f.Launch("ehr-a"), f.Launch("ehr-b")
+	me := func(query, launch string) (int, string) {
+		req, _ := http.NewRequest("GET", f.URL+"/api/me"+query, nil)
+		if launch != "" {
+			req.Header.Set(core.LaunchHeader, launch)
+		}
+		resp, err := f.Client.Do(req)
+		if err != nil {
+			t.Error(err)
+			return 0, ""
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(body)
+	}
+	_, tokA := me("", idA)
+	_, tokB := me("", idB)
+	if tokA == tokB || tokA == "" || tokB == "" {
+		t.Fatal("the two launches got the same token")
+	}
+	if _, tok := me("?"+core.LaunchParam+"="+idA, ""); tok != tokA {
+		t.Error("smart_launch in the query did not name launch A")
+	}
+	if _, tok := me("", ""); tok != tokB {
+		t.Error("a request naming no launch did not get the most recent one")
+	}
+	if code, body := me("", "ABCDEFGHIJKLMNOPQRSTUVWXYZ"); code != http.StatusUnauthorized || !strings.Contains(body, "reauth_required") {
+		t.Errorf("a launch the session does not hold: %d %s, want the JSON 401", code, body)
+	}
+	f.Clock.Advance(time.Hour)
+	var (
+		wg  sync.WaitGroup
+		mu  sync.Mutex
+		got = map[string]map[string]bool{idA: {}, idB: {}} // launch → tokens seen
+	)
+	for id, old := range map[string]string{idA: tokA, idB: tokB} {
+		for range 50 {
+			wg.Go(func() {
+				code, tok := me("", id)
+				if code != http.StatusOK || tok == old {
+					t.Errorf("storm: %d, the old token %v", code, tok == old)
+				}
+				mu.Lock()
+				got[id][tok] = true
+				mu.Unlock()
+			})
+		}
+	}
+	wg.Wait()
+	for tok := range got[idA] {
+		if len(got[idA]) != 1 || len(got[idB]) != 1 || got[idB][tok] {
+			t.Errorf("storm: launch A saw %d tokens, B %d, shared %v; want one each, not shared", len(got[idA]), len(got[idB]), got[idB][tok])
+		}
+	}
+	if n := f.Server.RefreshCalls(); n != 2 {
+		t.Errorf("refresh calls = %d, want 2 (one per launch)", n)
+	}
+	if n := f.Server.Reuses(); n != 0 {
+		t.Errorf("reuses = %d, want 0", n)
+	}
 }
