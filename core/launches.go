@@ -17,15 +17,17 @@ import (
 // A session holds up to Config.MaxLaunches completed launches, each its
 // own login with its own token, grant and identity, named by a launch id
 // (rand.Text: 130 random bits in base32, URL-safe). The session value
-// under SessionKey is then the launch index, a versioned string like every
+// under SessionKey is then the launch list, a versioned string like every
 // session value:
 //
-//	smartrefresh.launches.v1:[{"id":…,"used":…,"identity":{…}},…]   oldest first
+//	smartrefresh.launches.v1:[{"id":…,"used":…,"identity":{…},"token":"smartrefresh.record.v2:…"},…]
 //
-// and each launch's token is under SessionKey + ".launch." + id, in the
-// forms of sessionvalue.go. A session whose value under SessionKey is a
-// token (every form before launches, and what Save stores) holds one
-// launch without an id, its identity under SessionKey + ".identity".
+// oldest first, each launch's token in the forms of sessionvalue.go
+// (sealed with EncryptionKeys). One value keeps the hot path at one
+// session read, whatever the number of launches. A session whose value
+// under SessionKey is a token (every form before launches, and what Save
+// stores) holds one launch without an id, its identity under SessionKey +
+// ".identity".
 //
 // Each launch is refreshed on its own: the refresh algorithm (refresher.go)
 // works on one slot, and every write of it changes only that launch's
@@ -43,7 +45,14 @@ type launchEntry struct {
 	// within launchTouch).
 	Used     int64    `json:"used"`
 	Identity identity `json:"identity"`
-	key      string   // the session key of its token
+	// Token is the launch's token as a session value (sessionvalue.go).
+	Token string `json:"token"`
+
+	// rec, or err, is Token decoded; att is what Attach puts in a
+	// request's context for rec (context.go).
+	rec *record
+	err error
+	att *attachment
 }
 
 // launchSet is a decoded launch index. Like records, it is shared between
@@ -68,14 +77,11 @@ func (s *launchSet) find(id string) *launchEntry {
 	return nil
 }
 
-// slot is where one launch's token is in the session.
+// slot is one launch's place in the session.
 type slot struct {
 	id    string       // "" for the one launch of a session in the form before launches
-	key   string       // the session key of its token
-	entry *launchEntry // its index entry; nil without an id
+	entry *launchEntry // its entry in the launch list; nil without an id
 }
-
-func (r *Refresher) launchKey(id string) string { return r.cfg.SessionKey + ".launch." + id }
 
 // newLaunchID returns a fresh launch id: 130 random bits, URL-safe.
 func newLaunchID() string { return rand.Text() }
@@ -110,17 +116,20 @@ func (r *Refresher) launchSetOf(v string) (*launchSet, error) {
 		return nil, errNotAToken
 	}
 	for i := range list {
-		if !validLaunchID(list[i].ID) || slices.ContainsFunc(list[:i], func(e launchEntry) bool { return e.ID == list[i].ID }) {
+		e := &list[i]
+		if !validLaunchID(e.ID) || slices.ContainsFunc(list[:i], func(o launchEntry) bool { return o.ID == e.ID }) {
 			return nil, errNotAToken
 		}
-		list[i].key = r.launchKey(list[i].ID)
+		if e.rec, e.err = r.decodeSessionRecord(e.Token); e.err == nil {
+			e.att = &attachment{tok: &e.rec.Token, launch: e.ID}
+		}
 	}
 	set := &launchSet{list: list}
 	r.values.addSet(v, set)
 	return set, nil
 }
 
-// encodeLaunches returns the index of list, "" for none.
+// encodeLaunches returns the session value of list, "" for none.
 func encodeLaunches(list []launchEntry) string {
 	if len(list) == 0 {
 		return ""
@@ -149,16 +158,12 @@ func (r *Refresher) pick(ctx context.Context, v any, name string) (slot, any, er
 		if e == nil {
 			return slot{}, nil, gone
 		}
-		tv := r.cfg.Sessions.Get(ctx, e.key)
-		if tv == nil {
-			return slot{}, nil, gone
-		}
-		return slot{id: e.ID, key: e.key, entry: e}, tv, nil
+		return slot{id: e.ID, entry: e}, e.Token, nil
 	}
 	if name != "" {
 		return slot{}, nil, ErrLaunchGone // a session of one launch without an id
 	}
-	return slot{key: r.cfg.SessionKey}, v, nil
+	return slot{}, v, nil
 }
 
 // slotValue returns the token value of launch s in the session of ctx
@@ -174,10 +179,52 @@ func (r *Refresher) slotValue(ctx context.Context, s slot) (any, bool) {
 		return nil, false
 	}
 	set, err := r.launchSetOf(v.(string))
-	if err != nil || set.find(s.id) == nil {
+	if err != nil {
 		return nil, false
 	}
-	return r.cfg.Sessions.Get(ctx, s.key), true
+	e := set.find(s.id)
+	if e == nil {
+		return nil, false
+	}
+	return e.Token, true
+}
+
+// putSlot puts v as the token value of launch s into the session of ctx,
+// without a commit, if the session holds that launch.
+func (r *Refresher) putSlot(ctx context.Context, s slot, v string) {
+	if s.id == "" {
+		r.cfg.Sessions.Put(ctx, r.cfg.SessionKey, v)
+		return
+	}
+	r.editLaunches(ctx, func(list []launchEntry) []launchEntry {
+		for i := range list {
+			if list[i].ID == s.id {
+				list[i].Token = v
+			}
+		}
+		return list
+	})
+}
+
+// editLaunches replaces the launch list of the session of ctx by what edit
+// makes of a copy of it, without a commit. A session without a launch list
+// is left alone.
+func (r *Refresher) editLaunches(ctx context.Context, edit func([]launchEntry) []launchEntry) bool {
+	sm := r.cfg.Sessions
+	v := sm.Get(ctx, r.cfg.SessionKey)
+	if !isLaunches(v) {
+		return false
+	}
+	set, err := r.launchSetOf(v.(string))
+	if err != nil {
+		return false
+	}
+	if next := encodeLaunches(edit(slices.Clone(set.list))); next == "" {
+		sm.Remove(ctx, r.cfg.SessionKey)
+	} else {
+		sm.Put(ctx, r.cfg.SessionKey, next)
+	}
+	return true
 }
 
 // launchesOf returns every launch of the session of ctx, with its token value.
@@ -187,7 +234,7 @@ func (r *Refresher) launchesOf(ctx context.Context) ([]slot, []any) {
 		return nil, nil
 	}
 	if !isLaunches(v) {
-		return []slot{{key: r.cfg.SessionKey}}, []any{v}
+		return []slot{{}}, []any{v}
 	}
 	set, err := r.launchSetOf(v.(string))
 	if err != nil {
@@ -199,14 +246,14 @@ func (r *Refresher) launchesOf(ctx context.Context) ([]slot, []any) {
 	)
 	for i := range set.list {
 		e := &set.list[i]
-		out = append(out, slot{id: e.ID, key: e.key, entry: e})
-		vals = append(vals, r.cfg.Sessions.Get(ctx, e.key))
+		out = append(out, slot{id: e.ID, entry: e})
+		vals = append(vals, e.Token)
 	}
 	return out, vals
 }
 
-// dropSlot removes launch s (its token, and its index entry or identity)
-// from the session of ctx, without a commit.
+// dropSlot removes launch s (its token, and its identity) from the
+// session of ctx, without a commit.
 func (r *Refresher) dropSlot(ctx context.Context, s slot) {
 	sm := r.cfg.Sessions
 	if s.id == "" {
@@ -214,21 +261,9 @@ func (r *Refresher) dropSlot(ctx context.Context, s slot) {
 		sm.Remove(ctx, r.identityKey())
 		return
 	}
-	sm.Remove(ctx, s.key)
-	v := sm.Get(ctx, r.cfg.SessionKey)
-	if !isLaunches(v) {
-		return
-	}
-	set, err := r.launchSetOf(v.(string))
-	if err != nil {
-		return
-	}
-	list := slices.DeleteFunc(slices.Clone(set.list), func(e launchEntry) bool { return e.ID == s.id })
-	if next := encodeLaunches(list); next == "" {
-		sm.Remove(ctx, r.cfg.SessionKey)
-	} else {
-		sm.Put(ctx, r.cfg.SessionKey, next)
-	}
+	r.editLaunches(ctx, func(list []launchEntry) []launchEntry {
+		return slices.DeleteFunc(list, func(e launchEntry) bool { return e.ID == s.id })
+	})
 }
 
 // touch writes into the session, at most once per launchTouch and launch
@@ -240,22 +275,16 @@ func (r *Refresher) touch(ctx context.Context, s slot) {
 		return
 	}
 	used := func(c context.Context) bool {
-		v := r.cfg.Sessions.Get(c, r.cfg.SessionKey)
-		if !isLaunches(v) {
-			return false
-		}
-		set, err := r.launchSetOf(v.(string))
-		if err != nil || set.find(s.id) == nil {
-			return false
-		}
-		list := slices.Clone(set.list)
-		for i := range list {
-			if list[i].ID == s.id {
-				list[i].Used = now
+		found := false
+		r.editLaunches(c, func(list []launchEntry) []launchEntry {
+			for i := range list {
+				if list[i].ID == s.id {
+					list[i].Used, found = now, true
+				}
 			}
-		}
-		r.cfg.Sessions.Put(c, r.cfg.SessionKey, encodeLaunches(list))
-		return true
+			return list
+		})
+		return found
 	}
 	if r.cfg.Sessions.Status(ctx) == scs.Modified {
 		used(ctx) // the request's commit writes it
@@ -319,11 +348,9 @@ func (r *Refresher) addLaunch(ctx context.Context, tok *Token, id *identity) (st
 		}
 	}
 	slots, vals := r.launchesOf(base)
-	ownSlots, _ := r.launchesOf(ctx)
 	now := r.cfg.Now()
 	type kept struct {
 		e   launchEntry
-		v   any
 		rec *record
 	}
 	var (
@@ -331,22 +358,23 @@ func (r *Refresher) addLaunch(ctx context.Context, tok *Token, id *identity) (st
 		drop []dropped
 	)
 	for i, s := range slots {
+		tv, _ := vals[i].(string)
 		rec, err := r.decodeSessionRecord(vals[i])
-		if err != nil && !errors.Is(err, ErrTransient) {
-			continue // not a token: nothing to keep or revoke
+		if err != nil && !errors.Is(err, ErrTransient) || tv == "" {
+			continue // not a token (nor one of the text forms): nothing to keep or revoke
 		}
-		e := launchEntry{ID: s.id, Used: now.Unix()}
+		var e launchEntry
 		if s.entry != nil {
 			e = *s.entry
 		} else {
-			e.ID, e.Identity = newLaunchID(), r.identityOf(base) // the launch without an id gets one
+			// The launch without an id gets one.
+			e = launchEntry{ID: newLaunchID(), Used: now.Unix(), Identity: r.identityOf(base), Token: tv}
 		}
-		e.key = r.launchKey(e.ID)
 		if rec != nil && twin(e.Identity, *id, rec.Token.Patient, tok.Patient) {
 			drop = append(drop, dropped{rec, "replaced by a new launch for the same user and patient"})
 			continue
 		}
-		keep = append(keep, kept{e, vals[i], rec})
+		keep = append(keep, kept{e, rec})
 	}
 	for len(keep) >= r.cfg.MaxLaunches {
 		lru := 0
@@ -368,18 +396,13 @@ func (r *Refresher) addLaunch(ctx context.Context, tok *Token, id *identity) (st
 	if err := sm.RenewToken(ctx); err != nil {
 		return "", err
 	}
-	for _, s := range ownSlots {
-		r.dropSlot(ctx, s)
-	}
-	sm.Remove(ctx, r.identityKey())
 	list := make([]launchEntry, 0, len(keep)+1)
 	for _, k := range keep {
-		sm.Put(ctx, k.e.key, k.v)
 		list = append(list, k.e)
 	}
-	launch := launchEntry{ID: newLaunchID(), Used: now.Unix(), Identity: *id}
-	sm.Put(ctx, r.launchKey(launch.ID), v)
+	launch := launchEntry{ID: newLaunchID(), Used: now.Unix(), Identity: *id, Token: v}
 	list = append(list, launch)
+	sm.Remove(ctx, r.identityKey())
 	sm.Put(ctx, r.cfg.SessionKey, encodeLaunches(list))
 	if err := r.commit(ctx); err != nil {
 		return "", err

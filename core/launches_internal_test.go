@@ -73,15 +73,15 @@ func TestOldSessionFormsAreOneLaunch(t *testing.T) {
 			for fname, v := range forms {
 				t.Run(cname+"/"+fname, func(t *testing.T) {
 					ctx := roundTrip(t, sm, map[string]any{DefaultSessionKey: v, DefaultSessionKey + ".identity": `{"aud":"https://ehr.example/fhir","fhir_user":"https://ehr.example/fhir/Practitioner/1"}`})
-					got, s, err := r.load(ctx)
-					if err != nil || s.id != "" || s.key != DefaultSessionKey || !sameRecord(got, rec) {
+					got, s, err := r.load(ctx, "")
+					if err != nil || s.id != "" || s.entry != nil || !sameRecord(got, rec) {
 						t.Fatalf("load: slot %+v, %v; same record %v", s, err, got != nil && sameRecord(got, rec))
 					}
 					info, err := r.Info(ctx)
 					if err != nil || info.Launch != "" || info.FHIRUser != "https://ehr.example/fhir/Practitioner/1" || info.Patient != "123" {
 						t.Errorf("Info = %+v, %v", info, err)
 					}
-					if _, _, err := r.load(WithLaunch(ctx, newLaunchID())); !errors.Is(err, ErrLaunchGone) {
+					if _, _, err := r.load(ctx, newLaunchID()); !errors.Is(err, ErrLaunchGone) {
 						t.Errorf("a named launch: %v, want ErrLaunchGone", err)
 					}
 				})
@@ -92,12 +92,12 @@ func TestOldSessionFormsAreOneLaunch(t *testing.T) {
 				recB.Token.AccessToken, recB.Token.Patient = "at-b", "B"
 				textB, _ := r.sessionValue(recB)
 				index := encodeLaunches([]launchEntry{
-					{ID: a, Used: 1, Identity: identity{Aud: "https://ehr.example/fhir"}},
-					{ID: b, Used: 2, Identity: identity{Aud: "https://ehr.example/fhir", Subject: "u"}},
+					{ID: a, Used: 1, Identity: identity{Aud: "https://ehr.example/fhir"}, Token: text},
+					{ID: b, Used: 2, Identity: identity{Aud: "https://ehr.example/fhir", Subject: "u"}, Token: textB},
 				})
-				ctx := roundTrip(t, sm, map[string]any{DefaultSessionKey: index, r.launchKey(a): text, r.launchKey(b): textB})
+				ctx := roundTrip(t, sm, map[string]any{DefaultSessionKey: index})
 				for name, want := range map[string]string{a: "123", b: "B", "": "B"} {
-					got, s, err := r.load(WithLaunch(ctx, name))
+					got, s, err := r.load(WithLaunch(ctx, name), name)
 					if err != nil || got.Token.Patient != want || name != "" && s.id != name {
 						t.Errorf("launch %q: %v, %+v", name, err, s)
 					}
@@ -140,12 +140,14 @@ func (jsonStrings) Decode(b []byte) (time.Time, map[string]any, error) {
 // launch ids, and find a named launch only under its own id.
 func FuzzLaunchIndex(f *testing.F) {
 	a, b := newLaunchID(), newLaunchID()
-	f.Add(encodeLaunches([]launchEntry{{ID: a, Used: 1}, {ID: b, Used: 2, Identity: identity{Aud: "x"}}}), a)
-	f.Add(launchesPrefix+`[{"id":"../x"}]`, "../x")
-	f.Add(launchesPrefix+`[{"id":"`+a+`"},{"id":"`+a+`"}]`, "")
-	f.Add(launchesPrefix+`{}`, "")
-	f.Add(launchesPrefix+`null`, b)
-	r := &Refresher{cfg: Config{SessionKey: DefaultSessionKey}, values: newValueCache()}
+	plain, _ := valueRefresher(f, nil, nil).sessionValue(fullRecord())
+	f.Add(encodeLaunches([]launchEntry{{ID: a, Used: 1, Token: plain}, {ID: b, Used: 2, Identity: identity{Aud: "x"}, Token: "x"}})[len(launchesPrefix):], a)
+	f.Add(`[{"id":"../x"}]`, "../x")
+	f.Add(`[{"id":"`+a+`"},{"id":"`+a+`"}]`, "")
+	f.Add(`{}`, "")
+	f.Add(`null`, b)
+	sealer, _ := newSealer(nil, nil, DefaultSessionKey)
+	r := &Refresher{cfg: Config{SessionKey: DefaultSessionKey}, values: newValueCache(), sealer: sealer}
 	f.Fuzz(func(t *testing.T, v, name string) {
 		set, err := r.launchSetOf(launchesPrefix + v)
 		if err != nil {
@@ -153,7 +155,7 @@ func FuzzLaunchIndex(f *testing.F) {
 		}
 		seen := map[string]bool{}
 		for _, e := range set.list {
-			if !validLaunchID(e.ID) || seen[e.ID] || e.key != r.launchKey(e.ID) {
+			if !validLaunchID(e.ID) || seen[e.ID] || e.err == nil && (e.rec == nil || e.att == nil || e.att.launch != e.ID) {
 				t.Fatalf("accepted entry %+v", e)
 			}
 			seen[e.ID] = true
@@ -161,8 +163,11 @@ func FuzzLaunchIndex(f *testing.F) {
 		if e := set.find(name); e != nil && name != "" && e.ID != name {
 			t.Fatalf("find(%q) = %q", name, e.ID)
 		}
+		if len(set.list) == 0 {
+			return
+		}
 		again, err := r.launchSetOf(encodeLaunches(set.list))
-		if len(set.list) > 0 && (err != nil || len(again.list) != len(set.list)) {
+		if err != nil || len(again.list) != len(set.list) {
 			t.Fatalf("re-encoded index: %v", err)
 		}
 	})

@@ -62,14 +62,21 @@ func WithLaunch(ctx context.Context, id string) context.Context {
 }
 
 // LaunchContext returns the context of req naming the launch req names
-// (RequestLaunch): what the adapters pass to the Refresher, and what an
-// app's own handler passes to Token, Client or Info.
+// (RequestLaunch): what an app's own handler passes to Token, Client or
+// Info when no middleware attached a token (the adapters' contexts name
+// their launch already).
 func LaunchContext(req *http.Request) context.Context {
 	return WithLaunch(req.Context(), RequestLaunch(req))
 }
 
-// launchOf returns the launch id ctx names, "" for none.
+// launchOf returns the launch id ctx names, "" for none: WithLaunch's, or
+// else the launch whose token AttachRequest attached.
 func launchOf(ctx context.Context) string {
-	id, _ := ctx.Value(launchKey{}).(string)
-	return id
+	if id, ok := ctx.Value(launchKey{}).(string); ok {
+		return id
+	}
+	if a, ok := ctx.Value(tokenKey{}).(*attachment); ok {
+		return a.launch
+	}
+	return ""
 }

@@ -99,7 +99,7 @@ func (r *Refresher) LogoutLaunch(ctx context.Context) error {
 // store's copy of its session) holds it; legacy: the launch has no id, and
 // must still have none in src.
 func (r *Refresher) logoutSlot(ctx, src context.Context, legacy bool) error {
-	rec, s, err := r.load(src)
+	rec, s, err := r.load(src, launchOf(src))
 	if errors.Is(err, ErrNoSession) || errors.Is(err, ErrTransient) {
 		// No session, or a token this process cannot read (sealed with a
 		// key it does not have): nothing was revoked or removed.

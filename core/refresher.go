@@ -159,7 +159,7 @@ func (r *Refresher) Save(ctx context.Context, tok *Token) error {
 			}
 		}
 	}
-	ownSlots, ownVals := r.launchesOf(ctx)
+	_, ownVals := r.launchesOf(ctx)
 	collect(ctx)
 	if token := r.cfg.Sessions.Token(ctx); token != "" && r.cfg.RevocationURL != "" {
 		if fresh, err := r.cfg.Sessions.Load(context.Background(), token); err == nil && r.cfg.Sessions.Token(fresh) != "" {
@@ -179,11 +179,8 @@ func (r *Refresher) Save(ctx context.Context, tok *Token) error {
 			}
 		}
 	}
-	for _, s := range ownSlots {
-		r.dropSlot(ctx, s)
-	}
 	r.cfg.Sessions.Remove(ctx, r.identityKey())
-	if err := r.store(ctx, slot{key: r.cfg.SessionKey}, rec); err != nil {
+	if err := r.store(ctx, slot{}, rec); err != nil {
 		return err
 	}
 	if r.cfg.RevocationURL != "" {
@@ -210,26 +207,32 @@ func (r *Refresher) Save(ctx context.Context, tok *Token) error {
 // hot path allocates nothing for it: read it, never modify it (copy the
 // struct, and its Extra map, to change one).
 func (r *Refresher) Token(ctx context.Context) (*Token, error) {
-	rec, s, err := r.load(ctx)
+	tok, _, err := r.tokenOf(ctx, launchOf(ctx))
+	return tok, err
+}
+
+// tokenOf is Token for the launch named name, and that launch's slot.
+func (r *Refresher) tokenOf(ctx context.Context, name string) (*Token, slot, error) {
+	rec, s, err := r.load(ctx, name)
 	if err != nil {
-		return nil, err
+		return nil, s, err
 	}
 	if s.entry != nil {
 		r.touch(ctx, s)
 	}
 	if !r.due(rec) || rec.Token.RefreshToken == "" && rec.Token.Valid(r.cfg.Now()) {
-		return &rec.Token, nil
+		return &rec.Token, s, nil
 	}
 	next, err := r.refresh(ctx, s, rec)
 	if err != nil {
 		if errors.Is(err, ErrTransient) && rec.Token.Valid(r.cfg.Now()) {
 			// Within Leeway the old token still works: use it, and let a
 			// later request try the refresh again.
-			return &rec.Token, nil
+			return &rec.Token, s, nil
 		}
-		return nil, err
+		return nil, s, err
 	}
-	return &next.Token, nil
+	return &next.Token, s, nil
 }
 
 // refreshAfter401 returns the token to retry with after the FHIR server
@@ -242,7 +245,7 @@ func (r *Refresher) Token(ctx context.Context) (*Token, error) {
 // the error is then a *TokenRejectedError. Concurrent 401s to the same
 // token share one refresh, as every refresh does.
 func (r *Refresher) refreshAfter401(ctx context.Context, rejected *Token, challenge string) (*Token, error) {
-	rec, s, err := r.load(ctx)
+	rec, s, err := r.load(ctx, launchOf(ctx))
 	if err != nil {
 		return nil, err
 	}
@@ -485,7 +488,7 @@ type SessionInfo struct {
 // there is none, ErrLaunchGone when the named launch is not in the
 // session.
 func (r *Refresher) Info(ctx context.Context) (SessionInfo, error) {
-	rec, s, err := r.load(ctx)
+	rec, s, err := r.load(ctx, launchOf(ctx))
 	if err != nil {
 		return SessionInfo{}, err
 	}

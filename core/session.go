@@ -74,18 +74,23 @@ func (ginContextError) Is(target error) bool {
 	return target == ErrNoSession || target == ErrMisconfigured
 }
 
-// load returns the token record of the launch ctx names (WithLaunch; the
-// most recent one when it names none), and that launch's slot.
-func (r *Refresher) load(ctx context.Context) (*record, slot, error) {
+// load returns the token record of the launch named name (the most recent
+// one for ""), and that launch's slot.
+func (r *Refresher) load(ctx context.Context, name string) (*record, slot, error) {
 	v, ok := r.get(ctx)
 	if !ok {
 		return nil, slot{}, noSession(ctx)
 	}
-	s, v, err := r.pick(ctx, v, launchOf(ctx))
+	s, v, err := r.pick(ctx, v, name)
 	if err != nil {
 		return nil, s, err
 	}
-	rec, err := r.decodeSessionRecord(v)
+	var rec *record
+	if s.entry != nil {
+		rec, err = s.entry.rec, s.entry.err // decoded with the launch list
+	} else {
+		rec, err = r.decodeSessionRecord(v)
+	}
 	if errors.Is(err, ErrTransient) {
 		// Possibly a good token that another replica can read (a newer
 		// key or format during a rolling deploy): leave it.
@@ -127,7 +132,7 @@ func (r *Refresher) put(ctx context.Context, s slot, rec *record) error {
 		r.cfg.Logger.ErrorContext(ctx, "smartrefresh: encoding the token for the session failed", "error", err)
 		return err
 	}
-	r.cfg.Sessions.Put(ctx, s.key, v)
+	r.putSlot(ctx, s, v)
 	return nil
 }
 

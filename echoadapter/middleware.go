@@ -71,7 +71,7 @@ func MiddlewareWithConfig(cfg Config) echo.MiddlewareFunc {
 				return next(c)
 			}
 			req := c.Request()
-			ctx, err := cfg.Refresher.Attach(core.LaunchContext(req))
+			ctx, err := cfg.Refresher.AttachRequest(req)
 			if err != nil {
 				return cfg.ErrorHandler(c, err)
 			}

@@ -63,7 +63,7 @@ func New(cfg Config) gin.HandlerFunc {
 			c.Next()
 			return
 		}
-		ctx, err := cfg.Refresher.Attach(core.LaunchContext(c.Request))
+		ctx, err := cfg.Refresher.AttachRequest(c.Request)
 		if err != nil {
 			cfg.ErrorHandler(c, err)
 			c.Abort()

@@ -72,7 +72,7 @@ func Middleware(r *core.Refresher, opts ...Option) func(http.Handler) http.Handl
 				next.ServeHTTP(w, req)
 				return
 			}
-			ctx, err := r.Attach(core.LaunchContext(req))
+			ctx, err := r.AttachRequest(req)
 			if err != nil {
 				o.errorHandler(w, req, err)
 				return
