@@ -138,8 +138,9 @@ func encodeLaunches(list []launchEntry) string {
 	return launchesPrefix + string(b)
 }
 
-// pick returns the slot of the launch ctx names in the session value v
-// (SessionKey's), and that launch's token value.
+// pick returns the slot of the launch named name in the session value v
+// (SessionKey's), and, for a session of one launch without an id, its
+// token value (a launch of the list has its token decoded in its entry).
 func (r *Refresher) pick(ctx context.Context, v any, name string) (slot, any, error) {
 	gone := ErrNoToken
 	if name != "" {
@@ -158,7 +159,7 @@ func (r *Refresher) pick(ctx context.Context, v any, name string) (slot, any, er
 		if e == nil {
 			return slot{}, nil, gone
 		}
-		return slot{id: e.ID, entry: e}, e.Token, nil
+		return slot{id: e.ID, entry: e}, nil, nil // its token: e.rec (not boxed: the hot path allocates nothing)
 	}
 	if name != "" {
 		return slot{}, nil, ErrLaunchGone // a session of one launch without an id

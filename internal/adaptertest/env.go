@@ -188,3 +188,21 @@ func (e *Env) Launch(launch string) string {
 	}
 	return u.Query().Get(core.LaunchParam)
 }
+
+// LaunchSession returns the session of the Env's client, which Launch
+// logged in, loaded as LoadAndSave loads it for a request.
+func (e *Env) LaunchSession() context.Context {
+	e.TB.Helper()
+	u, _ := url.Parse(e.launchURL)
+	var token string
+	for _, c := range e.Client.Jar.Cookies(u) {
+		if c.Name == e.Sessions.Cookie.Name {
+			token = c.Value
+		}
+	}
+	ctx, err := e.Sessions.Load(context.Background(), token)
+	if err != nil || e.Sessions.Token(ctx) == "" {
+		e.TB.Fatalf("loading the launched session: %v", err)
+	}
+	return ctx
+}

@@ -2,6 +2,7 @@ package adaptertest
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -195,16 +196,35 @@ func RouterWide(t *testing.T, router App, emptyError bool) {
 // gets the Refresher and a request of a logged-in session; the function it
 // returns serves that request with the adapter's middleware (and nothing
 // else) and reports whether the middleware attached a token.
+//
+// The same holds for a session of one launch and of four launches made by
+// a Launcher, the request naming one of them in X-SMART-Launch.
 func Allocs(t *testing.T, hotPath func(r *core.Refresher, req *http.Request) func() (attached bool)) {
 	f := NewEnv(t)
 	req := httptest.NewRequest("GET", "/api/me", nil).WithContext(f.LoggedIn())
-	serve := hotPath(f.Refresher, req)
+	checkAllocs(t, "a session saved by Save", hotPath(f.Refresher, req))
+
+	patients := map[string]string{"l1": "P1", "l2": "P2", "l3": "P3", "l4": "P4"}
+	for _, n := range []int{1, 4} {
+		f := NewEnv(t, WithLaunches(patients))
+		var id string
+		for i := range n {
+			id = f.Launch(fmt.Sprintf("l%d", i+1))
+		}
+		req := httptest.NewRequest("GET", "/api/me", nil).WithContext(f.LaunchSession())
+		req.Header.Set(core.LaunchHeader, id)
+		checkAllocs(t, fmt.Sprintf("%d launches, one named", n), hotPath(f.Refresher, req))
+	}
+}
+
+func checkAllocs(t *testing.T, what string, serve func() bool) {
+	t.Helper()
 	ok := false
 	if n := testing.AllocsPerRun(100, func() { ok = serve() }); n > 3 {
-		t.Errorf("%v allocations per request, want at most 3", n)
+		t.Errorf("%s: %v allocations per request, want at most 3", what, n)
 	}
 	if !ok {
-		t.Error("no token attached")
+		t.Errorf("%s: no token attached", what)
 	}
 }
 
