@@ -199,8 +199,19 @@ func (l *Launcher) LaunchHandler() http.Handler { return http.HandlerFunc(l.serv
 // (access_denied, …) with a page or JSON that says so, exchanges the code
 // once with the Refresher's client authentication and PKCE verifier,
 // validates the id_token when the scope has openid, and saves the token
-// with Refresher.Save's guarantees (a new session token). It then
-// redirects (303) to the launch's return_to or AfterLogin.
+// as a new launch of the session, with Refresher.Save's guarantees (a new
+// session token). It then redirects (303) to the launch's return_to or
+// AfterLogin, with smart_launch=<launch id> added to its query.
+//
+// Each completed launch is its own login, with its own token, grant,
+// patient and user, named by its launch id (128 random bits or more,
+// URL-safe): the session keeps up to Config.MaxLaunches of them, for
+// several tabs. The page keeps the id (in its links, or per tab in
+// sessionStorage) and names it in every request (LaunchHeader,
+// LaunchParam); see Refresher.Token and AttachRequest. A launch for the
+// same user and patient as an earlier one replaces it; beyond
+// MaxLaunches the least recently used launch is dropped. Either way the
+// launch taken out has its grant revoked, as Logout does.
 //
 // A callback that arrives without the session that started the launch is
 // answered with the likely reason: an EHR that opened the app in an iframe

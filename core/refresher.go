@@ -193,7 +193,11 @@ func (r *Refresher) Save(ctx context.Context, tok *Token) error {
 	return nil
 }
 
-// Token returns a valid token for the session of ctx. When the stored token
+// Token returns a valid token for the session of ctx: that of the launch
+// ctx names (WithLaunch, LaunchContext, or the middleware's context), or of
+// the session's most recent launch when it names none, so that an app of
+// one login works as it always did. A launch the session does not hold is
+// ErrLaunchGone, never another launch's token. When the stored token
 // is within Leeway of its expiry, Token refreshes it first (sharing the
 // refresh with every other request of the same grant) and stores the new
 // one in the session.
