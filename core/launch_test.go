@@ -185,11 +185,11 @@ type answer struct {
 // browser is a cookie-keeping client that does not follow redirects, so
 // that each step of a launch can be checked.
 type browser struct {
-	t *testing.T
+	t testing.TB
 	c *http.Client
 }
 
-func newBrowser(t *testing.T) *browser {
+func newBrowser(t testing.TB) *browser {
 	jar, err := cookiejar.New(nil)
 	if err != nil {
 		t.Fatal(err)

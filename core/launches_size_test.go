@@ -1,7 +1,10 @@
 package core_test
 
 import (
+	"context"
+	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"testing"
 
@@ -48,5 +51,59 @@ func TestSessionSizePerLaunch(t *testing.T) {
 			}
 		}
 		t.Logf("encrypted=%v: session bytes for 1..4 launches: %v; per launch after the first: %d", encrypted, sizes, (sizes[3]-sizes[0])/3)
+	}
+}
+
+// BenchmarkLaunchedSession measures the core hot path on a loaded session
+// of 1 or 4 launches made by a Launcher, the request naming the most
+// recent one: Token (the named launch's valid token) and AttachRequest
+// (what the adapters call). Compare launches=4 with launches=1:
+//
+//	benchstat -filter .name:LaunchedSession -col /launches
+func BenchmarkLaunchedSession(b *testing.B) {
+	for _, n := range []int{1, 4} {
+		b.Run(fmt.Sprintf("launches=%d", n), func(b *testing.B) {
+			patients := map[string]string{"l1": "P1", "l2": "P2", "l3": "P3", "l4": "P4"}
+			a := newLaunchApp(b, launchOptions{server: smarttest.Options{LaunchPatients: patients}})
+			a.sm.IdleTimeout = 0
+			br := newBrowser(b)
+			var id string
+			for i := range n {
+				id = a.ehrLaunch(br, fmt.Sprintf("l%d", i+1))
+			}
+			app, _ := url.Parse(a.url)
+			var token string
+			for _, c := range br.c.Jar.Cookies(app) {
+				if c.Name == a.sm.Cookie.Name {
+					token = c.Value
+				}
+			}
+			ctx, err := a.sm.Load(context.Background(), token)
+			if err != nil {
+				b.Fatal(err)
+			}
+			named := core.WithLaunch(ctx, id)
+			b.Run("op=Token", func(b *testing.B) {
+				b.ReportAllocs()
+				for b.Loop() {
+					if _, err := a.r.Token(named); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+			req := httptest.NewRequest("GET", "/api/me", nil).WithContext(ctx)
+			req.Header.Set(core.LaunchHeader, id)
+			b.Run("op=AttachRequest", func(b *testing.B) {
+				b.ReportAllocs()
+				for b.Loop() {
+					if _, err := a.r.AttachRequest(req); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+			if c := a.srv.RefreshCalls(); c != 0 {
+				b.Fatalf("the hot path made %d refresh calls", c)
+			}
+		})
 	}
 }

@@ -305,7 +305,9 @@ func (p *proxy) rewrite(pr *httputil.ProxyRequest) {
 	}
 	// Launches (issue 20): the token is the launch's the request names;
 	// its name stays here.
-	pr.Out = pr.Out.WithContext(LaunchContext(pr.In))
+	if ctx := LaunchContext(pr.In); ctx != pr.In.Context() {
+		pr.Out = pr.Out.WithContext(ctx)
+	}
 	pr.Out.Header.Del(launchHeaderKey)
 	// The transport asks for gzip itself and decompresses, so that Bundles
 	// can be rewritten.
