@@ -165,3 +165,22 @@ func ExampleRefresher_AttachRequest() {
 	fmt.Println(rec.Body.String())
 	// Output: patient 123
 }
+
+// LaunchContext names, for the Refresher's calls in a handler, the launch
+// the request names; a launch the session no longer holds is
+// ErrLaunchGone, which the page answers by launching again.
+func ExampleLaunchContext() {
+	sessions := scs.New()
+	r, err := core.New(core.Config{TokenURL: "https://ehr.example/token", ClientID: "app", Sessions: sessions})
+	if err != nil {
+		log.Fatal(err)
+	}
+	h := sessions.LoadAndSave(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		_, err := r.Info(core.LaunchContext(req))
+		fmt.Fprint(w, errors.Is(err, core.ErrLaunchGone))
+	}))
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "/chart?smart_launch=JZ4XAXGWXRRBXL3V6HYYBGS7UU", nil))
+	fmt.Println(rec.Body.String())
+	// Output: true
+}

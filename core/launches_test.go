@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"sync"
@@ -405,5 +406,27 @@ func TestLaunchesProxy(t *testing.T) {
 	res := b.get(a.url+"/fhir/Patient/A", core.ProxyCSRFHeader, "1", core.LaunchHeader, "ABCDEFGHIJKLMNOPQRSTUVWXYZ")
 	if res.status != http.StatusUnauthorized || count() != before {
 		t.Errorf("proxy for a launch not in the session: %d, %d upstream requests", res.status, count()-before)
+	}
+}
+
+// ErrLaunchGone is a re-authorization everywhere: WriteError answers it
+// 401 reauth_required, and the login URL takes a browser navigation to
+// the launch page.
+func TestLaunchGoneIsReauth(t *testing.T) {
+	err := core.ErrLaunchGone
+	if !errors.Is(err, core.ErrReauthRequired) {
+		t.Fatal("ErrLaunchGone does not match ErrReauthRequired")
+	}
+	rec := httptest.NewRecorder()
+	core.WriteError(rec, httptest.NewRequest("GET", "/api/me", nil), err)
+	if status, body := core.ErrorResponse(err); rec.Code != 401 || status != 401 || body.Error != "reauth_required" {
+		t.Errorf("WriteError: %d, ErrorResponse %d %+v", rec.Code, status, body)
+	}
+	nav := httptest.NewRequest("GET", "/chart?smart_launch=ABCDEFGHIJKLMNOPQRSTUVWXYZ", nil)
+	nav.Header.Set("Sec-Fetch-Mode", "navigate")
+	rec = httptest.NewRecorder()
+	core.ErrorHandler("/launch", nil)(rec, nav, err)
+	if rec.Code != http.StatusSeeOther || rec.Header().Get("Location") != "/launch" {
+		t.Errorf("navigation: %d to %q, want 303 to /launch", rec.Code, rec.Header().Get("Location"))
 	}
 }
