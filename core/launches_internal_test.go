@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net/http"
+	"net/url"
 	"testing"
 	"time"
 
@@ -169,6 +171,31 @@ func FuzzLaunchIndex(f *testing.F) {
 		again, err := r.launchSetOf(encodeLaunches(set.list))
 		if err != nil || len(again.list) != len(set.list) {
 			t.Fatalf("re-encoded index: %v", err)
+		}
+	})
+}
+
+// FuzzRequestLaunch: RequestLaunch never panics and reads the launch as
+// the header, else url.ParseQuery's first smart_launch, says.
+func FuzzRequestLaunch(f *testing.F) {
+	f.Add("tab=labs&smart_launch=JZ4XAXGWXRRBXL3V6HYYBGS7UU", "")
+	f.Add("smart%5Flaunch=A&smart_launch=B", "")
+	f.Add("smart_launch=%zz&smart_launch=C", "")
+	f.Add("a=1;smart_launch=D", "")
+	f.Add("smart_launch=E", "F")
+	f.Fuzz(func(t *testing.T, rawQuery, header string) {
+		req := &http.Request{URL: &url.URL{RawQuery: rawQuery}, Header: http.Header{}}
+		if header != "" {
+			req.Header.Set(LaunchHeader, header)
+		}
+		got := RequestLaunch(req)
+		want := req.Header.Get(LaunchHeader)
+		if want == "" {
+			q, _ := url.ParseQuery(rawQuery)
+			want = q.Get(LaunchParam)
+		}
+		if got != want {
+			t.Fatalf("RequestLaunch(%q, %q) = %q, want %q", rawQuery, header, got, want)
 		}
 	})
 }

@@ -33,22 +33,13 @@ func RequestLaunch(req *http.Request) string {
 		return v[0]
 	}
 	q := req.URL.RawQuery
-	if !strings.Contains(q, LaunchParam) {
+	if !strings.Contains(q, LaunchParam) && !strings.Contains(q, "%") {
 		return "" // the common case, without parsing the query
 	}
-	for q != "" {
-		var kv string
-		kv, q, _ = strings.Cut(q, "&")
-		k, v, _ := strings.Cut(kv, "=")
-		if k != LaunchParam {
-			continue
-		}
-		if id, err := url.QueryUnescape(v); err == nil {
-			return id
-		}
-		return v
-	}
-	return ""
+	// As url.ParseQuery reads it (a key may be percent-encoded), keeping
+	// what parses when another parameter does not.
+	v, _ := url.ParseQuery(q)
+	return v.Get(LaunchParam)
 }
 
 // WithLaunch returns a copy of ctx that names the launch id for Token,
