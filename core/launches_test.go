@@ -213,9 +213,16 @@ func TestLaunchesStormPerLaunch(t *testing.T) {
 // RevocationURL exactly its grant is revoked; the page naming it gets
 // ErrLaunchGone, the others keep working.
 func TestLaunchesMaxLaunchesEvicts(t *testing.T) {
+	for _, idle := range []time.Duration{0, 30 * time.Minute} {
+		t.Run("IdleTimeout="+idle.String(), func(t *testing.T) { maxLaunchesEvicts(t, idle) })
+	}
+}
+
+func maxLaunchesEvicts(t *testing.T, idle time.Duration) {
 	patients := map[string]string{"l1": "P1", "l2": "P2", "l3": "P3"}
 	a := newLaunchApp(t, launchOptions{server: smarttest.Options{LaunchPatients: patients}, revoke: true,
 		refresher: func(c *core.Config) { c.MaxLaunches = 2 }})
+	a.sm.IdleTimeout = idle
 	b := newBrowser(t)
 	id1 := a.ehrLaunch(b, "l1")
 	a.clock.Advance(10 * time.Minute)
