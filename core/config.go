@@ -170,8 +170,14 @@ type Config struct {
 	// because the user must authorize again.
 	OnReauth func(ReauthInfo)
 	// MeterProvider and TracerProvider, when set, receive the refresher's
-	// OpenTelemetry metrics and spans (see observe.go). Without them no
-	// telemetry is produced.
+	// OpenTelemetry metrics and spans. Without them no telemetry is
+	// produced. The metrics are smartrefresh.refreshes (token calls, by
+	// outcome and, on success, rotated), smartrefresh.refresh.duration
+	// (seconds per token call, retries included, by outcome),
+	// smartrefresh.refresh.waiters (requests that waited on a refresh
+	// another request started) and smartrefresh.reauths (sessions whose
+	// token was removed, by reason); each token call is a span,
+	// smartrefresh.refresh, of kind client.
 	MeterProvider  metric.MeterProvider
 	TracerProvider trace.TracerProvider
 

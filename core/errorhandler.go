@@ -23,6 +23,14 @@ import (
 // (fetch, XHR, other methods) and transient or configuration errors go to
 // otherwise.
 //
+// The redirect carries the page the user asked for (its path and query) as
+// the return_to parameter of loginURL, which the Launcher's LaunchHandler
+// honours: after the login the browser comes back to that page instead of
+// LaunchConfig.AfterLogin. It is carried only when SafeReturnTo accepts it
+// (a path on this site, at most 2 KiB) and loginURL is on this site
+// (relative, or absolute with the request's host) and has no return_to of
+// its own.
+//
 // loginURL is the app's login or launch page, absolute or relative to the
 // app. ErrorHandler panics if it is not a valid http(s) or relative URL,
 // since that is a programming error.
@@ -37,7 +45,7 @@ func ErrorHandler(loginURL string, otherwise func(http.ResponseWriter, *http.Req
 	return func(w http.ResponseWriter, req *http.Request, err error) {
 		if errors.Is(err, ErrReauthRequired) && isNavigation(req) && !isLoginPage(req, u) {
 			w.Header().Set("Cache-Control", "no-store")
-			http.Redirect(w, req, loginURL, http.StatusSeeOther)
+			http.Redirect(w, req, withReturnTo(u, req), http.StatusSeeOther)
 			return
 		}
 		otherwise(w, req, err)
@@ -75,4 +83,22 @@ func cleanPath(p string) string {
 		return "/"
 	}
 	return p
+}
+
+// withReturnTo returns login with req's path and query as its return_to
+// parameter, or login as it is when that page may not be carried (see
+// ErrorHandler).
+func withReturnTo(login *url.URL, req *http.Request) string {
+	page := req.URL.RequestURI()
+	if !SafeReturnTo(page) || login.Host != "" && !strings.EqualFold(login.Host, req.Host) {
+		return login.String()
+	}
+	q := login.Query()
+	if q.Has("return_to") {
+		return login.String()
+	}
+	q.Set("return_to", page)
+	to := *login
+	to.RawQuery = q.Encode()
+	return to.String()
 }

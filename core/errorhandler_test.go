@@ -20,10 +20,15 @@ func TestErrorHandler(t *testing.T) {
 		status   int
 		location string
 	}{
-		{"navigation", "/launch", "GET", "/chart", map[string]string{"Sec-Fetch-Mode": "navigate"}, core.ErrNoToken, 303, "/launch"},
-		{"navigation by Accept", "/launch", "GET", "/chart", map[string]string{"Accept": browser}, core.ErrReauthRequired, 303, "/launch"},
-		{"HEAD navigation", "/launch", "HEAD", "/chart", map[string]string{"Sec-Fetch-Mode": "navigate"}, core.ErrNoToken, 303, "/launch"},
-		{"absolute login URL", "https://app.example/launch?iss=x", "GET", "/chart", map[string]string{"Sec-Fetch-Mode": "navigate"}, core.ErrNoToken, 303, "https://app.example/launch?iss=x"},
+		{"navigation", "/launch", "GET", "/chart", map[string]string{"Sec-Fetch-Mode": "navigate"}, core.ErrNoToken, 303, "/launch?return_to=%2Fchart"},
+		{"navigation by Accept", "/launch", "GET", "/chart", map[string]string{"Accept": browser}, core.ErrReauthRequired, 303, "/launch?return_to=%2Fchart"},
+		{"HEAD navigation", "/launch", "HEAD", "/chart", map[string]string{"Sec-Fetch-Mode": "navigate"}, core.ErrNoToken, 303, "/launch?return_to=%2Fchart"},
+		{"page with a query", "/launch", "GET", "/chart?tab=labs&p=a%26b", map[string]string{"Sec-Fetch-Mode": "navigate"}, core.ErrNoToken, 303, "/launch?return_to=%2Fchart%3Ftab%3Dlabs%26p%3Da%2526b"},
+		{"login URL with a query", "/launch?iss=x", "GET", "/chart", map[string]string{"Sec-Fetch-Mode": "navigate"}, core.ErrNoToken, 303, "/launch?iss=x&return_to=%2Fchart"},
+		{"login URL with its own return_to", "/launch?return_to=%2Fhome", "GET", "/chart", map[string]string{"Sec-Fetch-Mode": "navigate"}, core.ErrNoToken, 303, "/launch?return_to=%2Fhome"},
+		{"page SafeReturnTo refuses", "/launch", "GET", "//evil.example/x", map[string]string{"Sec-Fetch-Mode": "navigate"}, core.ErrNoToken, 303, "/launch"},
+		{"absolute login URL on this host", "http://example.com/launch", "GET", "/chart", map[string]string{"Sec-Fetch-Mode": "navigate"}, core.ErrNoToken, 303, "http://example.com/launch?return_to=%2Fchart"},
+		{"absolute login URL on another host", "https://app.example/launch?iss=x", "GET", "/chart", map[string]string{"Sec-Fetch-Mode": "navigate"}, core.ErrNoToken, 303, "https://app.example/launch?iss=x"},
 		{"fetch with Accept text/html", "/launch", "GET", "/chart", map[string]string{"Sec-Fetch-Mode": "cors", "Accept": "text/html"}, core.ErrNoToken, 401, ""},
 		{"API call", "/launch", "GET", "/api/me", map[string]string{"Accept": "application/json"}, core.ErrNoToken, 401, ""},
 		{"no Accept", "/launch", "GET", "/chart", nil, core.ErrNoToken, 401, ""},

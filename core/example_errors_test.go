@@ -11,7 +11,8 @@ import (
 )
 
 // ErrorHandler answers a browser navigation that needs a new authorization
-// with a redirect to the login page, and everything else as WriteError.
+// with a redirect to the login page, carrying the page as return_to so that
+// the login comes back to it, and everything else as WriteError.
 func ExampleErrorHandler() {
 	handle := core.ErrorHandler("/launch", nil)
 
@@ -30,7 +31,7 @@ func ExampleErrorHandler() {
 	handle(w, page, core.ErrTransient) // never redirected: trying again may work
 	fmt.Println(w.Code)
 	// Output:
-	// 303 /launch
+	// 303 /launch?return_to=%2Fchart
 	// 401
 	// 503
 }

@@ -18,21 +18,38 @@ import (
 	"github.com/smartrefresh/smartrefresh/core/smarttest"
 )
 
+// A working configuration: Health Gorilla's sandbox through its preset
+// (token endpoint, revocation, client_secret_post, and the FHIR base as
+// the only place the token goes), with the app's client id and secret.
 func ExampleNew() {
 	sessionManager := scs.New()
-	r, err := core.New(core.Config{
+	r, err := core.New(core.HealthGorillaSandbox.Config(core.Config{
+		ClientID:     "my-client-id",
+		ClientSecret: "my-client-secret", // from the environment or a secret store: os.Getenv("SMART_CLIENT_SECRET")
+		Sessions:     sessionManager,
+	}))
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(r != nil, err)
+	// Output: true <nil>
+}
+
+// A configuration New refuses says which field to fix, as a
+// *core.ConfigError: here the secret that ClientSecretPost needs is missing.
+func ExampleNew_configError() {
+	sessionManager := scs.New()
+	_, err := core.New(core.Config{
 		TokenURL:     "https://api.healthgorilla.com/oauth/token",
 		ClientID:     "my-client-id",
-		ClientSecret: os.Getenv("SMART_CLIENT_SECRET"),
+		ClientSecret: os.Getenv("SMARTREFRESH_EXAMPLE_UNSET_SECRET"),
 		AuthMethod:   core.ClientSecretPost,
 		Sessions:     sessionManager,
 	})
 	var cerr *core.ConfigError
 	if errors.As(err, &cerr) {
 		fmt.Println("fix", cerr.Field)
-		return
 	}
-	_ = r
 	// Output: fix ClientSecret
 }
 

@@ -1,7 +1,6 @@
 package core_test
 
 import (
-	"context"
 	"errors"
 	"io"
 	"net/http"
@@ -9,12 +8,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"go.opentelemetry.io/otel/attribute"
-	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
-	"go.opentelemetry.io/otel/sdk/metric/metricdata"
-	sdktrace "go.opentelemetry.io/otel/sdk/trace"
-	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
 	"github.com/smartrefresh/smartrefresh/core"
 	"github.com/smartrefresh/smartrefresh/core/smarttest"
@@ -117,11 +110,10 @@ func TestHooksReauthWithoutRefreshToken(t *testing.T) {
 }
 
 func TestOpenTelemetry(t *testing.T) {
-	reader := sdkmetric.NewManualReader()
-	spans := tracetest.NewSpanRecorder()
+	rec := newOTelRecorder()
 	f := newFixture(t, smarttest.Options{}, func(cfg *core.Config) {
-		cfg.MeterProvider = sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
-		cfg.TracerProvider = sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(spans))
+		cfg.MeterProvider = rec
+		cfg.TracerProvider = rec
 	})
 	gate := newFlightGate(t, f.r)
 	session, saved := f.login()
@@ -137,33 +129,9 @@ func TestOpenTelemetry(t *testing.T) {
 	f.clock.Advance(time.Hour)
 	f.token(session)
 
-	var rm metricdata.ResourceMetrics
-	if err := reader.Collect(context.Background(), &rm); err != nil {
-		t.Fatal(err)
-	}
-	sums := map[string]int64{}
-	var histCount uint64
-	for _, sm := range rm.ScopeMetrics {
-		for _, m := range sm.Metrics {
-			switch d := m.Data.(type) {
-			case metricdata.Sum[int64]:
-				for _, p := range d.DataPoints {
-					key := m.Name
-					if v, ok := p.Attributes.Value(attribute.Key("outcome")); ok {
-						key += "/" + v.AsString()
-					}
-					if v, ok := p.Attributes.Value(attribute.Key("reason")); ok {
-						key += "/" + v.AsString()
-					}
-					sums[key] += p.Value
-				}
-			case metricdata.Histogram[float64]:
-				for _, p := range d.DataPoints {
-					histCount += p.Count
-				}
-			}
-		}
-	}
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	sums := rec.sums
 	want := map[string]int64{
 		"smartrefresh.refreshes/success":         1,
 		"smartrefresh.refreshes/reauth_required": 1,
@@ -177,15 +145,15 @@ func TestOpenTelemetry(t *testing.T) {
 	if w := sums["smartrefresh.refresh.waiters"]; w != 29 {
 		t.Errorf("waiters = %d, want 29 (all but the caller that started the refresh)", w)
 	}
-	if histCount != 2 {
-		t.Errorf("duration histogram count = %d, want 2", histCount)
+	if n := rec.counts["smartrefresh.refresh.duration"]; n != 2 {
+		t.Errorf("duration histogram count = %d, want 2", n)
 	}
-	ended := spans.Ended()
-	if len(ended) != 2 || ended[0].Name() != "smartrefresh.refresh" {
+	ended := rec.spans
+	if len(ended) != 2 || ended[0].name != "smartrefresh.refresh" {
 		t.Fatalf("spans: %d", len(ended))
 	}
 	for _, s := range ended {
-		for _, a := range s.Attributes() {
+		for _, a := range s.attrs {
 			for _, secret := range []string{saved.AccessToken, saved.RefreshToken, "smart-secret"} {
 				if strings.Contains(a.Value.Emit(), secret) {
 					t.Errorf("span attribute %s leaks a secret", a.Key)

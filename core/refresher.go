@@ -277,15 +277,22 @@ func (r *Refresher) refreshAfter401(ctx context.Context, rejected *Token, challe
 // margin before expiry is Leeway, or a quarter of the token's lifetime when
 // that is shorter, so that a token just obtained is never due.
 func (r *Refresher) due(rec *record) bool {
+	at := r.refreshAt(rec)
+	return !at.IsZero() && !r.cfg.Now().Before(at)
+}
+
+// refreshAt is when rec's token becomes due: Leeway before its expiry, or a
+// quarter of its lifetime for short-lived tokens; zero without an expiry.
+func (r *Refresher) refreshAt(rec *record) time.Time {
 	exp := rec.Token.Expiry
 	if exp.IsZero() {
-		return false
+		return time.Time{}
 	}
 	margin := r.cfg.Leeway
 	if life := exp.Sub(rec.Obtained); life > 0 && life/4 < margin {
 		margin = life / 4
 	}
-	return !r.cfg.Now().Before(exp.Add(-margin))
+	return exp.Add(-margin)
 }
 
 // refresh is the refresh algorithm; every refresh goes through it.
@@ -481,6 +488,13 @@ type SessionInfo struct {
 	// of the id_token a Launcher validated; empty without openid and
 	// fhirUser in the scope.
 	FHIRUser string `json:"fhir_user"`
+	// Obtained is when this process saw the token issued: at the login, or
+	// at the last refresh (Refreshes > 0).
+	Obtained time.Time `json:"obtained_at,omitzero"`
+	// RefreshAt is when the token becomes due: from then on Token refreshes
+	// it before answering. It is Leeway before Expiry, or a quarter of the
+	// token's lifetime before it for short-lived tokens; zero when Expiry is.
+	RefreshAt time.Time `json:"refresh_at,omitzero"`
 	// Launch is the id of the launch the token is of, which the page
 	// names in its requests (LaunchHeader, LaunchParam); empty for the
 	// one login Save stored.
@@ -511,6 +525,8 @@ func (r *Refresher) Info(ctx context.Context) (SessionInfo, error) {
 		Refreshes:       rec.Refreshes,
 		FHIRBaseURL:     id.Aud,
 		FHIRUser:        id.FHIRUser,
+		Obtained:        rec.Obtained,
+		RefreshAt:       r.refreshAt(rec),
 		Launch:          s.id,
 	}, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/gob"
 	"errors"
+	"fmt"
 	"reflect"
 	"time"
 
@@ -58,6 +59,16 @@ func noSession(ctx context.Context) error {
 	return ErrNoSession
 }
 
+// misconfigHint says how to fix a context without a session.
+func misconfigHint(ctx context.Context, err error) string {
+	var g ginContextError
+	if errors.As(err, &g) {
+		return "a *gin.Context was passed as the context: pass c.Request.Context() (or set the engine's ContextWithFallback)"
+	}
+	return fmt.Sprintf("the context (a %T) carries no session: pass the request's context (r.Context(); "+
+		"c.Request().Context() in Echo; c.Request.Context() in Gin) of a handler inside the session manager's LoadAndSave", ctx)
+}
+
 // ginContextError is ErrNoSession for a *gin.Context passed as the context
 // on an engine whose ContextWithFallback is off: LoadAndSave may well be
 // there, but such a context hides the values of the request's context.
@@ -79,7 +90,11 @@ func (ginContextError) Is(target error) bool {
 func (r *Refresher) load(ctx context.Context, name string) (*record, slot, error) {
 	v, ok := r.get(ctx)
 	if !ok {
-		return nil, slot{}, noSession(ctx)
+		// A programming error the app's answer (a 500) does not explain:
+		// the log says what is wrong and how to fix it.
+		err := noSession(ctx)
+		r.cfg.Logger.ErrorContext(ctx, "smartrefresh: "+misconfigHint(ctx, err), "error", err)
+		return nil, slot{}, err
 	}
 	s, v, err := r.pick(ctx, v, name)
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/smartrefresh/smartrefresh/core"
+	"github.com/smartrefresh/smartrefresh/core/smarttest"
 )
 
 // TestSessionInfoJSON: an app that serves SessionInfo as JSON gets the
@@ -39,5 +40,50 @@ func TestSessionInfoJSON(t *testing.T) {
 	}
 	if _, ok := got["expires_at"]; ok {
 		t.Errorf("a zero Expiry is encoded: %s", js)
+	}
+}
+
+// TestSessionInfoRefreshAt: Info says when the token was obtained and when
+// it becomes due for a refresh (Leeway before expiry, or a quarter of a
+// short lifetime), and Token refreshes at that moment, not before.
+func TestSessionInfoRefreshAt(t *testing.T) {
+	for _, tt := range []struct {
+		name   string
+		ttl    time.Duration
+		margin time.Duration
+	}{
+		{"an hour: Leeway", time.Hour, core.DefaultLeeway},
+		{"30 s: a quarter of the lifetime", 30 * time.Second, 7500 * time.Millisecond},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t, smarttest.Options{AccessTokenTTL: tt.ttl})
+			session, _ := f.login()
+			start := f.clock.Now()
+			info, err := f.r.Info(f.request(session))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !info.Obtained.Equal(start) || !info.RefreshAt.Equal(info.Expiry.Add(-tt.margin)) {
+				t.Fatalf("obtained %v refresh at %v expiry %v; want obtained %v, refresh at expiry - %v",
+					info.Obtained, info.RefreshAt, info.Expiry, start, tt.margin)
+			}
+			f.clock.Advance(info.RefreshAt.Sub(f.clock.Now()) - time.Millisecond)
+			if _, err := f.token(session); err != nil || f.srv.RefreshCalls() != 0 {
+				t.Fatalf("just before RefreshAt: %v, %d refreshes, want none", err, f.srv.RefreshCalls())
+			}
+			f.clock.Advance(time.Millisecond)
+			if _, err := f.token(session); err != nil || f.srv.RefreshCalls() != 1 {
+				t.Fatalf("at RefreshAt: %v, %d refreshes, want one", err, f.srv.RefreshCalls())
+			}
+			after, err := f.r.Info(f.request(session))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !after.Obtained.Equal(f.clock.Now()) || !after.RefreshAt.After(info.Expiry) || after.Refreshes != 1 {
+				t.Errorf("after the refresh: obtained %v, refresh at %v (old expiry %v), %d refreshes",
+					after.Obtained, after.RefreshAt, info.Expiry, after.Refreshes)
+			}
+			f.checkNoReuse()
+		})
 	}
 }

@@ -26,10 +26,15 @@
 //		AuthMethod:   core.ClientSecretBasic,
 //		Sessions:     sessionManager,
 //	})
+//	launcher, err := core.NewLauncher(refresher, core.LaunchConfig{
+//		RedirectURL: "https://app.example.com/callback", // registered at the server
+//		Scope:       "launch/patient patient/*.read openid fhirUser offline_access",
+//		FHIRBaseURL: "https://ehr.example.com/fhir",
+//	})
 //	...
 //	e := echo.New()
-//	e.GET("/launch", launch)     // starts authorization
-//	e.GET("/callback", callback) // exchanges the code, calls refresher.Save
+//	e.GET("/launch", echo.WrapHandler(launcher.LaunchHandler()))     // EHR and standalone launch
+//	e.GET("/callback", echo.WrapHandler(launcher.CallbackHandler())) // exchanges the code, saves the token
 //	api := e.Group("/api", echoadapter.Middleware(refresher))
 //	api.GET("/patient", patient)
 //
@@ -45,7 +50,8 @@
 //
 // With echoadapter.WithLoginURL("/launch"), a browser navigation (a GET or HEAD
 // page load) that finds no usable token is redirected to the login or launch
-// page instead of getting the JSON 401; API calls still get the JSON, and
+// page, with the page it asked for as return_to so that the login comes back
+// to it, instead of getting the JSON 401; API calls still get the JSON, and
 // the login page itself is never redirected (core.ErrorHandler). With an
 // error handler too, in either order, the login URL takes those
 // navigations and the error handler answers everything else: the same rule

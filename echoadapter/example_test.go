@@ -31,6 +31,21 @@ func newRefresher(sm *scs.SessionManager) *core.Refresher {
 	return r
 }
 
+// newLauncher returns the SMART launch of the examples' app: mount its
+// LaunchHandler at /launch and its CallbackHandler at the RedirectURL.
+func newLauncher(r *core.Refresher) *core.Launcher {
+	l, err := core.NewLauncher(r, core.LaunchConfig{
+		RedirectURL:  "https://app.example.com/callback", // registered at the server
+		Scope:        "launch/patient patient/*.read openid fhirUser offline_access",
+		FHIRBaseURL:  "https://ehr.example.com/fhir",
+		AuthorizeURL: "https://ehr.example.com/oauth2/authorize",
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	return l
+}
+
 // The session manager's LoadAndSave wraps the whole Echo engine; the
 // middleware protects the API group only. A request without a token gets
 // the default 401 JSON answer.
@@ -39,11 +54,9 @@ func ExampleMiddleware() {
 	refresher := newRefresher(sessionManager)
 
 	e := echo.New()
-	e.GET("/callback", func(c echo.Context) error {
-		// Exchange the authorization code, then:
-		// refresher.Save(c.Request().Context(), core.TokenFromOAuth2(tok))
-		return c.Redirect(http.StatusFound, "/")
-	})
+	launcher := newLauncher(refresher)
+	e.GET("/launch", echo.WrapHandler(launcher.LaunchHandler()))     // EHR and standalone launch
+	e.GET("/callback", echo.WrapHandler(launcher.CallbackHandler())) // exchanges the code, saves the token
 	api := e.Group("/api", echoadapter.Middleware(refresher))
 	api.GET("/patient", func(c echo.Context) error {
 		// The Refresher's client sends the session's token and handles a
@@ -165,7 +178,7 @@ func ExampleWithLoginURL() {
 	handler.ServeHTTP(rec, api)
 	fmt.Println(rec.Code)
 	// Output:
-	// 303 /launch
+	// 303 /launch?return_to=%2Fchart
 	// 401
 }
 

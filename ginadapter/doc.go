@@ -25,10 +25,15 @@
 //		AuthMethod:   core.ClientSecretBasic,
 //		Sessions:     sessionManager,
 //	})
+//	launcher, err := core.NewLauncher(refresher, core.LaunchConfig{
+//		RedirectURL: "https://app.example.com/callback", // registered at the server
+//		Scope:       "launch/patient patient/*.read openid fhirUser offline_access",
+//		FHIRBaseURL: "https://ehr.example.com/fhir",
+//	})
 //	...
 //	router := gin.New()
-//	router.GET("/launch", launch)     // starts authorization
-//	router.GET("/callback", callback) // exchanges the code, calls refresher.Save
+//	router.GET("/launch", gin.WrapH(launcher.LaunchHandler()))     // EHR and standalone launch
+//	router.GET("/callback", gin.WrapH(launcher.CallbackHandler())) // exchanges the code, saves the token
 //	api := router.Group("/api", ginadapter.Middleware(refresher))
 //	api.GET("/patient", patient)
 //
@@ -46,7 +51,8 @@
 //
 // With ginadapter.WithLoginURL("/launch"), a browser navigation (a GET or HEAD
 // page load) that finds no usable token is redirected to the login or launch
-// page instead of getting the JSON 401; API calls still get the JSON, and
+// page, with the page it asked for as return_to so that the login comes back
+// to it, instead of getting the JSON 401; API calls still get the JSON, and
 // the login page itself is never redirected (core.ErrorHandler). With an
 // error handler too, in either order, the login URL takes those
 // navigations and the error handler answers everything else: the same rule

@@ -24,13 +24,18 @@
 //		AuthMethod:   core.ClientSecretBasic,
 //		Sessions:     sessionManager,
 //	})
+//	launcher, err := core.NewLauncher(refresher, core.LaunchConfig{
+//		RedirectURL: "https://app.example.com/callback", // registered at the server
+//		Scope:       "launch/patient patient/*.read openid fhirUser offline_access",
+//		FHIRBaseURL: "https://ehr.example.com/fhir",
+//	})
 //	...
 //	api := http.NewServeMux() // routes that need a token
 //	api.HandleFunc("GET /api/patient", patientHandler)
 //
 //	mux := http.NewServeMux()
-//	mux.HandleFunc("GET /launch", launchHandler)     // starts authorization
-//	mux.HandleFunc("GET /callback", callbackHandler) // exchanges the code, calls refresher.Save
+//	mux.Handle("GET /launch", launcher.LaunchHandler())     // EHR and standalone launch
+//	mux.Handle("GET /callback", launcher.CallbackHandler()) // exchanges the code, saves the token
 //	mux.Handle("/api/", nethttpadapter.Middleware(refresher)(api))
 //
 //	http.ListenAndServe(addr, sessionManager.LoadAndSave(mux))
@@ -42,7 +47,8 @@
 //
 // With nethttpadapter.WithLoginURL("/launch"), a browser navigation (a GET or HEAD
 // page load) that finds no usable token is redirected to the login or launch
-// page instead of getting the JSON 401; API calls still get the JSON, and
+// page, with the page it asked for as return_to so that the login comes back
+// to it, instead of getting the JSON 401; API calls still get the JSON, and
 // the login page itself is never redirected (core.ErrorHandler). With an
 // error handler too, in either order, the login URL takes those
 // navigations and the error handler answers everything else: the same rule

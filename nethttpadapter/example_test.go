@@ -31,6 +31,21 @@ func newRefresher(sm *scs.SessionManager) *core.Refresher {
 	return r
 }
 
+// newLauncher returns the SMART launch of the examples' app: mount its
+// LaunchHandler at /launch and its CallbackHandler at the RedirectURL.
+func newLauncher(r *core.Refresher) *core.Launcher {
+	l, err := core.NewLauncher(r, core.LaunchConfig{
+		RedirectURL:  "https://app.example.com/callback", // registered at the server
+		Scope:        "launch/patient patient/*.read openid fhirUser offline_access",
+		FHIRBaseURL:  "https://ehr.example.com/fhir",
+		AuthorizeURL: "https://ehr.example.com/oauth2/authorize",
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	return l
+}
+
 // The session manager's LoadAndSave wraps the whole handler; the middleware
 // protects the API routes only. A request without a token gets the default
 // 401 JSON answer.
@@ -52,10 +67,9 @@ func ExampleMiddleware() {
 	})
 
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /callback", func(w http.ResponseWriter, req *http.Request) {
-		// Exchange the authorization code, then:
-		// refresher.Save(req.Context(), core.TokenFromOAuth2(tok))
-	})
+	launcher := newLauncher(refresher)
+	mux.Handle("GET /launch", launcher.LaunchHandler())     // EHR and standalone launch
+	mux.Handle("GET /callback", launcher.CallbackHandler()) // exchanges the code, saves the token
 	mux.Handle("/api/", nethttpadapter.Middleware(refresher)(api))
 	handler := sessionManager.LoadAndSave(mux)
 	// http.ListenAndServe(":8080", handler)
@@ -150,6 +164,6 @@ func ExampleWithLoginURL() {
 	handler.ServeHTTP(rec, api)
 	fmt.Println(rec.Code)
 	// Output:
-	// 303 /launch
+	// 303 /launch?return_to=%2Fchart
 	// 401
 }

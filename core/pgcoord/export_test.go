@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/smartrefresh/smartrefresh/internal/services"
 )
 
 // Helpers for the tests of both packages (pgcoord and pgcoord_test).
@@ -50,7 +52,7 @@ func NewTestPool(t testing.TB, url ...string) *pgxpool.Pool {
 		u = url[0]
 	}
 	if u == "" {
-		t.Skipf("no PostgreSQL: set %s (bash .ci/run starts one)", URLEnv)
+		services.Missing(t, "no PostgreSQL: set %s (bash .ci/run starts one)", URLEnv)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

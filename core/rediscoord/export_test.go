@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/gomodule/redigo/redis"
+
+	"github.com/smartrefresh/smartrefresh/internal/services"
 )
 
 // Helpers for the tests of both packages (rediscoord and rediscoord_test).
@@ -47,7 +49,7 @@ func NewTestPool(t testing.TB) *redis.Pool {
 		if required {
 			t.Fatalf("Redis at %s (%s) is unreachable: %v", addr, AddrEnv, err)
 		}
-		t.Skipf("no Redis at %s: %v (start one, e.g. redis-server --port 6390 --save '' --appendonly no, or set %s)", addr, err, AddrEnv)
+		services.Missing(t, "no Redis at %s: %v (start one, e.g. redis-server --port 6390 --save '' --appendonly no, or set %s)", addr, err, AddrEnv)
 	}
 	return pool
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/smartrefresh/smartrefresh/core"
 	"github.com/smartrefresh/smartrefresh/core/rediscoord"
 	"github.com/smartrefresh/smartrefresh/core/smarttest"
+	"github.com/smartrefresh/smartrefresh/internal/services"
 )
 
 // redisServer is a redis-server process of the test's own, with
@@ -42,11 +43,11 @@ type redisServer struct {
 func startRedisServer(t *testing.T) *redisServer {
 	t.Helper()
 	if os.Getenv(rediscoord.AddrEnv) == "" {
-		t.Skipf("restarts a redis-server of its own: set %s (bash .ci/run does)", rediscoord.AddrEnv)
+		services.Missing(t, "restarts a redis-server of its own: set %s (bash .ci/run does)", rediscoord.AddrEnv)
 	}
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
-		t.Skipf("restarts a redis-server of its own, and there is none in PATH: %v", err)
+		services.Missing(t, "restarts a redis-server of its own, and there is none in PATH: %v", err)
 	}
 	s := &redisServer{t: t, bin: bin, dir: t.TempDir(), addr: freeLoopbackAddr(t)}
 	s.start()

@@ -65,6 +65,7 @@ type App struct {
 	logger     *slog.Logger
 	now        func() time.Time
 	meters     *sdkmetric.MeterProvider // nil without -metrics
+	rotations  *rotations
 }
 
 // ProxyPrefix is where the routers mount App.FHIRProxy: the page reads
@@ -127,6 +128,7 @@ func New(cfg Config, opts Options) (*App, error) {
 	if len(issuers) == 0 {
 		issuers = []string{fhirBase}
 	}
+	rotations := newRotations()
 	rcfg := core.Config{
 		TokenURL:        cfg.TokenURL,
 		ClientID:        cfg.ClientID,
@@ -143,6 +145,7 @@ func New(cfg Config, opts Options) (*App, error) {
 		OnRefresh: func(info core.RefreshInfo) {
 			logger.Info("access token refreshed",
 				"rotated", info.Rotated, "took", info.Duration, "expiry", info.Expiry)
+			rotations.record(info, now())
 		},
 	}
 	var (
@@ -195,6 +198,7 @@ func New(cfg Config, opts Options) (*App, error) {
 		httpClient: httpClient,
 		logger:     logger,
 		now:        now,
+		rotations:  rotations,
 	}, nil
 }
 
@@ -330,12 +334,22 @@ func (a *App) fhirGet(ctx context.Context, u string) (json.RawMessage, error) {
 }
 
 // TokenView is the JSON answer of /api/token: what the session's token
-// says about itself, without any secret.
+// says about itself, without any secret. The page reads it after each of
+// its FHIR calls, which may have refreshed the token, to keep the expiry,
+// the refresh count and the last refresh current.
 type TokenView struct {
 	ExpiresAt string `json:"expires_at"` // RFC 3339; empty when the server did not say
-	Scope     string `json:"scope"`
-	Patient   string `json:"patient"`
-	Refreshes int    `json:"refreshes"`
+	// ExpiresInMillis is the access token's remaining lifetime, and
+	// RefreshInMillis the time until it is due for a refresh (0 once due),
+	// both by the app's clock; absent when the server did not say.
+	ExpiresInMillis *int64 `json:"expires_in_ms,omitempty"`
+	RefreshInMillis *int64 `json:"refresh_in_ms,omitempty"`
+	Scope           string `json:"scope"`
+	Patient         string `json:"patient"`
+	Refreshes       int    `json:"refreshes"`
+	// LastRefresh is the refresh that obtained the current token, when
+	// there was one and this process made it.
+	LastRefresh *LastRefresh `json:"last_refresh,omitempty"`
 	// FHIRUser is who logged in (the validated id_token's fhirUser), and
 	// Server the FHIR server in use.
 	FHIRUser string `json:"fhir_user,omitempty"`
@@ -349,9 +363,12 @@ func (a *App) Token(ctx context.Context) (TokenView, error) {
 		return TokenView{}, err
 	}
 	v := TokenView{Scope: info.Scope, Patient: info.Patient, Refreshes: info.Refreshes,
-		FHIRUser: info.FHIRUser, Server: info.FHIRBaseURL}
+		FHIRUser: info.FHIRUser, Server: info.FHIRBaseURL, LastRefresh: a.rotations.lastRefresh(info)}
 	if !info.Expiry.IsZero() {
+		now := a.now()
 		v.ExpiresAt = info.Expiry.UTC().Format(time.RFC3339)
+		in, due := max(info.Expiry.Sub(now).Milliseconds(), 0), max(info.RefreshAt.Sub(now).Milliseconds(), 0)
+		v.ExpiresInMillis, v.RefreshInMillis = &in, &due
 	}
 	return v, nil
 }

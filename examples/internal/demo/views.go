@@ -5,6 +5,7 @@ import (
 	"errors"
 	"html/template"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/smartrefresh/smartrefresh/core"
@@ -35,14 +36,19 @@ type HomeView struct {
 	LaunchGone bool
 	// FHIRUser is who logged in (empty without a validated id_token), and
 	// Server the FHIR server the token is for.
-	FHIRUser  string
-	Server    string
-	Scope     string
-	ExpiresAt time.Time // zero when the server did not say
+	FHIRUser string
+	// FHIRUserPath is FHIRUser relative to the FHIR server, for the page's
+	// script to read the user's name through the proxy; empty when the
+	// user is on another server.
+	FHIRUserPath string
+	Server       string
+	Scope        string
+	ExpiresAt    time.Time // zero when the server did not say
 	// ExpiresInMillis is the access token's remaining lifetime when the
 	// page was made; the page counts it down.
 	ExpiresInMillis int64
 	Refreshes       int
+	LastRefresh     *LastRefresh
 	HasRefreshToken bool
 	// CSRF is the session's CSRF token, for the logout form.
 	CSRF string
@@ -90,10 +96,14 @@ func (a *App) Home(req *http.Request) HomeView {
 	}
 	v.Scope = info.Scope
 	v.ExpiresAt = info.Expiry
+	if rest, ok := strings.CutPrefix(v.FHIRUser, strings.TrimRight(v.Server, "/")+"/"); ok {
+		v.FHIRUserPath = rest
+	}
 	if !info.Expiry.IsZero() {
 		v.ExpiresInMillis = max(info.Expiry.Sub(a.now()).Milliseconds(), 0)
 	}
 	v.Refreshes = info.Refreshes
+	v.LastRefresh = a.rotations.lastRefresh(info)
 	v.HasRefreshToken = info.HasRefreshToken
 	v.CSRF = a.CSRFToken(ctx)
 	return v

@@ -13,6 +13,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/smartrefresh/smartrefresh/examples/internal/demo"
+	"github.com/smartrefresh/smartrefresh/internal/services"
 )
 
 // chromium returns the browser to drive: $SMARTREFRESH_CHROMIUM, or
@@ -49,7 +50,7 @@ func ArtifactsDir() string {
 func Browser(t *testing.T, name string, build func(*demo.App) http.Handler) {
 	chrome, configured := chromium()
 	if chrome == "" {
-		t.Skip("browser test skipped: no chromium on the PATH (apt-get install chromium, or set SMARTREFRESH_CHROMIUM)")
+		services.Missing(t, "browser test skipped: no chromium on the PATH (apt-get install chromium, or set SMARTREFRESH_CHROMIUM)")
 	}
 	e := Start(t, name, build)
 	ctx, dir := startChrome(t, chrome, configured, name)
@@ -68,17 +69,26 @@ func Browser(t *testing.T, name string, build func(*demo.App) http.Handler) {
 		chromedp.Click(chromedp.CSS(`a[href="/launch"]`)),
 		chromedp.WaitVisible(chromedp.ID("reload")), // the patient page has loaded
 		text("#patient-name", PatientName),
+		text("#user-name", PatientName+" (Patient)"), // the mock's user is the patient
 		text("#refreshes", "0"),
+		text("#last-refresh", "none yet"),
 		shot("2-patient.png"),
 	)
 	if e.Mock.FHIRCalls() == fhirCalls {
 		t.Error("the page showed the patient without a FHIR call")
 	}
 
-	// The access token expires; the page's next load goes through the
-	// proxy, which refreshes the token first.
-	e.Clock.Advance(TokenTTL + time.Second)
-	step("reload the data after the token expired",
+	// The access token becomes due (a quarter of its 30 s lifetime before
+	// its expiry): the page's next FHIR call, which it makes by itself at
+	// that moment (here: the Reload button, the same call), goes through
+	// the proxy, which refreshes the token BEFORE it expires, and the page
+	// shows the new expiry and the refresh.
+	before, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.getElementById("expires-at").textContent`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.Clock.Advance(TokenTTL*3/4 + time.Second)
+	step("reload the data once the token is due, before it expires",
 		chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
 			_, err := chromedp.Evaluate[chromedp.Void](`document.getElementById("patient-name").textContent = ""`)(ctx, tg)
 			return err
@@ -86,10 +96,37 @@ func Browser(t *testing.T, name string, build func(*demo.App) http.Handler) {
 		chromedp.Click(chromedp.ID("reload")),
 		text("#patient-name", PatientName),
 		text("#refreshes", "1"),
-		shot("3-refreshed.png"),
+		chromedp.Poll[chromedp.Void](`/refresh token rotated, [1-7]\.[0-9] s before the old token expired$/.test(document.getElementById("last-refresh").textContent)`,
+			chromedp.WithPollingTimeout(20*time.Second)),
+		chromedp.Poll[chromedp.Void](`document.getElementById("expires-at").textContent !== `+quote(before),
+			chromedp.WithPollingTimeout(20*time.Second)),
+		shot("3-refreshed-before-expiry.png"),
 	)
 	if got := e.Mock.RefreshCalls(); got != 1 {
 		t.Errorf("refresh calls = %d, want 1", got)
+	}
+
+	// Without a click: a page opened 2 s before the token is due plans a
+	// FHIR call for that moment, and shows the refresh it causes, made
+	// before the expiry. (The test's clock moves only when told: it moves
+	// past the due time once the page has planned its call.)
+	e.Clock.Advance(TokenTTL*3/4 - 2*time.Second)
+	step("the page refreshes by itself once the token is due",
+		chromedp.Navigate(e.URL+"/"),
+		text("#patient-name", PatientName),
+		text("#refreshes", "1"),
+		chromedp.Poll[chromedp.Void](`/rotated$/.test(document.getElementById("last-refresh").textContent)`, // /api/token has answered
+			chromedp.WithPollingTimeout(20*time.Second)),
+		chromedp.Func(func(context.Context, *chromedp.Target) error {
+			e.Clock.Advance(2*time.Second + 100*time.Millisecond)
+			return nil
+		}),
+		chromedp.Poll[chromedp.Void](`document.getElementById("refreshes").textContent === "2" && /refresh token rotated, [1-7]\.[0-9] s before the old token expired$/.test(document.getElementById("last-refresh").textContent)`,
+			chromedp.WithPollingTimeout(20*time.Second)),
+		shot("4-refreshed-by-itself.png"),
+	)
+	if got := e.Mock.RefreshCalls(); got != 2 {
+		t.Errorf("refresh calls = %d, want 2", got)
 	}
 	if e.Mock.Reuses() != 0 || e.Mock.RevokedGrants() != 0 {
 		t.Errorf("reuses %d, revoked grants %d, want none", e.Mock.Reuses(), e.Mock.RevokedGrants())
@@ -98,7 +135,7 @@ func Browser(t *testing.T, name string, build func(*demo.App) http.Handler) {
 	step("log out",
 		chromedp.Click(chromedp.CSS(`form[action="/logout"] button`)),
 		chromedp.WaitVisible(chromedp.CSS(`a[href="/launch"]`)),
-		shot("4-logged-out-again.png"),
+		shot("5-logged-out-again.png"),
 	)
 	page, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.documentElement.outerHTML`))
 	if err != nil {

@@ -20,6 +20,7 @@ import (
 
 	"github.com/smartrefresh/smartrefresh/core/smarttest"
 	"github.com/smartrefresh/smartrefresh/examples/internal/demo"
+	"github.com/smartrefresh/smartrefresh/internal/services"
 )
 
 // Engines the replica test runs on: the demo flag, and the environment
@@ -56,7 +57,7 @@ func Replicas(t *testing.T, dir string) {
 		t.Run(e.Name, func(t *testing.T) {
 			addr := os.Getenv(e.Env)
 			if addr == "" {
-				t.Skipf("set %s to run three demo processes on %s", e.Env, e.Name)
+				services.Missing(t, "set %s to run three demo processes on %s", e.Env, e.Name)
 			}
 			if bin == "" {
 				bin = build(outer, dir)
