@@ -361,8 +361,18 @@ func (r *Refresher) addLaunch(ctx context.Context, tok *Token, id *identity) (st
 	for i, s := range slots {
 		tv, _ := vals[i].(string)
 		rec, err := r.decodeSessionRecord(vals[i])
-		if err != nil && !errors.Is(err, ErrTransient) || tv == "" {
-			continue // not a token (nor one of the text forms): nothing to keep or revoke
+		if err != nil && !errors.Is(err, ErrTransient) {
+			continue // not a token: nothing to keep or revoke
+		}
+		if tv == "" && rec != nil {
+			// A *record or sealed []byte of the versions before the text
+			// forms: the launch list holds it as text.
+			if tv, err = r.sessionValue(rec); err != nil {
+				return "", err
+			}
+		}
+		if tv == "" {
+			continue // unreadable here and not text: cannot be carried
 		}
 		var e launchEntry
 		if s.entry != nil {

@@ -199,3 +199,36 @@ func FuzzRequestLaunch(f *testing.F) {
 		}
 	})
 }
+
+// TestOldFormsJoinALaunchList: a session of an older version (a *record
+// under the gob codec, a sealed []byte, the text forms) keeps its login as
+// a launch of its own when a Launcher adds one.
+func TestOldFormsJoinALaunchList(t *testing.T) {
+	rec := fullRecord()
+	rec.Grant = "g1"
+	for _, encrypted := range []bool{false, true} {
+		var enc [][]byte
+		if encrypted {
+			enc = fuzzKeys[:1]
+		}
+		r, sm := launchesRefresher(t, scs.GobCodec{}, enc)
+		text, _ := r.sessionValue(rec)
+		var old any = rec
+		if encrypted {
+			old, _ = r.sealer.seal(rec)
+		}
+		for name, v := range map[string]any{"text": text, "before the text forms": old} {
+			ctx := roundTrip(t, sm, map[string]any{DefaultSessionKey: v})
+			tok := fullRecord().Token
+			tok.AccessToken, tok.RefreshToken, tok.Patient = "at2", "rt2", "B"
+			id, err := r.addLaunch(ctx, &tok, &identity{Aud: "https://ehr.example/fhir"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			slots, _ := r.launchesOf(ctx)
+			if len(slots) != 2 || slots[1].id != id || slots[0].entry.rec == nil || !sameRecord(slots[0].entry.rec, rec) {
+				t.Errorf("encrypted=%v, %s: launches %+v", encrypted, name, slots)
+			}
+		}
+	}
+}
