@@ -404,6 +404,10 @@ func (r *Refresher) addLaunch(ctx context.Context, tok *Token, id *identity) (st
 	if err != nil {
 		return "", err
 	}
+	// Every login renews the session token, the second launch of a session
+	// too: a session cookie an attacker planted may already hold the
+	// attacker's own launch, and the victim's launch must not land in a
+	// session whose token the attacker knows.
 	if err := sm.RenewToken(ctx); err != nil {
 		return "", err
 	}
