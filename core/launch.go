@@ -209,9 +209,11 @@ func (l *Launcher) LaunchHandler() http.Handler { return http.HandlerFunc(l.serv
 // several tabs. The page keeps the id (in its links, or per tab in
 // sessionStorage) and names it in every request (LaunchHeader,
 // LaunchParam); see Refresher.Token and AttachRequest. A launch for the
-// same user and patient as an earlier one replaces it; beyond
-// MaxLaunches the least recently used launch is dropped. Either way the
-// launch taken out has its grant revoked, as Logout does.
+// same user and patient as an earlier one replaces it; a launch of
+// another user (their validated id_tokens differ, at the same FHIR
+// server) ends the earlier user's launches, so that a session holds one
+// user's; beyond MaxLaunches the least recently used launch is dropped.
+// Each launch taken out has its grant revoked, as Logout does.
 //
 // A callback that arrives without the session that started the launch is
 // answered with the likely reason: an EHR that opened the app in an iframe

@@ -324,6 +324,14 @@ func twin(a, b identity, pa, pb string) bool {
 	return pa != "" && pa == pb && a.Aud == b.Aud && userA != "|" && userA == userB
 }
 
+// otherUser reports whether a and b are logins of two different users at
+// the same FHIR server, as far as their validated id_tokens say (both must
+// name a user).
+func otherUser(a, b identity) bool {
+	return a.Aud == b.Aud && a.FHIRUser+a.Subject != "" && b.FHIRUser+b.Subject != "" &&
+		(a.FHIRUser != b.FHIRUser || a.Subject != b.Subject)
+}
+
 // dropped is a launch a new login or Save took out of the session: its
 // grant is to be revoked once the session is committed.
 type dropped struct {
@@ -383,6 +391,13 @@ func (r *Refresher) addLaunch(ctx context.Context, tok *Token, id *identity) (st
 		}
 		if rec != nil && twin(e.Identity, *id, rec.Token.Patient, tok.Patient) {
 			drop = append(drop, dropped{rec, "replaced by a new launch for the same user and patient"})
+			continue
+		}
+		if rec != nil && otherUser(e.Identity, *id) {
+			// A session holds one user's launches: the next user at a
+			// shared workstation, or a victim logging in to a session an
+			// attacker planted, must not reach the other's launches.
+			drop = append(drop, dropped{rec, "ended by another user's login"})
 			continue
 		}
 		keep = append(keep, kept{e, rec})

@@ -232,3 +232,40 @@ func TestOldFormsJoinALaunchList(t *testing.T) {
 		}
 	}
 }
+
+// TestLaunchesOfOneUser: a session holds one user's launches. A login of
+// another user at the same server ends the launches of the first (the
+// next clinician at a shared workstation, or a session an attacker
+// planted); launches whose user is unknown, or at another server, stay.
+func TestLaunchesOfOneUser(t *testing.T) {
+	r, sm := launchesRefresher(t, scs.GobCodec{}, nil)
+	ctx := roundTrip(t, sm, map[string]any{"other": "x"})
+	aud := "https://ehr.example/fhir"
+	add := func(user, patient, server string) string {
+		tok := fullRecord().Token
+		tok.AccessToken, tok.RefreshToken, tok.Patient = "at-"+user+patient+server, "rt-"+user+patient+server, patient
+		id, err := r.addLaunch(ctx, &tok, &identity{Aud: server, FHIRUser: user, Subject: user})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return id
+	}
+	ids := func() []string {
+		slots, _ := r.launchesOf(ctx)
+		var out []string
+		for _, s := range slots {
+			out = append(out, s.id)
+		}
+		return out
+	}
+	a1 := add("dr-a", "P1", aud)
+	a2 := add("dr-a", "P2", aud)
+	unknown := add("", "P3", aud)
+	elsewhere := add("dr-x", "P4", "https://other.example/fhir")
+	b1 := add("dr-b", "P1", aud)
+	got := ids()
+	want := []string{unknown, elsewhere, b1}
+	if len(got) != len(want) || got[0] != want[0] || got[1] != want[1] || got[2] != want[2] {
+		t.Errorf("launches after dr-b's login: %v, want %v (dr-a's %s and %s ended)", got, want, a1, a2)
+	}
+}
