@@ -53,6 +53,7 @@ const maxJSONTokens = 1 << 16
 
 // decodeJSONText walks body as JSON.
 func decodeJSONText(body []byte) jsonText {
+	body = bytes.TrimPrefix(body, utf8BOM)
 	trimmed := bytes.TrimLeft(body, " \t\r\n")
 	var jt jsonText
 	if len(trimmed) == 0 || trimmed[0] != '{' && trimmed[0] != '[' {

@@ -114,6 +114,30 @@ type Config struct {
 	// context: the request that started it may go away without cancelling
 	// it. Requests waiting for a refresh are bounded by their own context.
 	RefreshTimeout time.Duration
+	// ResendAfter is how long after a refresh whose answer was lost
+	// (ErrOutcomeUnknown: a timeout or reset after the request went out,
+	// 500, 502, 504, a bare 503, a broken answer) the refresh token is
+	// sent once more, within the same refresh and its RefreshTimeout,
+	// whether or not the request that started it is still waiting
+	// (DefaultResendAfter, 1 s, when zero; negative: never). Servers with
+	// a reuse grace window accept that resend and the session goes on;
+	// without it, the session's next request resends the token, perhaps
+	// after the window closed, and the grant is revoked:
+	//
+	//	server                     grace window for a resent refresh token
+	//	Amazon Cognito             RetryGracePeriodSeconds, 0–60 s
+	//	Ory Hydra                  refresh_token grace period, up to 5 min
+	//	Connect2id                 rotatedReuseGracePeriod, 5 s by default
+	//	Okta, Auth0, Asgardeo      configurable (Auth0: reuse interval)
+	//	strict (RFC 9700) servers  none: any resend revokes the grant
+	//
+	// A strict server revokes the grant on the resend as it would on the
+	// next request's, whenever that came: the user logs in again once,
+	// cleanly. Each resend is logged (warning), counted in the
+	// smartrefresh.refresh.resends metric and reported as Resent to
+	// OnRefresh or OnRefreshError. A grant whose previous refresh failed
+	// too is in an outage, not a blip: it backs off instead (BackoffError).
+	ResendAfter time.Duration
 	// Retry bounds the retries of a token request that the server
 	// certainly did not process, within RefreshTimeout. The zero value
 	// means up to DefaultRetryAttempts attempts; see RetryPolicy.
@@ -198,6 +222,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.RefreshTimeout == 0 {
 		c.RefreshTimeout = DefaultRefreshTimeout
+	}
+	if c.ResendAfter == 0 {
+		c.ResendAfter = DefaultResendAfter
 	}
 	if c.RefreshQueueTimeout == 0 {
 		c.RefreshQueueTimeout = DefaultRefreshQueueTimeout

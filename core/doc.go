@@ -191,12 +191,13 @@
 // One case is out of any client's hands: a request that was sent but whose
 // answer was lost (a timeout, a reset connection, a 502 or 504 from a
 // gateway). The server may or may not have rotated the refresh token. The
-// Refresher keeps the stored token, fails with ErrOutcomeUnknown, and the
-// next request of the session sends the same refresh token once more: a
-// server with a grace period for reuse answers normally, a strict one
-// answers invalid_grant, which ends in ErrReauthRequired, a clean new
-// login. The only alternative, logging the user out on every network
-// blip, is worse.
+// Refresher sends the same refresh token once more, promptly
+// (Config.ResendAfter, 1 s, within the same refresh): a server with a grace
+// period for reuse answers normally, a strict one answers invalid_grant,
+// which ends in ErrReauthRequired, a clean new login. If that answer is lost
+// too, it keeps the stored token, fails with ErrOutcomeUnknown, and the
+// grant backs off (BackoffError) before its next try. The only
+// alternative, logging the user out on every network blip, is worse.
 //
 // The ledger and the single flight are in memory: they cover one process.
 // Apps that run several replicas on one session store set

@@ -43,7 +43,19 @@ func (r *Refresher) requestToken(ctx context.Context, refreshToken string) (*Tok
 	if err != nil {
 		return nil, err
 	}
-	return parseAnswer(resp.StatusCode, resp.Header, body, r.cfg.Now(), sent, refreshToken)
+	tok, trailing, err := parseAnswer(resp.StatusCode, resp.Header, body, r.cfg.Now(), sent, refreshToken)
+	r.logTrailing(ctx, "refresh", trailing)
+	return tok, err
+}
+
+// logTrailing logs that a token answer went on after its JSON object (a
+// proxy's or a server's addition), which was ignored. Only the count is
+// logged: the bytes are the server's, and could be anything.
+func (r *Refresher) logTrailing(ctx context.Context, grant string, trailing int) {
+	if trailing > 0 {
+		r.cfg.Logger.WarnContext(ctx, "smartrefresh: token answer has trailing bytes after its JSON object; they were ignored",
+			"grant_type", grant, "trailing_bytes", trailing)
+	}
 }
 
 // postGrant sends one grant (form, which carries the secrets secret) to
@@ -76,30 +88,51 @@ func (r *Refresher) postGrant(ctx context.Context, form url.Values, secret ...st
 // parseAnswer is ParseTokenResponse for the answer to a refresh that sent
 // refreshToken and the secrets sent (refreshToken among them): its error
 // carries none of them, nor any token of the answer.
-func parseAnswer(status int, header http.Header, body []byte, now time.Time, sent secrets, refreshToken string) (*Token, error) {
-	tok, err := ParseTokenResponse(status, header, body, now)
+func parseAnswer(status int, header http.Header, body []byte, now time.Time, sent secrets, refreshToken string) (*Token, int, error) {
+	tok, trailing, err := parseTokenResponse(status, header, body, now)
 	if err != nil {
 		err = sent.scrubAnswer(err, status, header, body)
 		if rotatedAway(body, refreshToken) {
-			return nil, &UnusableRotationError{Err: err}
+			return nil, trailing, &UnusableRotationError{Err: err}
 		}
-		return nil, err
+		return nil, trailing, err
 	}
-	return tok, nil
+	return tok, trailing, nil
 }
 
 // rotatedAway reports whether an answer that could not be used still
 // shows that the server issued a refresh token other than sent: then the
 // refresh token sent is spent, and keeping it would only lead to a reuse.
+// It reads the body as ParseTokenResponse does (readJSONObject).
 func rotatedAway(body []byte, sent string) bool {
-	var a struct {
-		RefreshToken any `json:"refresh_token"`
-	}
-	if json.Unmarshal(body, &a) != nil {
+	fields, _, ok := readJSONObject(body)
+	if !ok {
 		return false
 	}
-	rt, ok := a.RefreshToken.(string)
-	return ok && rt != "" && rt != sent
+	var rt string
+	if json.Unmarshal(fields["refresh_token"], &rt) != nil {
+		return false
+	}
+	return rt != "" && rt != sent
+}
+
+// utf8BOM is the byte order mark some servers (IIS) put before a body.
+var utf8BOM = []byte("\xef\xbb\xbf")
+
+// readJSONObject reads the JSON object a token endpoint answer carries:
+// the first JSON value of body, after a UTF-8 byte order mark and
+// whitespace, if it is an object. Whatever follows it (a proxy's
+// "<!-- node 3 -->", a second value) is ignored; trailing is its length,
+// whitespace aside. ok is false when body does not start with a JSON
+// object.
+func readJSONObject(body []byte) (fields map[string]json.RawMessage, trailing int, ok bool) {
+	body = bytes.TrimPrefix(body, utf8BOM)
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if err := dec.Decode(&fields); err != nil || fields == nil {
+		return nil, 0, false
+	}
+	rest := bytes.TrimSpace(body[dec.InputOffset():])
+	return fields, len(rest), true
 }
 
 // UnusableRotationError is a token answer that rotated the refresh token
@@ -159,10 +192,15 @@ func (s secrets) scrubAnswer(err error, status int, header http.Header, body []b
 }
 
 // ParseTokenResponse decodes a token endpoint answer (RFC 6749 section 5,
-// SMART App Launch) received at now. A 2xx answer must be a JSON object with
-// a non-empty access_token and a token_type of Bearer (in any case; a
+// SMART App Launch) received at now. A 2xx answer must carry a JSON object
+// with a non-empty access_token and a token_type of Bearer (in any case; a
 // missing token_type is taken as Bearer); a refresh_token, if present, must
 // be a string. Every field other than the ones Token names goes into Extra.
+// The object is the first JSON value of the body, after a UTF-8 byte order
+// mark (IIS sends one) and whitespace; whatever follows it (a proxy's
+// "<!-- node 3 -->", a second value) is ignored. A 2xx answer without an
+// access token that carries an OAuth error ({"error":"invalid_grant"}) is
+// a *TokenError, classed by its code as a 400 would be.
 //
 // The rest is read leniently, because a 2xx answer means the server has
 // already redeemed the refresh token: rejecting the answer for a minor fault
@@ -176,17 +214,33 @@ func (s secrets) scrubAnswer(err error, status int, header http.Header, body []b
 //
 // Other answers become a *TokenError; unusable 2xx answers a *ResponseError.
 func ParseTokenResponse(status int, header http.Header, body []byte, now time.Time) (*Token, error) {
+	tok, _, err := parseTokenResponse(status, header, body, now)
+	return tok, err
+}
+
+// parseTokenResponse is ParseTokenResponse; trailing is the length of
+// what a 2xx answer had after its JSON object, ignored.
+func parseTokenResponse(status int, header http.Header, body []byte, now time.Time) (_ *Token, trailing int, _ error) {
 	ctype := header.Get("Content-Type")
 	if status < 200 || status > 299 {
-		return nil, parseErrorResponse(status, header, body, now)
+		return nil, 0, parseErrorResponse(status, header, body, now)
 	}
 	bad := func(reason string) error {
 		return &ResponseError{StatusCode: status, ContentType: ctype, Reason: reason}
 	}
-	var fields map[string]json.RawMessage
-	if err := json.Unmarshal(body, &fields); err != nil || fields == nil {
-		return nil, bad("not a JSON object")
+	fields, trailing, ok := readJSONObject(body)
+	if !ok {
+		return nil, 0, bad("not a JSON object")
 	}
+	tok, err := tokenOf(fields, status, header, body, now, bad)
+	if err != nil {
+		return nil, trailing, err
+	}
+	return tok, trailing, nil
+}
+
+// tokenOf builds the Token of a 2xx answer's fields.
+func tokenOf(fields map[string]json.RawMessage, status int, header http.Header, body []byte, now time.Time, bad func(string) error) (*Token, error) {
 	t := &Token{}
 	// str moves fields[name] into dst if it is a string or null; it reports
 	// false, leaving the field in place, if it is anything else.
@@ -214,6 +268,12 @@ func ParseTokenResponse(status int, header http.Header, body []byte, now time.Ti
 		str(name, dst) // a non-string stays in Extra
 	}
 	if t.AccessToken == "" {
+		if e, ok := decodeOAuthError(body); ok {
+			// A 200 carrying an OAuth error (and no token): the server
+			// refused, whatever the status says; classed by its code as
+			// a 400 would be.
+			return nil, oauthTokenError(status, header, body, now, e)
+		}
 		return nil, bad("access_token is missing or empty")
 	}
 	if t.TokenType == "" {
@@ -279,18 +339,21 @@ func parseExpiresIn(raw json.RawMessage) (secs int64, ok bool) {
 
 // parseErrorResponse turns a non-2xx answer into a *TokenError.
 func parseErrorResponse(status int, header http.Header, body []byte, now time.Time) error {
-	te := &TokenError{StatusCode: status, RetryAfter: parseRetryAfter(header.Get("Retry-After"), now)}
 	if e, ok := decodeOAuthError(body); ok {
-		// An error answer that carries a token field besides: keep its
-		// value out of the text.
-		hide := secrets(nil).withAnswer(body)
-		te.Code = hide.scrubCode(e.Code)
-		te.Description = limit(hide.scrub(e.Description), 256)
-		te.URI = limit(hide.scrub(e.URI), 256)
-		return te
+		return oauthTokenError(status, header, body, now, e)
 	}
-	te.ContentType = limit(mediaType(header), 64)
-	return te
+	return &TokenError{StatusCode: status, RetryAfter: parseRetryAfter(header.Get("Retry-After"), now),
+		ContentType: limit(mediaType(header), 64)}
+}
+
+// oauthTokenError is the *TokenError of an answer carrying the OAuth error
+// e: a 4xx or 5xx, or a 2xx without an access token.
+func oauthTokenError(status int, header http.Header, body []byte, now time.Time, e oauthError) *TokenError {
+	// An error answer that carries a token field besides: keep its value
+	// out of the text.
+	hide := secrets(nil).withAnswer(body)
+	return &TokenError{StatusCode: status, RetryAfter: parseRetryAfter(header.Get("Retry-After"), now),
+		Code: hide.scrubCode(e.Code), Description: limit(hide.scrub(e.Description), 256), URI: limit(hide.scrub(e.URI), 256)}
 }
 
 // oauthError is an OAuth error answer (RFC 6749 section 5.2).
@@ -303,7 +366,16 @@ type oauthError struct {
 // decodeOAuthError decodes body as an OAuth error answer; ok is false when
 // it is not one.
 func decodeOAuthError(body []byte) (e oauthError, ok bool) {
-	if err := json.Unmarshal(body, &e); err != nil || e.Code == "" {
+	fields, _, ok := readJSONObject(body)
+	if !ok {
+		return oauthError{}, false
+	}
+	for name, dst := range map[string]*string{"error": &e.Code, "error_description": &e.Description, "error_uri": &e.URI} {
+		if raw, ok := fields[name]; ok && json.Unmarshal(raw, dst) != nil {
+			return oauthError{}, false
+		}
+	}
+	if e.Code == "" {
 		return oauthError{}, false
 	}
 	return e, true

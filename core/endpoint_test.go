@@ -111,6 +111,13 @@ func TestParseTokenResponseRejects(t *testing.T) {
 		{"HTML 502 from a proxy", 502, http.Header{"Content-Type": {"text/html"}}, `<h1>Bad Gateway</h1>`, ErrTransient, "", "502"},
 		{"429", 429, http.Header{"Retry-After": {"7"}}, ``, ErrTransient, "", "429"},
 		{"500 JSON", 500, jsonHeader(), `{"error":"server_error"}`, ErrTransient, "server_error", "500"},
+		// Issue 19 item 7: a 200 carrying an OAuth error and no token is
+		// classed by its code.
+		{"invalid_grant at 200", 200, jsonHeader(), `{"error":"invalid_grant"}`, ErrReauthRequired, "invalid_grant", "200 invalid_grant"},
+		{"invalid_client at 200", 200, jsonHeader(), `{"error":"invalid_client"}`, ErrMisconfigured, "invalid_client", "check ClientID"},
+		{"temporarily_unavailable at 200", 200, jsonHeader(), `{"error":"temporarily_unavailable"}`, ErrTransient, "temporarily_unavailable", "200"},
+		{"server_error at 400", 400, jsonHeader(), `{"error":"server_error"}`, ErrTransient, "server_error", "400"},
+		{"BOM before an error", 400, jsonHeader(), "\xef\xbb\xbf" + `{"error":"invalid_grant"}`, ErrReauthRequired, "invalid_grant", "invalid_grant"},
 	}
 	classes := []error{ErrReauthRequired, ErrTransient, ErrMisconfigured}
 	for _, tt := range tests {
@@ -176,6 +183,11 @@ func FuzzParseTokenResponse(f *testing.F) {
 		`{"token_type":"Bearer","\u0061ccess_token":"fresh-access-0123456789","x":"fresh-refresh-0123456789`,
 		`access%5Ftoken=fresh-access-0123456789`,
 		`{"error":"x","error_description":"fresh-\u0001access-0123456789","access_token":"fresh-access-0123456789"}`,
+		"\xef\xbb\xbf" + `{"access_token":"at","token_type":"Bearer","refresh_token":"fresh-refresh-0123456789"}`,
+		`{"access_token":"at","refresh_token":"fresh-refresh-0123456789"}<!-- node 3 -->` + "\n",
+		`{"access_token":"at"}` + "\n" + `{"access_token":"other-access-0123456789"}`,
+		`{"error":"invalid_grant","error_description":"fresh-refresh-0123456789","refresh_token":"fresh-refresh-0123456789"}`,
+		"\xef\xbb\xbf" + `{"error":"invalid_grant"}trailing`,
 	}
 	for _, s := range seeds {
 		f.Add(200, uint8(0), s)
@@ -190,6 +202,22 @@ func FuzzParseTokenResponse(f *testing.F) {
 		if (tok == nil) == (err == nil) {
 			t.Fatalf("want exactly one of token and error, got %v, %v", tok, err)
 		}
+		// A byte order mark before the answer, and bytes after its JSON
+		// object, change nothing (issue 19 item 1): the code exchange and
+		// rotatedAway read the same object.
+		odds := []string{body + "<!-- node 3 -->\n"}
+		if !strings.HasPrefix(body, "\xef\xbb\xbf") {
+			odds = append(odds, "\xef\xbb\xbf"+body)
+		}
+		for _, odd := range odds {
+			tok2, err2 := ParseTokenResponse(status, header, []byte(odd), t0)
+			if err == nil && (err2 != nil || !equalTokens(tok, tok2)) {
+				t.Fatalf("an odd copy of a usable answer was read differently: %v, %v", tok2, err2)
+			}
+			if rotatedAway([]byte(odd), sentRefresh) != rotatedAway([]byte(body), sentRefresh) && strings.HasPrefix(odd, "\xef") {
+				t.Fatalf("rotatedAway reads a body with a byte order mark differently")
+			}
+		}
 		if err == nil {
 			if tok.AccessToken == "" || !strings.EqualFold(tok.TokenType, "bearer") {
 				t.Fatalf("accepted an unusable token %v", tok)
@@ -199,11 +227,13 @@ func FuzzParseTokenResponse(f *testing.F) {
 			}
 			return
 		}
-		_, err = parseAnswer(status, header, []byte(body), t0, sent, sentRefresh)
+		_, _, err = parseAnswer(status, header, []byte(body), t0, sent, sentRefresh)
 		msg := err.Error()
 		jt := decodeJSONText([]byte(body))
 		check := jt.hidden
-		if status >= 200 && status <= 299 {
+		if status >= 200 && status <= 299 && !errors.As(err, new(*TokenError)) {
+			// A 2xx answer other than an OAuth error may carry a fresh
+			// token anywhere: none of its text may show.
 			check = jt.values
 		}
 		vocab := errorVocabulary(status, header)
@@ -391,7 +421,7 @@ func TestMergeAcrossRefresh(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got := merge(old, next)
+			got, _ := merge(old, next, "")
 			if !got.Expiry.Equal(t0.Add(2 * time.Hour)) {
 				t.Errorf("expiry %v", got.Expiry)
 			}

@@ -52,13 +52,15 @@ var (
 // request was sent but whose answer was lost or unusable: a timeout or a
 // connection reset after the request went out, 500, 502, 504, or a broken
 // answer. The server may have rotated the refresh token, so the request is
-// not retried at once: sending the refresh token again could be the reuse
-// that makes a strict server revoke the grant. The stored token is kept,
-// and the next request of the session tries again with it, since the only
-// other choice is to log the user out on every network blip. A server with
-// a grace period for reuse then answers normally; a strict one answers
-// invalid_grant, which ends cleanly in ErrReauthRequired, never in a
-// silently broken session.
+// not retried freely: sending the refresh token again could be the reuse
+// that makes a strict server revoke the grant. It is resent exactly once,
+// promptly (Config.ResendAfter), while a server's reuse grace window is
+// open; this error means that resend was lost too (or was off). The stored
+// token is kept, and the first request after the grant's backoff tries
+// again with it, since the only other choice is to log the user out on
+// every network blip. A server with a grace period for reuse then answers
+// normally; a strict one answers invalid_grant, which ends cleanly in
+// ErrReauthRequired, never in a silently broken session.
 var ErrOutcomeUnknown = fmt.Errorf("%w: the token request was sent, but its outcome is unknown", ErrTransient)
 
 // Specific errors, each wrapping its class.
@@ -161,7 +163,9 @@ func (e *TokenError) hint() string {
 }
 
 // Is reports the class of the error: invalid_grant is ErrReauthRequired,
-// 429 and 5xx are ErrTransient, everything else is ErrMisconfigured.
+// 408, 429, 5xx and the codes temporarily_unavailable and server_error
+// (whatever the status, a 200 included) are ErrTransient, everything else
+// is ErrMisconfigured.
 func (e *TokenError) Is(target error) bool {
 	switch target {
 	case ErrReauthRequired:
@@ -188,7 +192,8 @@ func (e *TokenError) refused() bool {
 
 func (e *TokenError) class() error {
 	switch {
-	case e.StatusCode == http.StatusRequestTimeout || e.StatusCode == http.StatusTooManyRequests || e.StatusCode >= 500:
+	case e.StatusCode == http.StatusRequestTimeout || e.StatusCode == http.StatusTooManyRequests || e.StatusCode >= 500,
+		e.Code == "temporarily_unavailable" || e.Code == "server_error":
 		return ErrTransient
 	case e.Code == "invalid_grant":
 		return ErrReauthRequired
@@ -349,8 +354,9 @@ func (e *DiscoveryError) Is(target error) bool {
 func (e *DiscoveryError) Unwrap() error { return e.Err }
 
 // RetryAfter returns how long to wait before the next attempt, if err
-// carries such a hint: the token endpoint's Retry-After, or the
-// *OverloadError of a refresh that found no free slot.
+// carries such a hint: the token endpoint's Retry-After, the
+// *OverloadError of a refresh that found no free slot, or the
+// *BackoffError of a grant whose last refresh failed.
 func RetryAfter(err error) (time.Duration, bool) {
 	var te *TokenError
 	if errors.As(err, &te) && te.RetryAfter > 0 {
@@ -359,6 +365,14 @@ func RetryAfter(err error) (time.Duration, bool) {
 	var oe *OverloadError
 	if errors.As(err, &oe) && oe.RetryAfter > 0 {
 		return oe.RetryAfter, true
+	}
+	var be *BackoffError
+	if errors.As(err, &be) && be.RetryAfter > 0 {
+		return max(be.RetryAfter, time.Second), true
+	}
+	var bo *backingOff
+	if errors.As(err, &bo) && bo.retryAfter > 0 {
+		return max(bo.retryAfter, time.Second), true
 	}
 	return 0, false
 }

@@ -21,7 +21,8 @@ func (r *Refresher) exchangeCode(ctx context.Context, code, verifier, redirectUR
 	if err != nil {
 		return nil, err
 	}
-	tok, err := ParseTokenResponse(resp.StatusCode, resp.Header, body, r.cfg.Now())
+	tok, trailing, err := parseTokenResponse(resp.StatusCode, resp.Header, body, r.cfg.Now())
+	r.logTrailing(ctx, "authorization_code", trailing)
 	if err != nil {
 		return nil, sent.scrubAnswer(err, resp.StatusCode, resp.Header, body)
 	}

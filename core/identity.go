@@ -119,28 +119,41 @@ func (l *Launcher) identity(ctx context.Context, p pendingLaunch, tok *Token) (i
 		}
 		return id, &IDTokenError{Reason: limit(sent.scrub(err.Error()), 200)}
 	}
-	if idt.Nonce != "" && !equalSecret(idt.Nonce, p.Nonce) {
-		return id, &IDTokenError{Reason: "its nonce is not the launch's"}
+	// OIDC Core 3.1.3.7 step 11: the launch sent a nonce, so the id_token
+	// must carry it (else a code stolen from a server that skips PKCE
+	// logs the thief in).
+	if p.Nonce != "" && (idt.Nonce == "" || !equalSecret(idt.Nonce, p.Nonce)) {
+		return id, &IDTokenError{Reason: "its nonce is missing or not the launch's"}
 	}
 	var claims struct {
 		FHIRUser string `json:"fhirUser"`
+		AZP      any    `json:"azp"`
 	}
 	if err := idt.Claims(&claims); err != nil {
 		return id, &IDTokenError{Reason: "its claims cannot be read"}
 	}
+	// OIDC Core 3.1.3.7 steps 4 and 5: an azp must be the client id.
+	if claims.AZP != nil && claims.AZP != l.r.cfg.ClientID {
+		return id, &IDTokenError{Reason: "its azp (authorized party) is not this client"}
+	}
 	id.Subject = limit(idt.Subject, 256)
-	if user, ok := resolveFHIRUser(p.Aud, claims.FHIRUser); ok {
+	if user, ok := resolveFHIRUser(p.Aud, issuer, claims.FHIRUser); ok {
 		id.FHIRUser = user
 	} else {
-		log.WarnContext(ctx, "smartrefresh: ignoring an fhirUser claim that is not a FHIR resource URL", "aud", p.Aud)
+		log.WarnContext(ctx, "smartrefresh: ignoring an fhirUser claim that is not a FHIR resource URL under the FHIR base or on the issuer's host", "aud", p.Aud)
 	}
 	return id, nil
 }
 
-// resolveFHIRUser returns the fhirUser claim as an absolute URL: as it is
-// when absolute (http or https), else relative to aud ("Practitioner/123"
-// at https://ehr.example/fhir is https://ehr.example/fhir/Practitioner/123).
-func resolveFHIRUser(aud, claim string) (string, bool) {
+// resolveFHIRUser returns the fhirUser claim as an absolute URL, if it
+// names a resource of the FHIR server the token is for: relative to aud
+// ("Practitioner/123" at https://ehr.example/fhir is
+// https://ehr.example/fhir/Practitioner/123), or absolute under aud or on
+// the issuer's origin (where some servers keep their users). Anything else
+// is refused: another host, a path beside aud's, a query or fragment, an
+// empty, "." or ".." segment, and any percent-escape (a FHIR reference
+// needs none, and "%2e%2e" would be ".." once decoded).
+func resolveFHIRUser(aud, issuer, claim string) (string, bool) {
 	if claim == "" {
 		return "", true
 	}
@@ -148,19 +161,47 @@ func resolveFHIRUser(aud, claim string) (string, bool) {
 		return "", false
 	}
 	for i := 0; i < len(claim); i++ {
-		if c := claim[i]; c <= ' ' || c == 0x7f || c == '\\' {
+		if c := claim[i]; c <= ' ' || c == 0x7f || c == '\\' || c == '%' || c == '?' || c == '#' {
 			return "", false
 		}
 	}
 	u, err := url.Parse(claim)
+	if err != nil || u.RawQuery != "" || u.Fragment != "" || u.ForceQuery || u.User != nil {
+		return "", false
+	}
+	base, err := url.Parse(strings.TrimRight(aud, "/"))
 	if err != nil {
 		return "", false
 	}
-	if u.IsAbs() {
-		return claim, (u.Scheme == "https" || u.Scheme == "http") && u.Host != "" && u.User == nil
+	var path string
+	switch {
+	case !u.IsAbs():
+		if u.Host != "" || strings.HasPrefix(claim, "/") {
+			return "", false
+		}
+		path = u.Path
+	case sameOrigin(u, base) && strings.HasPrefix(u.Path, base.Path+"/"):
+		path = strings.TrimPrefix(u.Path, base.Path+"/")
+	default:
+		iss, err := url.Parse(issuer)
+		if err != nil || issuer == "" || !sameOrigin(u, iss) || !strings.HasPrefix(u.Path, "/") {
+			return "", false
+		}
+		path = strings.TrimPrefix(u.Path, "/")
 	}
-	if u.Host != "" || strings.HasPrefix(claim, "/") || strings.Contains(claim, "..") || u.RawQuery != "" || u.Fragment != "" {
-		return "", false
+	for seg := range strings.SplitSeq(path, "/") {
+		if seg == "" || seg == "." || seg == ".." {
+			return "", false
+		}
 	}
-	return strings.TrimRight(aud, "/") + "/" + claim, true
+	if !u.IsAbs() {
+		return base.String() + "/" + claim, true
+	}
+	return claim, true
+}
+
+// sameOrigin reports whether a and b have the same scheme, host and port,
+// and a is http(s).
+func sameOrigin(a, b *url.URL) bool {
+	return (a.Scheme == "https" || a.Scheme == "http") && a.Scheme == b.Scheme && strings.EqualFold(a.Host, b.Host) && a.Host != ""
 }

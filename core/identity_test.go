@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -117,21 +118,29 @@ func TestIDTokenAccepted(t *testing.T) {
 		name, fhirUser, want string
 	}{
 		{"relative fhirUser", "Practitioner/7", "/Practitioner/7"},
-		{"absolute fhirUser", "https://ehr.example/fhir/Patient/9", "https://ehr.example/fhir/Patient/9"},
-		{"no nonce in the token", "Practitioner/7", "/Practitioner/7"},
+		{"absolute fhirUser under the FHIR base", "{base}/Patient/9", "{base}/Patient/9"},
+		{"absolute fhirUser on the issuer's host", "{iss}/users/Practitioner/3", "{iss}/users/Practitioner/3"},
+		{"azp is the client id", "Practitioner/7", "/Practitioner/7"},
+		// Issue 19 item 12: kept only under the FHIR base or on the
+		// issuer's host, and never with encoded dots.
+		{"fhirUser on another host", "https://evil.example/fhir/Practitioner/1", ""},
+		{"encoded dot segments", "Practitioner/%2e%2e/Patient/1", ""},
+		{"encoded dot segments, upper case", "%2E%2E/Patient/1", ""},
+		{"absolute with encoded dots", "{base}/%2e%2e/%2e%2e/admin/Practitioner/1", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			b := newBrowser(t)
+			expand := strings.NewReplacer("{base}", s.srv.FHIRBaseURL, "{iss}", s.srv.URL).Replace
 			res := s.loginWith(b, rsaKey(), func(c map[string]any) {
-				c["fhirUser"] = tc.fhirUser
-				if strings.HasPrefix(tc.name, "no nonce") {
-					delete(c, "nonce")
+				c["fhirUser"] = expand(tc.fhirUser)
+				if strings.HasPrefix(tc.name, "azp") {
+					c["azp"] = "smart-client"
 				}
 			})
 			if res.status != http.StatusSeeOther {
 				t.Fatalf("callback: %d %s", res.status, res.body)
 			}
-			want := tc.want
+			want := expand(tc.want)
 			if strings.HasPrefix(want, "/") {
 				want = s.srv.FHIRBaseURL + want
 			}
@@ -154,6 +163,11 @@ func TestIDTokenRefused(t *testing.T) {
 		{"expired", rsaKey(), func(c map[string]any) { c["exp"] = s.clock.Now().Add(-time.Minute).Unix() }},
 		{"wrong issuer", rsaKey(), func(c map[string]any) { c["iss"] = "https://evil.example" }},
 		{"wrong nonce", rsaKey(), func(c map[string]any) { c["nonce"] = "not-the-launch-nonce" }},
+		// Issue 19 items 11 and 12: the launch sent a nonce, so the
+		// id_token must carry it; an azp must be the client id.
+		{"no nonce", rsaKey(), func(c map[string]any) { delete(c, "nonce") }},
+		{"empty nonce", rsaKey(), func(c map[string]any) { c["nonce"] = "" }},
+		{"azp of another client", rsaKey(), func(c map[string]any) { c["azp"] = "another-client" }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			b := newBrowser(t)
@@ -170,19 +184,30 @@ func TestIDTokenRefused(t *testing.T) {
 }
 
 func TestResolveFHIRUser(t *testing.T) {
-	aud := "https://ehr.example/fhir"
+	aud, iss := "https://ehr.example/fhir", "https://auth.example/realms/x"
 	for claim, want := range map[string]string{
 		"Practitioner/1": aud + "/Practitioner/1",
-		"https://ehr.example/fhir/Practitioner/1":  "https://ehr.example/fhir/Practitioner/1",
-		"https://other.example/fhir/RelatedPerson": "https://other.example/fhir/RelatedPerson",
-		"":                    "",
-		"/Practitioner/1":     "!",
-		"//evil.example/x":    "!",
-		"../Practitioner/1":   "!",
-		"javascript:alert(1)": "!",
-		"Practitioner/1?x=1":  "!",
+		"https://ehr.example/fhir/Practitioner/1":         "https://ehr.example/fhir/Practitioner/1",
+		"https://auth.example/people/Practitioner/1":      "https://auth.example/people/Practitioner/1",
+		"https://other.example/fhir/RelatedPerson":        "!",
+		"https://ehr.example/fhirx/Practitioner/1":        "!",
+		"http://ehr.example/fhir/Practitioner/1":          "!",
+		"https://ehr.example:8443/fhir/Practitioner/1":    "!",
+		"https://ehr.example/fhir/%2e%2e/Practitioner/1":  "!",
+		"https://ehr.example/fhir/x/../../Practitioner/1": "!",
+		"https://ehr.example/fhir/Practitioner/1#x":       "!",
+		"Practitioner/%2e%2e/Patient/1":                   "!",
+		"Practitioner/%2E%2e":                             "!",
+		"Practitioner/./1":                                "!",
+		"Practitioner//1":                                 "!",
+		"":                                                "",
+		"/Practitioner/1":                                 "!",
+		"//evil.example/x":                                "!",
+		"../Practitioner/1":                               "!",
+		"javascript:alert(1)":                             "!",
+		"Practitioner/1?x=1":                              "!",
 	} {
-		got, ok := core.ResolveFHIRUser(aud, claim)
+		got, ok := core.ResolveFHIRUser(aud, iss, claim)
 		if want == "!" {
 			if ok {
 				t.Errorf("ResolveFHIRUser(%q) = %q, want refused", claim, got)
@@ -225,4 +250,35 @@ func TestIDTokenFromSmarttest(t *testing.T) {
 	if info := a2.me(b2); info.FHIRUser != "" || info.FHIRBaseURL != a2.srv.FHIRBaseURL {
 		t.Errorf("Info without openid: FHIRUser %q, FHIRBaseURL %q", info.FHIRUser, info.FHIRBaseURL)
 	}
+}
+
+// FuzzResolveFHIRUser: an fhirUser claim kept is an http(s) URL under the
+// FHIR base or on the issuer's origin, without dot segments, empty
+// segments, escapes, query or fragment (issue 19 item 12).
+func FuzzResolveFHIRUser(f *testing.F) {
+	for _, s := range []string{"Practitioner/1", "https://ehr.example/fhir/Patient/2", "https://auth.example/u/Practitioner/3",
+		"Practitioner/%2e%2e/x", "https://evil.example/fhir/Patient/1", "../x", "//evil.example/x", "https://ehr.example/fhirx/P/1"} {
+		f.Add(s)
+	}
+	const aud, iss = "https://ehr.example/fhir", "https://auth.example/realm"
+	f.Fuzz(func(t *testing.T, claim string) {
+		got, ok := core.ResolveFHIRUser(aud, iss, claim)
+		if !ok || got == "" {
+			return
+		}
+		u, err := url.Parse(got)
+		if err != nil || u.RawQuery != "" || u.Fragment != "" || u.User != nil || strings.Contains(got, "%") {
+			t.Fatalf("%q kept as %q", claim, got)
+		}
+		underBase := u.Scheme == "https" && u.Host == "ehr.example" && strings.HasPrefix(u.Path, "/fhir/")
+		onIssuer := u.Scheme == "https" && u.Host == "auth.example"
+		if !underBase && !onIssuer {
+			t.Fatalf("%q kept as %q, neither under the FHIR base nor on the issuer's origin", claim, got)
+		}
+		for _, seg := range strings.Split(strings.TrimPrefix(u.Path, "/"), "/") {
+			if seg == "" || seg == "." || seg == ".." {
+				t.Fatalf("%q kept as %q, with a %q segment", claim, got, seg)
+			}
+		}
+	})
 }

@@ -190,6 +190,12 @@ func NewLauncher(r *Refresher, cfg LaunchConfig) (*Launcher, error) {
 // response_type=code, client_id, redirect_uri, scope, state, aud,
 // code_challenge (S256), launch when given, and nonce with openid.
 //
+// A session that holds no token lives twice StateTTL from the launch, not
+// the session manager's whole Lifetime, until a login saves a token (whose
+// Save renews it). The launch's and the callback's own answers carry
+// Content-Security-Policy (nothing loads or runs; frame-ancestors 'self'
+// and the origins of Issuers) and Referrer-Policy: no-referrer.
+//
 // Mount it behind the session manager's LoadAndSave, as every route.
 func (l *Launcher) LaunchHandler() http.Handler { return http.HandlerFunc(l.serveLaunch) }
 
@@ -294,6 +300,7 @@ func (l *Launcher) serveLaunch(w http.ResponseWriter, req *http.Request) {
 		params.Set("nonce", p.Nonce)
 	}
 	target.RawQuery = params.Encode()
+	l.boundAnonymousSession(req.Context()) // launchheaders.go
 	err = l.pending.update(req.Context(), l, func(list []pendingLaunch) []pendingLaunch {
 		list = append(list, p)
 		if n := len(list) - l.cfg.MaxPendingLaunches; n > 0 {
@@ -302,6 +309,7 @@ func (l *Launcher) serveLaunch(w http.ResponseWriter, req *http.Request) {
 		return list
 	}, func() error {
 		w.Header().Set("Cache-Control", "no-store")
+		setLaunchHeaders(w.Header(), frameAncestors(l.cfg.Issuers)) // launchheaders.go
 		http.Redirect(w, req, target.String(), http.StatusFound)
 		return nil
 	})
@@ -404,6 +412,7 @@ func (l *Launcher) serveCallback(w http.ResponseWriter, req *http.Request) {
 	}
 	id, err := l.identity(xctx, p, tok)
 	if err != nil {
+		l.r.discardLogin(xctx, tok) // replaced.go
 		l.fail(w, req, launchErrorFrom(err, "validating the id_token"))
 		return
 	}
@@ -425,6 +434,7 @@ func (l *Launcher) serveCallback(w http.ResponseWriter, req *http.Request) {
 		target = p.ReturnTo
 	}
 	w.Header().Set("Cache-Control", "no-store")
+	setLaunchHeaders(w.Header(), frameAncestors(l.cfg.Issuers)) // launchheaders.go
 	http.Redirect(w, req, withLaunchParam(target, launchID), http.StatusSeeOther)
 }
 
@@ -470,8 +480,11 @@ func (l *Launcher) claim(ctx context.Context, req *http.Request, state string) (
 		return pendingLaunch{}, &LaunchError{Status: http.StatusBadRequest, Code: "session_missing",
 			Description: "the browser sent no session cookie with the callback, so the launch it belongs to cannot be found. " +
 				"The usual cause is an EHR that opens the app in an iframe while the session cookie is SameSite=Lax " +
-				"(browsers leave such cookies off cross-site frames): serve the app over https with the cookie SameSite=None; Secure, " +
-				"or have the EHR open the app in a new window."}
+				"(browsers leave such cookies off cross-site frames): serve the app over https with the cookie " +
+				"SameSite=None; Secure; Partitioned (Chromium blocks SameSite=None; Secure alone in a third-party frame), " +
+				"or have the EHR open the app in a new window. The same happens when the launch and the callback use " +
+				"different host names for this app, such as localhost and 127.0.0.1: register the redirect URI with the " +
+				"host the app is opened with."}
 	case !anyLeft:
 		return pendingLaunch{}, &LaunchError{Status: http.StatusBadRequest, Code: "invalid_state",
 			Description: "this session has no launch under way (it expired, or the session was renewed meanwhile); launch the app again"}

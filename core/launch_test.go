@@ -14,6 +14,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unicode"
 
 	"github.com/alexedwards/scs/v2"
 
@@ -615,7 +616,11 @@ func TestSafeReturnTo(t *testing.T) {
 		// Decoded by a proxy before a browser, which drops tabs and
 		// newlines: //evil.example.
 		"/%09/evil.example": false, "/%0a/evil.example": false, "/%0D/evil.example": false,
-		"/a%20b": true, "/search?q=%09": true,
+		"/search?q=%09": true,
+		// Issue 19 item 14: no whitespace or control character once
+		// decoded, whatever its kind.
+		"/a%20b": false, "/%20/evil.example": false, "/%c2%a0/evil.example": false,
+		"/%e2%80%a8/x": false, "/%e2%80%8b/x": false, "/%7f/x": false, "/caf%c3%a9": true,
 	} {
 		if got := core.SafeReturnTo(s); got != want {
 			t.Errorf("SafeReturnTo(%q) = %v, want %v", s, got, want)
@@ -636,6 +641,9 @@ func FuzzSafeReturnTo(f *testing.F) {
 			return
 		}
 		if u, err := url.Parse(s); err == nil {
+			if strings.ContainsFunc(u.Path, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) {
+				t.Fatalf("accepted %q, whose decoded path has whitespace or a control character", s)
+			}
 			// Its path decoded by a proxy, then read by a browser, which
 			// drops tabs and newlines.
 			v := strings.NewReplacer("\t", "", "\n", "", "\r", "").Replace(u.Path)

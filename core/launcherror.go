@@ -83,6 +83,7 @@ func (l *Launcher) fail(w http.ResponseWriter, req *http.Request, e *LaunchError
 		l.cfg.ErrorHandler(w, req, e)
 		return
 	}
+	setLaunchHeaders(w.Header(), frameAncestors(l.cfg.Issuers)) // launchheaders.go
 	WriteLaunchError(w, req, e)
 }
 
@@ -92,7 +93,9 @@ func (l *Launcher) fail(w http.ResponseWriter, req *http.Request, e *LaunchError
 func WriteLaunchError(w http.ResponseWriter, req *http.Request, e *LaunchError) {
 	h := w.Header()
 	h.Set("Cache-Control", "no-store")
-	h.Set("X-Content-Type-Options", "nosniff")
+	if h.Get("Content-Security-Policy") == "" {
+		setLaunchHeaders(h, "'self'") // launchheaders.go
+	}
 	if wantsJSON(req) {
 		h.Set("Content-Type", "application/json; charset=utf-8")
 		w.WriteHeader(e.Status)

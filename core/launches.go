@@ -437,18 +437,35 @@ func (r *Refresher) addLaunch(ctx context.Context, tok *Token, id *identity) (st
 	if err := r.commit(ctx); err != nil {
 		return "", err
 	}
-	r.revokeDropped(ctx, drop)
+	r.revokeDropped(ctx, drop, tok)
 	return launch.ID, nil
 }
 
-// revokeDropped revokes the grants of launches taken out of a session,
-// on a context detached from ctx: Logout's guarantees, for each.
-func (r *Refresher) revokeDropped(ctx context.Context, drop []dropped) {
+// revokeDropped revokes the grants of launches taken out of a session for
+// the login tok, on a context detached from ctx: Logout's guarantees, for
+// each. A launch that shares a token value with tok is left alone, as
+// revokeReplaced does: a server that hands a new login the tokens of an
+// earlier one would have its revocation end the new login too.
+func (r *Refresher) revokeDropped(ctx context.Context, drop []dropped, tok *Token) {
 	for _, d := range drop {
+		if sharesToken(r, d.rec, tok) {
+			continue
+		}
 		if err := r.revokeGrant(context.WithoutCancel(ctx), d.rec); err != nil {
 			r.cfg.Logger.WarnContext(ctx, "smartrefresh: a launch was "+d.why+", but revoking its grant failed", "error", err)
 		} else {
 			r.cfg.Logger.DebugContext(ctx, "smartrefresh: a launch was "+d.why+"; its grant is revoked")
 		}
 	}
+}
+
+// sharesToken reports whether old, or the newest token of its grant known
+// here, has tok's access token or refresh token.
+func sharesToken(r *Refresher, old *record, tok *Token) bool {
+	for _, o := range []*record{old, r.newestKnown(old)} {
+		if o.Token.AccessToken == tok.AccessToken || o.Token.RefreshToken != "" && o.Token.RefreshToken == tok.RefreshToken {
+			return true
+		}
+	}
+	return false
 }

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode"
+	"unicode/utf8"
 )
 
 // pendingLaunch is a launch under way: what the callback needs to finish
@@ -257,7 +259,7 @@ const maxReturnTo = 2048
 // SafeReturnTo reports whether s is a path on this site that a redirect may
 // send the browser to: it starts with one "/" (not "//", not "/\"), has no
 // scheme, host, backslash, control character or space, and stays so once
-// percent-decoded. Everything else could send the browser to another site
+// percent-decoded (no whitespace or control character of any kind). Everything else could send the browser to another site
 // (an open redirect).
 func SafeReturnTo(s string) bool {
 	if s == "" || len(s) > maxReturnTo || s[0] != '/' {
@@ -276,9 +278,14 @@ func SafeReturnTo(s string) bool {
 		return false
 	}
 	// Some servers and proxies decode the path before they redirect; a
-	// browser then drops tabs and newlines ("/%09/evil" becomes "//evil").
+	// browser then drops tabs and newlines ("/%09/evil" becomes "//evil"),
+	// and may trim or ignore other whitespace: none of any kind (spaces,
+	// no-break and line separators, zero-width and other format
+	// characters) nor any control character may be there once decoded.
 	p := u.Path
-	if strings.ContainsFunc(p, func(c rune) bool { return c < ' ' || c == 0x7f }) {
+	if strings.ContainsFunc(p, func(c rune) bool {
+		return unicode.IsSpace(c) || unicode.IsControl(c) || unicode.Is(unicode.Cf, c) || c == utf8.RuneError
+	}) {
 		return false
 	}
 	return !strings.HasPrefix(p, "//") && !strings.ContainsAny(p, "\\") && strings.HasPrefix(p, "/")

@@ -40,24 +40,46 @@ func newGrantID() string { return rand.Text() }
 // its expiry to at least that copy's bound. Expired entries are swept a
 // few at a time on each redemption, never all at once on a request.
 //
-// It also remembers the grants Logout revoked, so that no copy of their
-// tokens is used again.
+// It also remembers the grants that ended (Logout revoked them, or the
+// token endpoint answered invalid_grant), so that no copy of their tokens
+// is used again. A grant is known by its record.Grant, which Save draws at
+// random for each login, never by its token values: some servers hand a
+// new login of the same user the very tokens of an earlier one (Spring
+// Security OAuth2's default token services; the SMART reference launcher
+// within one second), and that login must not inherit the end of the
+// earlier grant. Only records saved before grants were named are known by
+// their token values.
 type ledger struct {
 	mu     sync.Mutex
-	ttl    time.Duration            // retention of the entries of Logout's revoked tokens
+	ttl    time.Duration            // retention of the entries of ended grants
 	grants map[string]*lineage      // record.Grant → the grant
 	heads  map[fingerprint]*lineage // a grant's newest refresh token → the grant
 	legacy map[fingerprint]*lineage // redeemed refresh token of a record without Grant → its grant
 	all    []*lineage               // every grant, for the incremental sweep
 	cursor int                      // where the sweep goes on
 
-	revoked   map[fingerprint]time.Time // token revoked by Logout → entry expiry
-	anyRevoke atomic.Bool               // set once revoked has had an entry
-	// revokedAccess holds the access tokens Logout revoked (string → expiry
-	// time.Time), for the per-request check in Refresher.load: a lock-free
-	// map look-up, without hashing the token with SHA-256.
+	anyRevoke atomic.Bool // set once a grant ended
+	// ended holds the ended grants by record.Grant (string → *revocation),
+	// for the per-request check in Refresher.load: a lock-free map look-up.
+	ended sync.Map
+	// revoked and revokedAccess are the ended tokens of records without a
+	// Grant, by the fingerprint of their access and refresh tokens, and by
+	// their access token (string → *revocation) for the per-request check.
+	revoked       map[fingerprint]*revocation
 	revokedAccess sync.Map
-	nextSweep     time.Time // of revoked and revokedAccess
+	nextSweep     time.Time // of ended, revoked and revokedAccess
+}
+
+// revocation is the end of a grant: why, and until when its copies are
+// refused.
+type revocation struct {
+	until time.Time
+	// reason is what a request holding a copy of the grant gets: ErrRevoked
+	// after a Logout, the token endpoint's invalid_grant *TokenError.
+	reason error
+	// reported is set once OnReauth (and the reauth metric) heard of it:
+	// once per grant, however many requests and copies meet its end.
+	reported atomic.Bool
 }
 
 // lineage is one grant as this process has seen it: its newest token.
@@ -67,8 +89,8 @@ type lineage struct {
 	headFP  fingerprint   // of head's refresh token, its key in heads
 	legacy  []fingerprint // its keys in ledger.legacy
 	expires time.Time
-	revoked bool // by Logout
-	slot    int  // index in ledger.all
+	ended   *revocation // nil while the grant lives
+	slot    int         // index in ledger.all
 }
 
 // sweepBatch is how many grants each redemption checks for expiry: more
@@ -81,91 +103,135 @@ func newLedger(ttl time.Duration) *ledger {
 		grants:  make(map[string]*lineage),
 		heads:   make(map[fingerprint]*lineage),
 		legacy:  make(map[fingerprint]*lineage),
-		revoked: make(map[fingerprint]time.Time),
+		revoked: make(map[fingerprint]*revocation),
 	}
 }
 
-// revoke records that Logout revoked the grant of the given tokens: their
-// access and refresh tokens, and every refresh token of their lineage, must
-// not be used again until until, when no copy of the session may hold them
-// any more (Refresher.retention; at least ttl from now).
-func (l *ledger) revoke(now, until time.Time, toks ...*Token) {
+// revoke records that the grant of recs ended for reason: no copy of its
+// tokens may be used again until until, when no copy of the session may
+// hold them any more (Refresher.retention; at least ttl from now). A grant
+// that had already ended keeps its first reason. It returns the grant's
+// revocation.
+func (l *ledger) revoke(now, until time.Time, reason error, recs ...*record) *revocation {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.anyRevoke.Store(true)
 	until = maxTime(until, now.Add(l.ttl))
-	for _, t := range toks {
-		if t.AccessToken != "" {
-			l.revokedAccess.Store(t.AccessToken, until)
+	rv := &revocation{until: until, reason: reason}
+	for _, rec := range recs {
+		if old := l.endedRecord(rec, now); old != nil {
+			rv = old
+			break
 		}
-		for _, s := range []string{t.AccessToken, t.RefreshToken} {
-			if s != "" {
-				l.revoked[fingerprintOf(s)] = until
+	}
+	rv.until = maxTime(rv.until, until)
+	for _, rec := range recs {
+		t := &rec.Token
+		if rec.Grant != "" {
+			l.ended.Store(rec.Grant, rv)
+			if lin := l.grants[rec.Grant]; lin != nil {
+				lin.ended = rv
+				lin.expires = maxTime(lin.expires, rv.until)
+			}
+		} else {
+			if t.AccessToken != "" {
+				l.revokedAccess.Store(t.AccessToken, rv)
+			}
+			for _, s := range []string{t.AccessToken, t.RefreshToken} {
+				if s != "" {
+					l.revoked[fingerprintOf(s)] = rv
+				}
 			}
 		}
 		if t.RefreshToken == "" {
 			continue
 		}
+		// The grant as known by the refresh token, if it is this grant.
 		fp := fingerprintOf(t.RefreshToken)
 		for _, lin := range []*lineage{l.heads[fp], l.legacy[fp]} {
-			if lin != nil {
-				lin.revoked = true
-				lin.expires = maxTime(lin.expires, until)
+			if lin != nil && (rec.Grant == "" || lin.grant == "" || lin.grant == rec.Grant) {
+				lin.ended = rv
+				lin.expires = maxTime(lin.expires, rv.until)
 			}
 		}
 	}
 	l.sweepRevoked(now)
+	return rv
 }
 
-// isRevokedAccess reports whether Logout revoked the access token at. It
-// is cheap enough for every request; isRevoked, which also knows the
-// grant's older tokens, runs before each refresh.
-func (l *ledger) isRevokedAccess(at string, now func() time.Time) bool {
+// endedLoad returns the end of rec's grant, if it ended, by the cheap
+// look-up fit for every request: its Grant, or for a record without one its
+// access token. endedRecord, which also knows the grant's older tokens,
+// runs before each refresh. It costs nothing until a grant ended.
+func (l *ledger) endedLoad(rec *record, now func() time.Time) *revocation {
 	if !l.anyRevoke.Load() {
-		return false // no clock read either, until a Logout happened
+		return nil // no clock read either
 	}
-	exp, ok := l.revokedAccess.Load(at)
-	return ok && now().Before(exp.(time.Time))
+	var v any
+	var ok bool
+	if rec.Grant != "" {
+		v, ok = l.ended.Load(rec.Grant)
+	} else {
+		v, ok = l.revokedAccess.Load(rec.Token.AccessToken)
+	}
+	if !ok {
+		return nil
+	}
+	rv := v.(*revocation)
+	if !now().Before(rv.until) {
+		return nil
+	}
+	return rv
 }
 
-// isRevoked reports whether Logout revoked t's grant. It costs nothing
-// until a Logout happened.
-func (l *ledger) isRevoked(t *Token, now time.Time) bool {
-	return l.isRevokedRecord(&record{Token: *t}, now)
-}
-
-// isRevokedRecord reports whether Logout revoked rec's grant: rec's own
-// tokens, or any token of its grant.
-func (l *ledger) isRevokedRecord(rec *record, now time.Time) bool {
+// isRevokedRecord returns the end of rec's grant, or nil while it lives:
+// rec's grant ended, or, for a record saved before grants were named, one
+// of its tokens or of its grant's.
+func (l *ledger) isRevokedRecord(rec *record, now time.Time) *revocation {
 	if !l.anyRevoke.Load() {
-		return false
-	}
-	t := &rec.Token
-	at := fingerprintOf(t.AccessToken)
-	var rt fingerprint
-	if t.RefreshToken != "" {
-		rt = fingerprintOf(t.RefreshToken)
+		return nil
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if exp, ok := l.revoked[at]; ok && now.Before(exp) {
-		return true
+	return l.endedRecord(rec, now)
+}
+
+// endedRecord is isRevokedRecord; l.mu must be held.
+func (l *ledger) endedRecord(rec *record, now time.Time) *revocation {
+	live := func(rv *revocation) *revocation {
+		if rv != nil && now.Before(rv.until) {
+			return rv
+		}
+		return nil
 	}
-	if lin := l.grants[rec.Grant]; rec.Grant != "" && lin != nil && lin.revoked && now.Before(lin.expires) {
-		return true
+	if rec.Grant != "" {
+		if v, ok := l.ended.Load(rec.Grant); ok {
+			return live(v.(*revocation))
+		}
+		if lin := l.grants[rec.Grant]; lin != nil {
+			return live(lin.ended)
+		}
+		return nil
+	}
+	t := &rec.Token
+	if rv := live(l.revoked[fingerprintOf(t.AccessToken)]); rv != nil {
+		return rv
 	}
 	if t.RefreshToken == "" {
-		return false
+		return nil
 	}
-	if exp, ok := l.revoked[rt]; ok && now.Before(exp) {
-		return true
+	rt := fingerprintOf(t.RefreshToken)
+	if rv := live(l.revoked[rt]); rv != nil {
+		return rv
 	}
 	for _, lin := range []*lineage{l.heads[rt], l.legacy[rt]} {
-		if lin != nil && lin.revoked && now.Before(lin.expires) {
-			return true
+		if lin != nil {
+			if rv := live(lin.ended); rv != nil {
+				return rv
+			}
 		}
 	}
-	return false
+	return nil
 }
 
 // newest returns the newest token of cur's grant when cur's refresh token
@@ -180,6 +246,11 @@ func (l *ledger) newest(cur *record, fp fingerprint, now, until time.Time) *reco
 		lin = g
 	} else {
 		lin = l.legacy[fp]
+		if lin != nil && lin.ended != nil && cur.Grant != "" && lin.grant != cur.Grant {
+			// A grant that ended had a token of this value: a new login
+			// handed the same values, not a copy of it.
+			lin = nil
+		}
 	}
 	if lin == nil || !now.Before(lin.expires) {
 		return nil
@@ -226,8 +297,8 @@ func (l *ledger) redeem(cur *record, fp fingerprint, next *record, now, until ti
 	if next.Grant != "" {
 		lin = l.grants[next.Grant]
 	}
-	if lin == nil {
-		lin = l.heads[fp] // the grant as known by its head's refresh token
+	if h := l.heads[fp]; lin == nil && h != nil && h.ended == nil && (h.grant == "" || next.Grant == "" || h.grant == next.Grant) {
+		lin = h // the grant as known by its head's refresh token
 	}
 	if lin == nil {
 		lin = &lineage{slot: len(l.all)}
@@ -293,24 +364,26 @@ func (l *ledger) drop(lin *lineage) {
 	l.all = l.all[:len(l.all)-1]
 }
 
-// sweepRevoked drops expired entries of Logout's revoked tokens, at most
-// once per tenth of the ttl; it runs on Logout only.
+// sweepRevoked drops expired entries of ended grants, at most once per
+// tenth of the ttl; it runs when a grant ends only.
 func (l *ledger) sweepRevoked(now time.Time) {
 	if now.Before(l.nextSweep) {
 		return
 	}
 	l.nextSweep = now.Add(l.ttl / 10)
-	for fp, exp := range l.revoked {
-		if !now.Before(exp) {
+	for fp, rv := range l.revoked {
+		if !now.Before(rv.until) {
 			delete(l.revoked, fp)
 		}
 	}
-	l.revokedAccess.Range(func(k, exp any) bool {
-		if !now.Before(exp.(time.Time)) {
-			l.revokedAccess.Delete(k)
-		}
-		return true
-	})
+	for _, m := range []*sync.Map{&l.revokedAccess, &l.ended} {
+		m.Range(func(k, rv any) bool {
+			if !now.Before(rv.(*revocation).until) {
+				m.Delete(k)
+			}
+			return true
+		})
+	}
 }
 
 // maxTime returns the later of a and b.

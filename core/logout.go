@@ -154,11 +154,11 @@ func (r *Refresher) revokeGrant(ctx context.Context, rec *record) error {
 	cur := rec
 	for range maxChain {
 		now := r.cfg.Now()
-		if r.ledger.isRevokedRecord(cur, now) {
+		if r.ledger.isRevokedRecord(cur, now) != nil {
 			return nil // another Logout of the grant got here first
 		}
 		if cur.Token.RefreshToken == "" {
-			r.ledger.revoke(now, r.retainUntil(ctx), &rec.Token, &cur.Token)
+			r.ledger.revoke(now, r.retainUntil(ctx), ErrRevoked, rec, cur)
 			return r.revokeAtServer(ctx, &cur.Token)
 		}
 		fp := fingerprintOf(cur.Token.RefreshToken)
@@ -201,7 +201,7 @@ func (r *Refresher) revokeGrant(ctx context.Context, rec *record) error {
 				cur, followed = next, true
 				return nil, ErrRevoked
 			}
-			r.ledger.revoke(r.cfg.Now(), r.retainUntil(ctx), &rec.Token, &cur.Token)
+			r.ledger.revoke(r.cfg.Now(), r.retainUntil(ctx), ErrRevoked, rec, cur)
 			revErr = r.revokeAtServer(ctx, &cur.Token)
 			return nil, ErrRevoked
 		})
@@ -216,7 +216,7 @@ func (r *Refresher) revokeGrant(ctx context.Context, rec *record) error {
 		}
 	}
 	// Give up following the grant; still never use these tokens again.
-	r.ledger.revoke(r.cfg.Now(), r.retainUntil(ctx), &rec.Token, &cur.Token)
+	r.ledger.revoke(r.cfg.Now(), r.retainUntil(ctx), ErrRevoked, rec, cur)
 	return r.revokeAtServer(ctx, &cur.Token)
 }
 
@@ -228,7 +228,7 @@ func (r *Refresher) revokeBestEffort(ctx context.Context, rec, cur *record, err 
 	if !errors.As(err, &ce) {
 		err = &CoordinatorError{Op: "load", Err: err}
 	}
-	r.ledger.revoke(r.cfg.Now(), r.retainUntil(ctx), &rec.Token, &cur.Token)
+	r.ledger.revoke(r.cfg.Now(), r.retainUntil(ctx), ErrRevoked, rec, cur)
 	return errors.Join(err, r.revokeAtServer(ctx, &cur.Token))
 }
 

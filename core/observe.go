@@ -28,6 +28,14 @@ type RefreshInfo struct {
 	// Shared is the number of requests that shared this token call,
 	// counting the one that started it.
 	Shared int
+	// ContextMismatch names the launch context fields ("encounter",
+	// "patient") for which the answer gave a value other than the
+	// launch's. SMART fixes the launch context at launch: the launch's
+	// values are kept, and a warning is logged.
+	ContextMismatch []string
+	// Resent reports whether the refresh token was sent a second time
+	// because the answer to the first was lost (Config.ResendAfter).
+	Resent bool
 }
 
 // RefreshErrorInfo describes a failed refresh.
@@ -43,6 +51,9 @@ type RefreshErrorInfo struct {
 	Duration time.Duration
 	// Shared is the number of requests that shared the failed call.
 	Shared int
+	// Resent reports whether the refresh token was sent a second time
+	// because the answer to the first was lost (Config.ResendAfter).
+	Resent bool
 }
 
 // ReauthInfo describes a session whose token was removed because the user
@@ -95,7 +106,9 @@ func outcome(err error) string {
 //     included, by outcome;
 //   - smartrefresh.refresh.waiters: requests that waited on a refresh
 //     another request started;
-//   - smartrefresh.reauths: sessions whose token was removed, by reason.
+//   - smartrefresh.reauths: sessions whose token was removed, by reason;
+//   - smartrefresh.refresh.resends: refresh tokens sent a second time after
+//     the answer to the first was lost (Config.ResendAfter).
 //
 // Each token call is a span, smartrefresh.refresh, of kind client.
 type observer struct {
@@ -104,6 +117,7 @@ type observer struct {
 	duration  metric.Float64Histogram
 	waiters   metric.Int64Counter
 	reauths   metric.Int64Counter
+	resends   metric.Int64Counter
 }
 
 func newObserver(mp metric.MeterProvider, tp trace.TracerProvider) (*observer, error) {
@@ -131,6 +145,10 @@ func newObserver(mp metric.MeterProvider, tp trace.TracerProvider) (*observer, e
 	}
 	if o.reauths, err = m.Int64Counter("smartrefresh.reauths",
 		metric.WithDescription("Sessions whose token was removed because the user must authorize again.")); err != nil {
+		return nil, err
+	}
+	if o.resends, err = m.Int64Counter("smartrefresh.refresh.resends",
+		metric.WithDescription("Refresh tokens sent a second time after the answer to the first was lost.")); err != nil {
 		return nil, err
 	}
 	return o, nil
@@ -195,6 +213,14 @@ func (r *Refresher) reauth(ctx context.Context, reason error) {
 	r.obs.reauths.Add(ctx, 1, metric.WithAttributes(attribute.String("reason", reauthLabel(reason))))
 	if r.cfg.OnReauth != nil {
 		r.cfg.OnReauth(ReauthInfo{Reason: reason})
+	}
+}
+
+// reauthOnce reports the end of a grant once: to the first request that
+// meets it, with its true reason.
+func (r *Refresher) reauthOnce(ctx context.Context, rv *revocation) {
+	if rv.reported.CompareAndSwap(false, true) {
+		r.reauth(ctx, rv.reason)
 	}
 }
 

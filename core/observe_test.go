@@ -53,6 +53,7 @@ func slowTokens(w http.ResponseWriter, r *http.Request, next http.Handler) {
 func TestHooks(t *testing.T) {
 	var h hookLog
 	f := newFixture(t, smarttest.Options{}, h.config)
+	core.SetSleep(f.r, (&sleeps{}).sleep)
 	gate := newFlightGate(t, f.r)
 	session, _ := f.login()
 	f.clock.Advance(time.Hour)
@@ -78,6 +79,7 @@ func TestHooks(t *testing.T) {
 	}
 
 	// invalid_grant: one re-auth report for the whole storm.
+	f.clock.Advance(time.Minute) // the grant's backoff after the failure
 	f.srv.SetTokenHook(func(w http.ResponseWriter, r *http.Request, next http.Handler) {
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(400)

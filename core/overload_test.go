@@ -269,24 +269,25 @@ func BenchmarkOverload(b *testing.B) {
 }
 
 // TestSlotWaitKeepsTheCallBudget: with a cap of 1, a refresh that waits
-// for the slot while another session's call takes 750 ms still gets its
-// whole RefreshTimeout (1 s) for its own 600 ms call. Before the fix the
-// wait (about 700 ms) was charged to the call, which timed out after the
+// for the slot while another session's call takes 2 s still gets its
+// whole RefreshTimeout (3 s) for its own 1.5 s call. Before the fix the
+// wait (about 1.95 s) was charged to the call, which timed out after the
 // server had rotated the refresh token: an unknown outcome, and a reuse at
-// the next request. The call leaves 400 ms of its budget unused, so that a
-// busy machine does not time it out either.
+// the next request. Each call leaves at least 1 s of its budget unused, so
+// that a busy machine (a -race run on two loaded cores) does not time it
+// out either; with 400 ms of slack it did.
 func TestSlotWaitKeepsTheCallBudget(t *testing.T) {
 	f := newFixture(t, smarttest.Options{}, func(c *core.Config) {
 		c.MaxConcurrentRefreshes = 1
-		c.RefreshTimeout = time.Second
-		c.RefreshQueueTimeout = 2 * time.Second
+		c.RefreshTimeout = 3 * time.Second
+		c.RefreshQueueTimeout = 4 * time.Second
 	})
 	var calls atomic.Int32
 	f.srv.SetTokenHook(func(w http.ResponseWriter, r *http.Request, next http.Handler) {
 		if calls.Add(1) == 1 {
-			time.Sleep(750 * time.Millisecond)
+			time.Sleep(2 * time.Second)
 		} else {
-			time.Sleep(600 * time.Millisecond)
+			time.Sleep(1500 * time.Millisecond)
 		}
 		next.ServeHTTP(w, r)
 	})

@@ -25,8 +25,9 @@ import (
 // holding a stale copy of the session gets the grant's newest token instead
 // of redeeming its old refresh token again. The one exception is a request
 // whose answer was lost (ErrOutcomeUnknown): no client can know whether the
-// server used the token, and the next request tries it once more. See the
-// package documentation.
+// server used the token, and the refresh resends it once, promptly, while a
+// server's reuse grace window is open (Config.ResendAfter). See the package
+// documentation.
 //
 // A Refresher is safe for concurrent use; create one per token endpoint and
 // client, and share it.
@@ -60,7 +61,10 @@ type Refresher struct {
 	shareWithin time.Duration
 
 	probation probation // tokens of 401-triggered refreshes (rejected.go)
-	settling  sync.Map  // ctx.Done() of requests with a settle scheduled (session.go)
+	backoff   backoffs  // grants whose last refresh failed (backoff.go)
+	// unrenewable: rejected tokens without a refresh token (rejected.go)
+	unrenewable unrenewable
+	settling    sync.Map // ctx.Done() of requests with a settle scheduled (session.go)
 }
 
 // maxChain bounds how many ledger steps a refresh follows; a chain is
@@ -183,12 +187,8 @@ func (r *Refresher) Save(ctx context.Context, tok *Token) error {
 	if err := r.store(ctx, slot{}, rec); err != nil {
 		return err
 	}
-	if r.cfg.RevocationURL != "" {
-		drop := make([]dropped, len(replaced))
-		for i, old := range replaced {
-			drop[i] = dropped{old, "replaced by Save"}
-		}
-		r.revokeDropped(ctx, drop)
+	for _, old := range replaced {
+		r.revokeReplaced(ctx, old, tok) // replaced.go
 	}
 	return nil
 }
@@ -263,6 +263,13 @@ func (r *Refresher) refreshAfter401(ctx context.Context, rejected *Token, challe
 		return &rec.Token, nil
 	}
 	now := r.cfg.Now()
+	if rec.Token.RefreshToken == "" && rec.Token.Valid(now) && rec.Token.AccessToken == rejected.AccessToken &&
+		now.Sub(r.unrenewable.rejected(rejected.AccessToken, now)) < TokenRejectedCoolDown {
+		// Nothing to refresh it with, and still valid: the 401 goes back
+		// as it came and the session stays, until the token expires or
+		// the FHIR server has rejected it for a whole cool-down.
+		return nil, errPassThrough401
+	}
 	if since, ok := r.probation.check(rejected.AccessToken, now); ok {
 		return nil, &TokenRejectedError{Code: bearerErrorCode(challenge), CoolDown: TokenRejectedCoolDown, Since: since}
 	}
@@ -309,10 +316,10 @@ func (r *Refresher) refreshAt(rec *record) time.Time {
 // whose request is cancelled stops waiting without cancelling it.
 func (r *Refresher) refresh(ctx context.Context, s slot, cur *record) (*record, error) {
 	for range maxChain {
-		if r.ledger.isRevokedRecord(cur, r.cfg.Now()) {
-			r.reauth(ctx, ErrRevoked)
+		if rv := r.ledger.isRevokedRecord(cur, r.cfg.Now()); rv != nil {
+			r.reauthOnce(ctx, rv)
 			r.remove(ctx, s)
-			return nil, ErrRevoked
+			return nil, rv.reason
 		}
 		if cur.Token.RefreshToken == "" {
 			r.reauth(ctx, ErrNoRefreshToken)
@@ -338,6 +345,11 @@ func (r *Refresher) refresh(ctx context.Context, s slot, cur *record) (*record, 
 			// token it loaded: see adopt).
 			r.takeOver(ctx, s, next)
 			return next, nil
+		}
+		// A grant whose last refresh failed moments ago waits its turn
+		// (Token hands out the old access token meanwhile, if valid).
+		if err := r.backoff.check(fp, r.cfg.Now()); err != nil {
+			return nil, err
 		}
 		key := string(fp[:])
 		shared := r.joinFlight(key)
@@ -386,8 +398,8 @@ var errChainTooLong = &transientError{err: errors.New("refresh chain too long")}
 // shared counts the callers waiting for it.
 func (r *Refresher) redeem(ctx context.Context, s slot, fp fingerprint, cur *record, shared *atomic.Int64) (*record, error) {
 	// Logout may have revoked the grant since the caller looked.
-	if r.ledger.isRevokedRecord(cur, r.cfg.Now()) {
-		return nil, ErrRevoked
+	if rv := r.ledger.isRevokedRecord(cur, r.cfg.Now()); rv != nil {
+		return nil, rv.reason
 	}
 	// A flight that finished between the caller's ledger look-up and this
 	// one's start has already redeemed fp.
@@ -432,25 +444,43 @@ func (r *Refresher) redeem(ctx context.Context, s slot, fp fingerprint, cur *rec
 	defer cancel()
 	start := r.cfg.Now()
 	tok, err := r.requestTokenWithRetry(callCtx, cur.Token.RefreshToken)
+	resent := false
+	if errors.Is(err, ErrOutcomeUnknown) && r.resendLost(callCtx, cur, fp, err) {
+		// The answer was lost: send the same refresh token once more, at
+		// once, while a server's reuse grace window (if it has one) is
+		// open. A strict server revokes the grant on it, as it would on
+		// the next request's resend, whenever that came.
+		resent = true
+		tok, err = r.requestTokenWithRetry(callCtx, cur.Token.RefreshToken)
+	}
 	elapsed := r.cfg.Now().Sub(start)
 	if err != nil {
 		r.refreshFailed(ctx, span, RefreshErrorInfo{Err: err, Class: class(err),
-			OutcomeUnknown: errors.Is(err, ErrOutcomeUnknown), Duration: elapsed, Shared: int(shared.Load())})
+			OutcomeUnknown: errors.Is(err, ErrOutcomeUnknown), Duration: elapsed, Shared: int(shared.Load()), Resent: resent})
+		if backsOff(err) {
+			// Its callers get the backoff as their Retry-After hint.
+			err = &backingOff{err: err, retryAfter: r.backoff.failed(fp, r.cfg.Now(), err)}
+		}
 		if errors.Is(err, ErrReauthRequired) {
 			// The grant is over. No copy of its tokens may be used
 			// again: a stale copy of the session, even the one of this
 			// request (remove leaves an unmodified copy as it is), must
 			// not send the refresh token a second time.
-			r.ledger.revoke(r.cfg.Now(), r.retainUntil(ctx), &cur.Token)
-			r.reauth(ctx, err)
+			r.reauthOnce(ctx, r.ledger.revoke(r.cfg.Now(), r.retainUntil(ctx), err, cur))
 		}
 		return nil, err
 	}
+	r.backoff.succeeded(fp)
 	grant := cur.Grant
 	if grant == "" {
 		grant = newGrantID() // a record saved before grants were named
 	}
-	next := &record{Token: *merge(&cur.Token, tok), Obtained: start, Refreshes: cur.Refreshes + 1, Grant: grant}
+	merged, mismatch := merge(&cur.Token, tok, r.cfg.Scope)
+	if len(mismatch) > 0 {
+		r.cfg.Logger.WarnContext(ctx, "smartrefresh: the refresh answer names another launch context; the launch's is kept",
+			"fields", mismatch)
+	}
+	next := &record{Token: *merged, Obtained: start, Refreshes: cur.Refreshes + 1, Grant: grant}
 	r.ledger.redeem(cur, fp, next, start, r.retainUntil(ctx))
 	rotated := tok.RefreshToken != "" && tok.RefreshToken != cur.Token.RefreshToken
 	if r.cfg.Coordinator != nil && rotated && !r.shareRedemption(ctx, fp, next, unlock) {
@@ -464,8 +494,37 @@ func (r *Refresher) redeem(ctx context.Context, s slot, fp fingerprint, cur *rec
 	r.refreshed(ctx, span, RefreshInfo{
 		Rotated:  rotated,
 		Duration: elapsed, Expiry: next.Token.Expiry, Shared: int(shared.Load()),
+		ContextMismatch: mismatch, Resent: resent,
 	})
 	return next, nil
+}
+
+// resendLost reports, after waiting Config.ResendAfter, whether cur's
+// refresh token fp, whose answer was lost (err), is to be sent once more:
+// unless the resend is off, the grant was already failing before (an
+// outage, not a blip: it backs off instead), the refresh's budget (ctx, of
+// RefreshTimeout) leaves too little time, or meanwhile another replica
+// recorded a redemption of fp (this one's Coordinator lock may have lapsed:
+// a resend would then be a reuse; the next request takes that redemption
+// over). It logs and counts the resend.
+func (r *Refresher) resendLost(ctx context.Context, cur *record, fp fingerprint, err error) bool {
+	d := r.cfg.ResendAfter
+	if d < 0 || r.backoff.failing(fp) {
+		return false
+	}
+	if deadline, ok := ctx.Deadline(); ok && time.Until(deadline) < 2*d+time.Second {
+		return false
+	}
+	if r.wait(ctx, d) != nil {
+		return false
+	}
+	if next, lerr := r.newest(ctx, cur, fp); next != nil || lerr != nil {
+		return false
+	}
+	r.cfg.Logger.WarnContext(ctx, "smartrefresh: the answer to a refresh was lost; resending the refresh token once",
+		"after", d, "error", err)
+	r.obs.resends.Add(ctx, 1)
+	return true
 }
 
 // SessionInfo is what a session's token says about itself, without its

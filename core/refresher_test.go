@@ -444,6 +444,7 @@ func TestErrors(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			f := newFixture(t, tt.opts)
+			core.SetSleep(f.r, (&sleeps{}).sleep)
 			session, _ := f.login()
 			f.srv.SetTokenHook(tt.hook)
 			f.clock.Advance(time.Hour)
@@ -457,6 +458,7 @@ func TestErrors(t *testing.T) {
 			}
 			if tt.keepToken {
 				f.srv.SetTokenHook(nil)
+				f.clock.Advance(time.Minute) // the grant's backoff, if any, is over
 				if _, err := f.token(session); err != nil {
 					t.Fatalf("after the fault: %v", err)
 				}
@@ -807,6 +809,7 @@ func TestMaxConcurrentRefreshes(t *testing.T) {
 // works, so a failed refresh must not fail the request.
 func TestValidTokenSurvivesTransientFailure(t *testing.T) {
 	f := newFixture(t, smarttest.Options{})
+	core.SetSleep(f.r, (&sleeps{}).sleep)
 	session, saved := f.login()
 	f.srv.SetTokenHook(func(w http.ResponseWriter, r *http.Request, next http.Handler) { w.WriteHeader(502) })
 	f.clock.Advance(59*time.Minute + 30*time.Second)
@@ -819,6 +822,7 @@ func TestValidTokenSurvivesTransientFailure(t *testing.T) {
 		t.Fatalf("expired, after a 502: %v", err)
 	}
 	f.srv.SetTokenHook(nil)
+	f.clock.Advance(time.Minute) // the grant's backoff is over
 	if _, err := f.token(session); err != nil {
 		t.Fatal(err)
 	}

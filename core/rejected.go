@@ -57,11 +57,25 @@ func (e *TokenRejectedError) Is(target error) bool { return target == ErrTokenRe
 // probation remembers the access tokens obtained by 401-triggered refreshes
 // for TokenRejectedCoolDown. Its entries live that long only, so it holds
 // at most one entry per session per cool-down.
+//
+// A token on probation that the FHIR server accepts leaves it: a later 401
+// to it means the server revoked a token it had accepted, which deserves
+// its one refresh. But a token whose replay, the request that got the 401
+// sent again with it, was rejected too stays on probation for the whole
+// cool-down, whatever other requests with it get: a server (or one node
+// behind round-robin, or a gateway in front of one resource) that rejects
+// it on one path and accepts it on another would otherwise have one
+// refresh per request pair.
 type probation struct {
 	mu        sync.Mutex
-	since     map[fingerprint]time.Time // access token → when it was obtained
-	n         atomic.Int64              // len(since)
+	since     map[fingerprint]probationEntry // access token → its entry
+	n         atomic.Int64                   // len(since)
 	nextSweep time.Time
+}
+
+type probationEntry struct {
+	since    time.Time // when the token was obtained
+	rejected bool      // its replay was rejected: acceptance does not clear it
 }
 
 // add puts at, obtained at since, on probation.
@@ -69,19 +83,35 @@ func (p *probation) add(at string, since, now time.Time) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.since == nil {
-		p.since = make(map[fingerprint]time.Time)
+		p.since = make(map[fingerprint]probationEntry)
 	}
 	if now.After(p.nextSweep) {
-		for k, t := range p.since {
-			if now.Sub(t) >= TokenRejectedCoolDown {
+		for k, e := range p.since {
+			if now.Sub(e.since) >= TokenRejectedCoolDown {
 				delete(p.since, k)
 			}
 		}
 		p.n.Store(int64(len(p.since)))
 		p.nextSweep = now.Add(TokenRejectedCoolDown)
 	}
-	p.since[fingerprintOf(at)] = since
+	p.since[fingerprintOf(at)] = probationEntry{since: since}
 	p.n.Store(int64(len(p.since)))
+}
+
+// replayRejected records that the FHIR server rejected at, on probation,
+// when the request that triggered its refresh was sent again with it: at
+// stays on probation for the rest of its cool-down.
+func (p *probation) replayRejected(at string) {
+	if p.n.Load() == 0 {
+		return
+	}
+	fp := fingerprintOf(at)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if e, ok := p.since[fp]; ok {
+		e.rejected = true
+		p.since[fp] = e
+	}
 }
 
 // accepted takes at off probation: the FHIR server accepted it. It costs
@@ -93,7 +123,7 @@ func (p *probation) accepted(at string) {
 	fp := fingerprintOf(at)
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if _, ok := p.since[fp]; ok {
+	if e, ok := p.since[fp]; ok && !e.rejected {
 		delete(p.since, fp)
 		p.n.Store(int64(len(p.since)))
 	}
@@ -104,9 +134,67 @@ func (p *probation) check(at string, now time.Time) (time.Time, bool) {
 	fp := fingerprintOf(at)
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	since, ok := p.since[fp]
-	return since, ok && now.Sub(since) < TokenRejectedCoolDown
+	e, ok := p.since[fp]
+	return e.since, ok && now.Sub(e.since) < TokenRejectedCoolDown
 }
+
+// unrenewable remembers, for access tokens without a refresh token that the
+// FHIR server rejected (401) while they were still valid, since when it has
+// rejected them without accepting them in between. Such a 401 is passed
+// through and the session kept: one rejected request (a resource behind
+// another gateway, one node out of step) must not log the user out. When
+// the FHIR server has rejected every request for TokenRejectedCoolDown, the
+// token is dead and the session ends (ErrNoRefreshToken). Entries go when
+// the token is accepted, or after the cool-down, so there is at most one
+// per session.
+type unrenewable struct {
+	mu        sync.Mutex
+	since     map[fingerprint]time.Time // access token → its first 401 since it was last accepted
+	n         atomic.Int64              // len(since)
+	nextSweep time.Time
+}
+
+// rejected records a 401 to at at now and returns since when at has been
+// rejected without being accepted.
+func (u *unrenewable) rejected(at string, now time.Time) time.Time {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.since == nil {
+		u.since = make(map[fingerprint]time.Time)
+	}
+	if now.After(u.nextSweep) {
+		for k, t := range u.since {
+			if now.Sub(t) >= 2*TokenRejectedCoolDown {
+				delete(u.since, k)
+			}
+		}
+		u.nextSweep = now.Add(TokenRejectedCoolDown)
+	}
+	fp := fingerprintOf(at)
+	since, ok := u.since[fp]
+	if !ok {
+		since = now
+		u.since[fp] = now
+	}
+	u.n.Store(int64(len(u.since)))
+	return since
+}
+
+// accepted forgets at's rejections: the FHIR server accepted it. It costs
+// one atomic load while there are none.
+func (u *unrenewable) accepted(at string) {
+	if u.n.Load() == 0 {
+		return
+	}
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	delete(u.since, fingerprintOf(at))
+	u.n.Store(int64(len(u.since)))
+}
+
+// errPassThrough401 is refreshAfter401's answer for a 401 that goes back to
+// the caller as it came, the session kept (see unrenewable).
+var errPassThrough401 = errors.New("smartrefresh: 401 passed through")
 
 // bearerErrorCode returns the error code of a WWW-Authenticate Bearer
 // challenge (RFC 6750 section 3), if it is a short token of the RFC's

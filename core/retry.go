@@ -29,10 +29,12 @@ const (
 // 503 may come from a proxy that lost the answer), and a client assertion
 // that could not be signed. A request that was sent but whose answer was lost (a
 // timeout or a reset after the request went out, 500, 502, 504, a broken
-// answer) is never retried: the server may have rotated the refresh token,
-// and sending it again would be a reuse that revokes the grant. Such a
-// failure matches ErrOutcomeUnknown; the stored token is kept, and the next
-// request of the session tries again.
+// answer) is not retried by this policy: the server may have rotated the
+// refresh token, and sending it again would be a reuse that revokes the
+// grant. Such a failure matches ErrOutcomeUnknown; the refresh then resends
+// the token once, promptly (Config.ResendAfter), for servers with a reuse
+// grace window; the stored token is kept, and the grant backs off before
+// its next try.
 //
 // All attempts and waits of one refresh fit in Config.RefreshTimeout: no
 // wait runs past it.

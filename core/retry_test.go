@@ -26,8 +26,10 @@ func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { retu
 // the stored token is kept, and the next request tries it again; the strict
 // server sees a reuse and answers invalid_grant, which ends in a clean
 // ErrReauthRequired.
+//
+// The refresher's own prompt resend is off here (it is TestLostAnswerResent's).
 func TestLostAnswer(t *testing.T) {
-	f := newFixture(t, smarttest.Options{})
+	f := newFixture(t, smarttest.Options{}, func(c *core.Config) { c.ResendAfter = -1 })
 	session, _ := f.login()
 	f.srv.SetTokenHook(lose(reset))
 	f.clock.Advance(time.Hour)
@@ -44,6 +46,7 @@ func TestLostAnswer(t *testing.T) {
 	}
 
 	f.srv.SetTokenHook(nil)
+	f.clock.Advance(time.Second) // the grant's backoff after its first failure
 	_, err = f.token(session)
 	if !errors.Is(err, core.ErrReauthRequired) {
 		t.Fatalf("next request: %v, want ErrReauthRequired", err)
@@ -162,6 +165,7 @@ func TestRetryJudgesUntracedTransports(t *testing.T) {
 					calls.Add(1)
 					return nil, tt.err
 				})}
+				c.ResendAfter = -1 // the retry policy alone
 			})
 			core.SetSleep(f.r, (&sleeps{}).sleep)
 			session, _ := f.login()

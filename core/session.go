@@ -118,12 +118,12 @@ func (r *Refresher) load(ctx context.Context, name string) (*record, slot, error
 		r.remove(ctx, s)
 		return nil, s, ErrCorruptSession
 	}
-	if r.ledger.isRevokedAccess(rec.Token.AccessToken, r.cfg.Now) {
-		// A copy of a token Logout revoked: a stale session copy
-		// written back, or a refresh stored after the Logout.
-		r.reauth(ctx, ErrRevoked)
+	if rv := r.ledger.endedLoad(rec, r.cfg.Now); rv != nil {
+		// A copy of a grant that ended (Logout, invalid_grant): a stale
+		// session copy written back, or a refresh stored after the end.
+		r.reauthOnce(ctx, rv)
 		r.remove(ctx, s)
-		return nil, s, ErrRevoked
+		return nil, s, rv.reason
 	}
 	return rec, s, nil
 }
@@ -209,7 +209,7 @@ func (r *Refresher) settleSlot(fresh context.Context, s slot, next *record) bool
 		return false // no token (a Logout removed it), or not ours to judge
 	}
 	now := r.cfg.Now()
-	if r.ledger.isRevoked(&cur.Token, now) {
+	if r.ledger.isRevokedRecord(cur, now) != nil {
 		r.dropSlot(fresh, s)
 		return true
 	}
@@ -219,7 +219,7 @@ func (r *Refresher) settleSlot(fresh context.Context, s slot, next *record) bool
 		cur.Obtained.Before(next.Obtained) {
 		want = next // not rotated: the same refresh token, a newer access token
 	}
-	if want == cur || r.ledger.isRevoked(&want.Token, now) {
+	if want == cur || r.ledger.isRevokedRecord(want, now) != nil {
 		return false
 	}
 	return r.put(fresh, s, want) == nil

@@ -57,19 +57,37 @@ func (t *Token) Type() string {
 	return t.TokenType
 }
 
-// merge returns the token that replaces old after a refresh answered with
-// next: fields present in next win, and what next left out (the refresh
-// token, the launch context) is kept from old.
-func merge(old, next *Token) *Token {
-	t := *next
+// merge returns the token that replaces old after a refresh that asked
+// for scope (empty: the grant's) and was answered with next: fields present
+// in next win, and what next left out (the refresh token, the launch
+// context) is kept from old. A scope left out is the one asked for (RFC 6749
+// section 5.1), or old's when none was.
+//
+// The launch context is fixed at launch (SMART App Launch): a patient or
+// encounter in next other than old's is not adopted; mismatch names each
+// such field, for the refresher to log and report.
+func merge(old, next *Token, scope string) (t *Token, mismatch []string) {
+	m := *next
+	t = &m
 	if t.RefreshToken == "" {
 		t.RefreshToken = old.RefreshToken
+	}
+	if t.Scope == "" {
+		t.Scope = scope
 	}
 	if t.Scope == "" {
 		t.Scope = old.Scope
 	}
 	if t.IDToken == "" {
 		t.IDToken = old.IDToken
+	}
+	if old.Encounter != "" && t.Encounter != "" && t.Encounter != old.Encounter {
+		mismatch = append(mismatch, "encounter")
+		t.Encounter = old.Encounter
+	}
+	if old.Patient != "" && t.Patient != "" && t.Patient != old.Patient {
+		mismatch = append(mismatch, "patient")
+		t.Patient = old.Patient
 	}
 	if t.Patient == "" {
 		t.Patient = old.Patient
@@ -82,7 +100,7 @@ func merge(old, next *Token) *Token {
 		maps.Copy(extra, next.Extra)
 		t.Extra = extra
 	}
-	return &t
+	return t, mismatch
 }
 
 const redacted = "[REDACTED]"

@@ -81,16 +81,16 @@ func TestMerge(t *testing.T) {
 				Extra: map[string]any{"need_patient_banner": true, "tenant": "old"}},
 		},
 		{
-			name: "fields present win",
+			name: "fields present win, but the launch's patient",
 			next: Token{AccessToken: "a2", RefreshToken: "r2", Scope: "s2", Patient: "p2",
 				Extra: map[string]any{"tenant": "new", "intent": "x"}},
-			want: Token{AccessToken: "a2", RefreshToken: "r2", Scope: "s2", Patient: "p2", Encounter: "e", IDToken: "id",
+			want: Token{AccessToken: "a2", RefreshToken: "r2", Scope: "s2", Patient: "p", Encounter: "e", IDToken: "id",
 				Extra: map[string]any{"need_patient_banner": true, "tenant": "new", "intent": "x"}},
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := merge(old, &tt.next)
+			got, _ := merge(old, &tt.next, "")
 			if !equalTokens(got, &tt.want) {
 				t.Errorf("got  %+v\nwant %+v", got.redacted(), tt.want.redacted())
 			}

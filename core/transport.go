@@ -20,9 +20,15 @@ import (
 //
 // A 401 to a token that a 401-triggered refresh obtained less than
 // TokenRejectedCoolDown ago, and that the FHIR server has not accepted
-// since, fails with a *TokenRejectedError (ErrTokenRejected) instead of
+// since (or rejected when the request was replayed with it, whatever other
+// requests with it got), fails with a *TokenRejectedError (ErrTokenRejected) instead of
 // refreshing again: the FHIR server rejects fresh tokens, and every refresh
 // would get the same answer.
+//
+// A 401 to a session without a refresh token whose access token is still
+// valid is passed through as it came, and the session kept: until the
+// token expires, or until the FHIR server has rejected every request with
+// it for TokenRejectedCoolDown (then ErrNoRefreshToken).
 //
 // When no valid token can be had, before the request or after a 401, the
 // request fails with the refresh error (wrapped in a *url.Error by
@@ -81,11 +87,14 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return resp, err
 	}
 	if resp.StatusCode != http.StatusUnauthorized {
-		t.r.probation.accepted(tok.AccessToken)
+		t.r.accepted(tok.AccessToken)
 		return resp, nil
 	}
 	replayable := req.Body == nil || req.Body == http.NoBody || req.GetBody != nil
 	next, err := t.r.refreshAfter401(t.session, tok, resp.Header.Get("WWW-Authenticate"))
+	if err == errPassThrough401 {
+		return resp, nil // a valid token without a refresh token: see unrenewable
+	}
 	if !replayable && !errors.Is(err, ErrTokenRejected) {
 		// The body is spent and cannot be sent again: the 401 goes back
 		// as it came, and the next request of the session goes with the
@@ -108,10 +117,20 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		retry.Body = body
 	}
 	resp, err = t.base.RoundTrip(retry)
-	if err == nil && resp.StatusCode != http.StatusUnauthorized {
-		t.r.probation.accepted(next.AccessToken)
+	switch {
+	case err != nil:
+	case resp.StatusCode != http.StatusUnauthorized:
+		t.r.accepted(next.AccessToken)
+	default:
+		t.r.probation.replayRejected(next.AccessToken)
 	}
 	return resp, err
+}
+
+// accepted records that the FHIR server accepted the access token at.
+func (r *Refresher) accepted(at string) {
+	r.probation.accepted(at)
+	r.unrenewable.accepted(at)
 }
 
 // authorize returns req carrying tok: a copy of it, since a RoundTripper

@@ -12,7 +12,8 @@ import (
 // Errors go back to the redirect_uri as RFC 6749 section 4.1.2.1 says once
 // it is known to be registered; when the client is unknown or the
 // redirect_uri is missing or not registered they are answered with a 400
-// error page and no redirect.
+// error page and no redirect. As SMART App Launch requires, and real SMART
+// servers check, aud must be the FHIR base (FHIRBaseURL).
 func (s *Server) serveAuthorize(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	if id, ok := single(q, "client_id"); !ok || id != s.opts.ClientID {
@@ -60,8 +61,9 @@ func (s *Server) serveAuthorize(w http.ResponseWriter, r *http.Request) {
 		fail("invalid_request", "code_challenge_method S256 is required")
 	case !pkceValue(q.Get("code_challenge")):
 		fail("invalid_request", "code_challenge is missing or malformed")
-	case q.Has("aud") && q.Get("aud") != s.FHIRBaseURL:
-		fail("invalid_request", "aud must be "+s.FHIRBaseURL)
+	case q.Get("aud") != s.FHIRBaseURL:
+		// SMART App Launch requires aud, the FHIR base, as real servers do.
+		fail("invalid_request", "aud is required and must be "+s.FHIRBaseURL)
 	default:
 		scope := q.Get("scope")
 		if scope == "" {

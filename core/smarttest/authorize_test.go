@@ -74,7 +74,8 @@ func TestAuthorizeErrors(t *testing.T) {
 		error  string // the error sent back with a 302
 	}{
 		{"valid", func(q url.Values) {}, http.StatusFound, ""},
-		{"no aud", func(q url.Values) { q.Del("aud") }, http.StatusFound, ""},
+		{"no aud", func(q url.Values) { q.Del("aud") }, http.StatusFound, "invalid_request"}, // SMART requires it (issue 19 item 15)
+		{"empty aud", func(q url.Values) { q.Set("aud", "") }, http.StatusFound, "invalid_request"},
 		{"no scope", func(q url.Values) { q.Del("scope") }, http.StatusFound, ""},
 		{"no client_id", func(q url.Values) { q.Del("client_id") }, http.StatusBadRequest, ""},
 		{"unknown client_id", func(q url.Values) { q.Set("client_id", "other") }, http.StatusBadRequest, ""},

@@ -38,9 +38,11 @@ func (a *accessToken) valid(now time.Time) bool {
 // A refreshToken is a refresh token issued for a grant. Only the latest one
 // of a grant is current; the ones before it are rotated.
 type refreshToken struct {
-	grant   *grant
-	expiry  time.Time // zero means never
-	rotated bool
+	grant     *grant
+	expiry    time.Time // zero means never
+	rotated   bool
+	rotatedAt time.Time     // when it was rotated
+	next      *refreshToken // the token it was rotated for
 }
 
 // An authCode is an authorization code waiting to be exchanged.
@@ -118,13 +120,20 @@ func (s *Server) supersedeAccess(g *grant) {
 
 // issueRefresh returns a new refresh token for g. s.mu must be held.
 func (s *Server) issueRefresh(g *grant, now time.Time) string {
+	t, _ := s.issueRefreshToken(g, now)
+	return t
+}
+
+// issueRefreshToken is issueRefresh, with the token's record. s.mu must be
+// held.
+func (s *Server) issueRefreshToken(g *grant, now time.Time) (string, *refreshToken) {
 	t := newToken()
 	r := &refreshToken{grant: g}
 	if s.opts.RefreshTokenTTL > 0 {
 		r.expiry = now.Add(s.opts.RefreshTokenTTL)
 	}
 	s.refresh[t] = r
-	return t
+	return t, r
 }
 
 // revoke revokes g and every token issued for it, and reports whether it

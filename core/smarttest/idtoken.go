@@ -104,6 +104,16 @@ func (s *Server) idToken(scope string, authTime, now time.Time, nonce string) (s
 	if err != nil {
 		return "", err
 	}
+	if edit := s.opts.IDTokenClaims; edit != nil {
+		var m map[string]any
+		if err := json.Unmarshal(payload, &m); err != nil {
+			return "", err
+		}
+		edit(m)
+		if payload, err = json.Marshal(m); err != nil {
+			return "", err
+		}
+	}
 	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: idTokenAlg, Key: signingKey()},
 		(&jose.SignerOptions{}).WithType("JWT").WithHeader(jose.HeaderKey("kid"), s.keyID()))
 	if err != nil {

@@ -21,9 +21,12 @@ func NewBrowser() *http.Client {
 // user would: it requests launchURL (the app's /launch, with ?iss=…&launch=…
 // for an EHR launch), follows the app's redirect to s's authorization
 // endpoint, which approves at once, follows the redirect back to the app's
-// callback, and checks that the callback redirected on (the login
-// succeeded). It returns where the callback sent the browser, resolved
-// against the callback URL.
+// callback, and checks that the login succeeded: the callback redirected
+// on, having exchanged the authorization code, and kept the tokens (it did
+// not revoke them), to a page that is not an error (no error parameter)
+// nor the launch again. An app whose error handler answers a refused login
+// with a redirect thus fails Login. It returns where the callback sent the
+// browser, resolved against the callback URL.
 //
 // browser must keep cookies (NewBrowser, or any client with a Jar); its
 // CheckRedirect is not used. The error says which step failed and quotes
@@ -57,7 +60,33 @@ func (s *Server) Login(browser *http.Client, launchURL string) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	if why := s.refused(callback.Query().Get("code"), landing, launchURL); why != "" {
+		return "", fmt.Errorf("smarttest: Login: the app's callback redirected to %s, but %s: the app refused the login",
+			landing.Redacted(), why)
+	}
 	return landing.String(), nil
+}
+
+// refused says why a callback that redirected to landing did not log in
+// with code, or "" when it did.
+func (s *Server) refused(code string, landing *url.URL, launchURL string) string {
+	s.mu.Lock()
+	c := s.codes[code]
+	exchanged := c != nil && c.grant != nil
+	revoked := exchanged && c.grant.revoked
+	s.mu.Unlock()
+	switch {
+	case !exchanged:
+		return "it never exchanged the authorization code"
+	case revoked:
+		return "it revoked the tokens it got"
+	case landing.Query().Has("error"):
+		return "the redirect carries error=" + landing.Query().Get("error")
+	}
+	if l, err := url.Parse(launchURL); err == nil && l.Path == landing.Path && l.Host == landing.Host {
+		return "it sent the browser back to the launch"
+	}
+	return ""
 }
 
 // step GETs u and returns where its redirect answer points.

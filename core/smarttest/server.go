@@ -56,6 +56,16 @@ type Options struct {
 	// RefreshTokenTTL is the lifetime of each refresh token from the moment
 	// it is issued. Zero means refresh tokens never expire.
 	RefreshTokenTTL time.Duration
+	// ReuseGraceWindow, when positive, lets a rotated refresh token be
+	// presented again within that time after its rotation, as long as the
+	// token it was rotated for has not been used: the resend of a client
+	// whose answer was lost, as Amazon Cognito (RetryGracePeriodSeconds,
+	// 0–60 s), Ory Hydra, Connect2id (5 s by default), Okta, Auth0 and
+	// Asgardeo allow. The server then answers as to a refresh with the
+	// token it was rotated for, which is rotated in turn; GraceResends
+	// counts such answers. Zero, the default, is a strict server: any
+	// resend is a reuse that revokes the grant.
+	ReuseGraceWindow time.Duration
 	// NoRotation makes refresh answers omit refresh_token; the refresh token
 	// then stays valid.
 	NoRotation bool
@@ -110,6 +120,11 @@ type Options struct {
 	// base. It is the sub of id_tokens and, absolute, their fhirUser claim.
 	// Default "Patient/" + Patient, a resource the FHIR server has.
 	FHIRUser string
+	// IDTokenClaims, if set, edits the claims of every id_token the server
+	// signs (iss, sub, aud, exp, iat, auth_time, nonce, fhirUser, as JSON
+	// decodes them), for testing a client's id_token validation: delete
+	// "nonce", add "azp", point "fhirUser" elsewhere.
+	IDTokenClaims func(claims map[string]any)
 	// Logf, if set, receives a line for each notable event, for example
 	// t.Logf. Tokens are never logged, only a short hash of them.
 	Logf func(format string, args ...any)
@@ -238,6 +253,7 @@ type Server struct {
 	revokeCalls   int
 	refreshCalls  int
 	reuses        int
+	graceReuses   int
 	revokedGrants int
 	fhirCalls     int
 }
@@ -373,6 +389,14 @@ func (s *Server) Reuses() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.reuses
+}
+
+// GraceResends returns the number of rotated refresh tokens accepted again
+// within Options.ReuseGraceWindow.
+func (s *Server) GraceResends() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.graceReuses
 }
 
 // RevokedGrants returns the number of grants revoked, whether by refresh

@@ -258,10 +258,11 @@ func (s *Server) refreshGrant(f url.Values, now time.Time) (tokenAnswer, *oauthE
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	t, ok := s.refresh[old]
+	grace := ok && t.rotated && s.inGrace(t, now)
 	switch {
 	case !ok:
 		return tokenAnswer{}, invalidGrant("unknown refresh token"), ""
-	case t.rotated:
+	case t.rotated && !grace:
 		s.reuses++
 		s.revoke(t.grant)
 		return tokenAnswer{}, invalidGrant("refresh token already used; the grant is revoked"),
@@ -277,18 +278,40 @@ func (s *Server) refreshGrant(f url.Values, now time.Time) (tokenAnswer, *oauthE
 		scope = t.grant.scope
 	}
 
+	note := "refresh"
+	if grace {
+		// A resend within the grace window: the token it was rotated for
+		// is rotated in turn, and the answer replaces it.
+		s.graceReuses++
+		t.next.rotated, t.next.rotatedAt = true, now
+		note = "grace resend"
+	}
 	if s.opts.AccessOnRefresh == AccessRevokedOnRefresh {
 		s.supersedeAccess(t.grant)
 	}
 	access := s.issueAccess(t.grant, now)
 	refresh := ""
 	if !s.opts.NoRotation {
-		refresh = s.issueRefresh(t.grant, now)
-		t.rotated = true
+		var next *refreshToken
+		refresh, next = s.issueRefreshToken(t.grant, now)
+		if !t.rotated {
+			t.rotated, t.rotatedAt = true, now
+		}
+		t.next = next
 	}
 	return s.answer(access, refresh, t.grant, scope, !s.opts.OmitContextOnRefresh), nil,
-		fmt.Sprintf("refresh %s of grant %d: access %s, refresh %s",
-			fingerprint(old), t.grant.id, fingerprint(access), fingerprint(refresh))
+		fmt.Sprintf("%s %s of grant %d: access %s, refresh %s",
+			note, fingerprint(old), t.grant.id, fingerprint(access), fingerprint(refresh))
+}
+
+// inGrace reports whether t, a rotated refresh token, may still be used
+// at now under Options.ReuseGraceWindow: within the window since its
+// rotation, and only while the token it was rotated for is the grant's
+// newest (a grace period applies to the immediately preceding token only).
+// s.mu must be held.
+func (s *Server) inGrace(t *refreshToken, now time.Time) bool {
+	return s.opts.ReuseGraceWindow > 0 && now.Sub(t.rotatedAt) < s.opts.ReuseGraceWindow &&
+		t.next != nil && !t.next.rotated && !t.grant.revoked
 }
 
 // parseForm checks that r is a form POST with its parameters in the body,

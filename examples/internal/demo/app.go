@@ -98,8 +98,8 @@ func New(cfg Config, opts Options) (*App, error) {
 	if cfg.RedirectURL == "" {
 		return nil, errors.New("demo: RedirectURL is required")
 	}
-	if cfg.TokenURL == "" || cfg.AuthorizeURL == "" || cfg.FHIRBase == "" {
-		return nil, errors.New("demo: TokenURL, AuthorizeURL and FHIRBase are required")
+	if cfg.FHIRBase == "" {
+		return nil, errors.New("demo: FHIRBase is required (TokenURL and AuthorizeURL are discovered when empty)")
 	}
 	logger := opts.Logger
 	if logger == nil {
@@ -164,6 +164,19 @@ func New(cfg Config, opts Options) (*App, error) {
 	if rcfg.AuthMethod == core.PrivateKeyJWT {
 		rcfg.PrivateKey, rcfg.KeyID = cfg.PrivateKey, cfg.KeyID
 	}
+	discoverer := &core.Discoverer{HTTPClient: httpClient}
+	if rcfg.TokenURL == "" {
+		// Only -fhir-base: the endpoints come from the server's
+		// .well-known/smart-configuration (the authorization endpoint is
+		// the Launcher's to discover, at each launch).
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		conf, err := discoverer.Discover(ctx, fhirBase)
+		cancel()
+		if err != nil {
+			return nil, fmt.Errorf("demo: discovering the endpoints of %s: %w", fhirBase, err)
+		}
+		rcfg = conf.Config(rcfg)
+	}
 	r, err := core.New(rcfg)
 	if err != nil {
 		return nil, err
@@ -178,7 +191,7 @@ func New(cfg Config, opts Options) (*App, error) {
 		FHIRBaseURL:  fhirBase,
 		Issuers:      issuers,
 		AuthorizeURL: cfg.AuthorizeURL, // discovered when empty
-		Discoverer:   &core.Discoverer{HTTPClient: httpClient},
+		Discoverer:   discoverer,
 	})
 	if err != nil {
 		return nil, err
@@ -193,7 +206,7 @@ func New(cfg Config, opts Options) (*App, error) {
 		meters:     meters,
 		name:       opts.Name,
 		embedded:   cfg.Embedded(),
-		revokes:    cfg.RevokeURL != "",
+		revokes:    rcfg.RevocationURL != "",
 		fhirBase:   fhirBase,
 		httpClient: httpClient,
 		logger:     logger,

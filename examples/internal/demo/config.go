@@ -44,8 +44,10 @@ type Config struct {
 	// address the app listens on.
 	RedirectURL string
 
-	// TokenURL, AuthorizeURL and FHIRBase name a real SMART server. When
-	// TokenURL is empty the embedded mock server is started and fills them.
+	// TokenURL, AuthorizeURL and FHIRBase name a real SMART server: FHIRBase
+	// is required, and the endpoints left empty are read from its
+	// .well-known/smart-configuration. When TokenURL and FHIRBase are both
+	// empty the embedded mock server is started and fills them.
 	TokenURL     string
 	AuthorizeURL string
 	FHIRBase     string
@@ -95,9 +97,9 @@ type Config struct {
 	mock bool
 }
 
-// Embedded reports whether the config uses the embedded mock server: no
-// -token-url was given, or StartMock has started it.
-func (c Config) Embedded() bool { return c.mock || c.TokenURL == "" }
+// Embedded reports whether the config uses the embedded mock server:
+// neither -token-url nor -fhir-base was given, or StartMock has started it.
+func (c Config) Embedded() bool { return c.mock || c.TokenURL == "" && c.FHIRBase == "" }
 
 // authMethods maps -auth-method to core's methods.
 var authMethods = map[string]core.AuthMethod{
@@ -126,9 +128,9 @@ func ParseFlags(name string, args []string, getenv func(string) string, output i
 	fs.SetOutput(output)
 	fs.StringVar(&c.Addr, "addr", "127.0.0.1:8080", "address to listen on")
 	fs.StringVar(&c.RedirectURL, "redirect-url", "", "OAuth redirect URI (default http://ADDR/callback)")
-	fs.StringVar(&c.TokenURL, "token-url", "", "token endpoint of a real SMART server (default: start the embedded mock server)")
+	fs.StringVar(&c.TokenURL, "token-url", "", "token endpoint of the real SMART server (default: from its .well-known/smart-configuration; without -fhir-base either, the embedded mock server is started)")
 	fs.StringVar(&c.AuthorizeURL, "authorize-url", "", "authorization endpoint of the real SMART server (default: from its .well-known/smart-configuration)")
-	fs.StringVar(&c.FHIRBase, "fhir-base", "", "FHIR base URL of the real server, also sent as aud (with -token-url)")
+	fs.StringVar(&c.FHIRBase, "fhir-base", "", "FHIR base URL of a real SMART server, also sent as aud; its endpoints are discovered (default: start the embedded mock server)")
 	fs.StringVar(&c.ClientID, "client-id", "", "registered client_id (default "+embeddedClientID+" with the embedded server)")
 	fs.StringVar(&c.AuthMethodName, "auth-method", "", "client authentication: post, basic, none or private_key_jwt (default post with $"+SecretEnv+", none without)")
 	fs.StringVar(&c.PrivateKeyFile, "private-key", "", "PEM file of the private_key_jwt signing key (RSA 2048+ or EC P-384)")
@@ -150,7 +152,8 @@ func ParseFlags(name string, args []string, getenv func(string) string, output i
 	fs.StringVar(&c.PostgresURL, "postgres", "", "PostgreSQL URL (postgres://…) for the sessions and the refresh Coordinator, to run several replicas")
 	fs.Usage = func() {
 		fmt.Fprintf(output, "Usage of the %s demo:\n\n", name)
-		fmt.Fprintf(output, "Without -token-url, an embedded mock SMART server is started.\n")
+		fmt.Fprintf(output, "With -fhir-base, the endpoints of that SMART server are read from its .well-known/smart-configuration\n")
+		fmt.Fprintf(output, "unless given; without it (nor -token-url), an embedded mock SMART server is started.\n")
 		fmt.Fprintf(output, "The client secret, if any, is read from $%s.\n\nFlags:\n", SecretEnv)
 		fs.PrintDefaults()
 	}
@@ -179,8 +182,8 @@ func ParseFlags(name string, args []string, getenv func(string) string, output i
 	switch {
 	case strings.TrimSpace(c.Scopes) == "":
 		return Config{}, errors.New("-scopes must not be empty")
-	case c.Embedded() && (c.AuthorizeURL != "" || c.FHIRBase != "" || c.RevokeURL != "" || len(c.Issuers) > 0):
-		return Config{}, errors.New("-authorize-url, -fhir-base, -iss and -revoke-url name a real server: give its -token-url too (without -token-url the embedded mock server is used)")
+	case c.Embedded() && (c.AuthorizeURL != "" || c.RevokeURL != "" || len(c.Issuers) > 0):
+		return Config{}, errors.New("-authorize-url, -iss and -revoke-url name a real server: give its -fhir-base too (without it the embedded mock server is used)")
 	case c.Embedded():
 		if c.TokenTTL <= 0 {
 			return Config{}, errors.New("-token-ttl must be positive")
@@ -206,7 +209,7 @@ func ParseFlags(name string, args []string, getenv func(string) string, output i
 			if last > 0 {
 				list = strings.Join(missing[:last], ", ") + " and " + list
 			}
-			return Config{}, fmt.Errorf("-token-url needs %s too", list)
+			return Config{}, fmt.Errorf("a real SMART server needs %s", list)
 		}
 		if c.RevokeURL == "" && c.RevokeStyle != core.RevokeRFC7009 {
 			return Config{}, errors.New("-revoke-style get needs -revoke-url")

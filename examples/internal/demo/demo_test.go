@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -90,18 +91,18 @@ func TestParseFlagsErrors(t *testing.T) {
 		want string
 	}{
 		{[]string{"-token-url", "https://x/token"}, "-fhir-base and -client-id"},
+		{[]string{"-fhir-base", "https://x/fhir"}, "-client-id"},
 		{[]string{"-token-url", "https://x/token", "-authorize-url", "https://x/a", "-client-id", "c"}, "-fhir-base"},
 		{[]string{"-auth-method", "jwt"}, "-auth-method must be post, basic, none or private_key_jwt"},
 		{[]string{"-auth-method", "none", "-key-id", "k"}, "-private-key and -key-id go with -auth-method private_key_jwt"},
-		{[]string{"-iss", "https://x/fhir"}, "-token-url"},
+		{[]string{"-iss", "https://x/fhir"}, "-fhir-base"},
 		{[]string{"-token-url", "https://x/token", "-fhir-base", "https://x/fhir", "-client-id", "c",
 			"-auth-method", "private_key_jwt"}, "needs -private-key"},
 		{[]string{"-token-url", "https://x/token", "-fhir-base", "https://x/fhir", "-client-id", "c",
 			"-auth-method", "basic"}, "needs the client secret"},
-		{[]string{"-fhir-base", "https://x/fhir"}, "-token-url"},
 		{[]string{"-token-ttl", "0s"}, "-token-ttl"},
 		{[]string{"-scopes", " "}, "-scopes"},
-		{[]string{"-revoke-url", "https://x/revoke"}, "-token-url"},
+		{[]string{"-revoke-url", "https://x/revoke"}, "-fhir-base"},
 		{[]string{"-revoke-style", "post"}, "-revoke-style must be rfc7009 or get"},
 		{[]string{"-token-url", "https://x/token", "-authorize-url", "https://x/a", "-fhir-base", "https://x/fhir",
 			"-client-id", "c", "-revoke-style", "get"}, "-revoke-style get needs -revoke-url"},
@@ -163,5 +164,41 @@ func TestPublicAddr(t *testing.T) {
 		if got := publicAddr(addr); got != want {
 			t.Errorf("publicAddr(%s) = %s, want %s", in, got, want)
 		}
+	}
+}
+
+// TestDemoDiscoversFromFHIRBase (issue 19 item 16): with only -fhir-base
+// and the client's credentials, the demo finds the token and authorization
+// endpoints in the server's .well-known/smart-configuration, and a user can
+// log in.
+func TestDemoDiscoversFromFHIRBase(t *testing.T) {
+	appSrv := httptest.NewUnstartedServer(nil)
+	appURL := "http://" + appSrv.Listener.Addr().String()
+	mock := smarttest.NewServer(smarttest.Options{RedirectURIs: []string{appURL + "/callback"}})
+	defer mock.Close()
+	o := mock.Options()
+	c, err := ParseFlags("demo", []string{"-fhir-base", mock.FHIRBaseURL, "-client-id", o.ClientID,
+		"-redirect-url", appURL + "/callback"}, env(o.ClientSecret), io.Discard)
+	if err != nil {
+		t.Fatalf("ParseFlags with only -fhir-base and the credentials: %v", err)
+	}
+	if c.Embedded() {
+		t.Fatal("-fhir-base alone started the embedded server")
+	}
+	app, err := New(c, Options{})
+	if err != nil {
+		t.Fatalf("New with only FHIRBase: %v", err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/launch", app.Launcher.LaunchHandler())
+	mux.Handle("/callback", app.Launcher.CallbackHandler())
+	appSrv.Config.Handler = app.Sessions.LoadAndSave(mux)
+	appSrv.Start()
+	defer appSrv.Close()
+	if _, err := mock.Login(smarttest.NewBrowser(), appURL+"/launch"); err != nil {
+		t.Fatalf("login through the discovered endpoints: %v", err)
+	}
+	if mock.TokenCalls() != 1 {
+		t.Errorf("%d token calls, want the code exchange", mock.TokenCalls())
 	}
 }

@@ -85,8 +85,11 @@ func Run(ctx context.Context, name string, args []string, stdout io.Writer, hand
 		defer mock.Close()
 		fmt.Fprintf(stdout, "Using the embedded mock SMART server at %s (access tokens live %s).\n", mock.URL, cfg.TokenTTL)
 	} else {
-		fmt.Fprintf(stdout, "Using the SMART server at %s (client %s, %s).\n", cfg.TokenURL, cfg.ClientID, cfg.AuthMethod())
-		if cfg.RevokeURL == "" {
+		fmt.Fprintf(stdout, "Using the SMART server of %s (client %s, %s).\n", cfg.FHIRBase, cfg.ClientID, cfg.AuthMethod())
+		switch {
+		case cfg.TokenURL == "":
+			fmt.Fprintln(stdout, "Endpoints not given are read from the server's .well-known/smart-configuration.")
+		case cfg.RevokeURL == "":
 			fmt.Fprintln(stdout, "No -revoke-url: Log out only clears the session.")
 		}
 	}
