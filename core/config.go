@@ -21,6 +21,7 @@ const (
 	DefaultSessionKey     = "smartrefresh.token"
 	DefaultLeeway         = 60 * time.Second
 	DefaultRefreshTimeout = 30 * time.Second
+	DefaultMaxLaunches    = 4
 )
 
 // Config configures a Refresher. TokenURL, ClientID and Sessions are
@@ -68,6 +69,12 @@ type Config struct {
 	// SessionKey is the session key the token is stored under
 	// (DefaultSessionKey when empty).
 	SessionKey string
+	// MaxLaunches is how many completed launches (logins, each with its
+	// own token, patient and grant) one session keeps, in several tabs
+	// (DefaultMaxLaunches when zero). A launch beyond it drops the least
+	// recently used one, whose grant is revoked (see Launcher and
+	// Refresher.LogoutLaunch).
+	MaxLaunches int
 	// EncryptionKeys, when set, encrypt the token inside the session with
 	// AES-256-GCM, so that the session store (Redis, a database, a cookie)
 	// never holds it in the clear. Each key has EncryptionKeySize (32)
@@ -207,6 +214,9 @@ func (c Config) withDefaults() Config {
 	if c.SessionKey == "" {
 		c.SessionKey = DefaultSessionKey
 	}
+	if c.MaxLaunches == 0 {
+		c.MaxLaunches = DefaultMaxLaunches
+	}
 	if c.Leeway == 0 {
 		c.Leeway = DefaultLeeway
 	}
@@ -261,6 +271,9 @@ func (c Config) validate() error {
 	}
 	if c.Leeway < 0 {
 		return &ConfigError{Field: "Leeway", Reason: "must not be negative"}
+	}
+	if c.MaxLaunches < 0 {
+		return &ConfigError{Field: "MaxLaunches", Reason: "must not be negative"}
 	}
 	if c.MaxConcurrentRefreshes < 0 {
 		return &ConfigError{Field: "MaxConcurrentRefreshes", Reason: "must not be negative"}

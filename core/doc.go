@@ -51,6 +51,21 @@
 // *LaunchError answers a user can act on, including the iframe case of a
 // callback without its session cookie.
 //
+// # Several launches (tabs, patients)
+//
+// Each completed launch is its own login, with its own token, grant,
+// patient and user, named by a launch id that CallbackHandler adds to the
+// page it lands on (smart_launch=…). A session keeps up to
+// Config.MaxLaunches of them, for tabs launched from the EHR for different
+// patients. A request names its launch with the X-SMART-Launch header or
+// the smart_launch query parameter (RequestLaunch; the adapters, FHIRProxy
+// and AttachRequest read it; LaunchContext and WithLaunch name it for
+// Token, Client and Info), and gets that launch's token, or ErrLaunchGone
+// when the session no longer holds it: never another launch's. A request
+// naming none gets the most recent launch. The refresh algorithm runs per
+// launch, with every guarantee above; LogoutLaunch ends one launch, Logout
+// all of them.
+//
 // # Browser apps
 //
 // FHIRProxy is a backend-for-frontend: the page calls the app's own origin
@@ -84,7 +99,7 @@
 //
 // # Logout
 //
-// Refresher.Logout revokes the session's grant at Config.RevocationURL
+// Refresher.Logout revokes the session's grants at Config.RevocationURL
 // (RFC 7009, or Health Gorilla's GET ?token=) and removes the token from
 // the session, even when revocation fails. It revokes the grant's newest
 // refresh token as any replica knows it (through the Coordinator), not a

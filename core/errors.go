@@ -78,6 +78,12 @@ var (
 	ErrNoSession = fmt.Errorf("%w: no session in context (wrap the handler with the scs SessionManager's LoadAndSave)", ErrMisconfigured)
 	// ErrInvalidToken: a token given to Save has no access token.
 	ErrInvalidToken = fmt.Errorf("%w: token has no access token", ErrMisconfigured)
+	// ErrLaunchGone: the request names a launch (LaunchHeader,
+	// LaunchParam) that the session does not hold, or no longer: dropped
+	// for newer launches (Config.MaxLaunches), replaced by a new launch
+	// for the same patient, logged out, or another session's. The page
+	// must launch again; it never gets another launch's token.
+	ErrLaunchGone = fmt.Errorf("%w: the launch the request names is not in the session", ErrReauthRequired)
 	// ErrRevoked: Logout revoked the session's grant. A copy of the token
 	// that turns up later (a stale session copy, a refresh that was in
 	// flight) is removed instead of being used.

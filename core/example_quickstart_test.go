@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strings"
 
 	"github.com/alexedwards/scs/v2"
 
@@ -85,6 +86,7 @@ func Example() {
 	defer resp.Body.Close()
 	var patient struct{ ResourceType, ID string }
 	json.NewDecoder(resp.Body).Decode(&patient)
-	fmt.Println(landing == app.URL+"/", resp.StatusCode, patient.ResourceType, patient.ID)
+	// The callback names the new launch in the page it lands on.
+	fmt.Println(strings.HasPrefix(landing, app.URL+"/?"+core.LaunchParam+"="), resp.StatusCode, patient.ResourceType, patient.ID)
 	// Output: true 200 Patient 123
 }

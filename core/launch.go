@@ -205,8 +205,21 @@ func (l *Launcher) LaunchHandler() http.Handler { return http.HandlerFunc(l.serv
 // (access_denied, …) with a page or JSON that says so, exchanges the code
 // once with the Refresher's client authentication and PKCE verifier,
 // validates the id_token when the scope has openid, and saves the token
-// with Refresher.Save's guarantees (a new session token). It then
-// redirects (303) to the launch's return_to or AfterLogin.
+// as a new launch of the session, with Refresher.Save's guarantees (a new
+// session token). It then redirects (303) to the launch's return_to or
+// AfterLogin, with smart_launch=<launch id> added to its query.
+//
+// Each completed launch is its own login, with its own token, grant,
+// patient and user, named by its launch id (128 random bits or more,
+// URL-safe): the session keeps up to Config.MaxLaunches of them, for
+// several tabs. The page keeps the id (in its links, or per tab in
+// sessionStorage) and names it in every request (LaunchHeader,
+// LaunchParam); see Refresher.Token and AttachRequest. A launch for the
+// same user and patient as an earlier one replaces it; a launch of
+// another user (their validated id_tokens differ, at the same FHIR
+// server) ends the earlier user's launches, so that a session holds one
+// user's; beyond MaxLaunches the least recently used launch is dropped.
+// Each launch taken out has its grant revoked, as Logout does.
 //
 // A callback that arrives without the session that started the launch is
 // answered with the likely reason: an EHR that opened the app in an iframe
@@ -406,7 +419,11 @@ func (l *Launcher) serveCallback(w http.ResponseWriter, req *http.Request) {
 	// Saved with the launches other tabs started meanwhile merged in, under
 	// the session's lock, since Save commits this request's copy.
 	keep := func(list []pendingLaunch) []pendingLaunch { return list }
-	if err := l.pending.update(ctx, l, keep, func() error { return l.r.saveLogin(ctx, tok, &id) }); err != nil {
+	var launchID string
+	if err := l.pending.update(ctx, l, keep, func() (err error) {
+		launchID, err = l.r.addLaunch(ctx, tok, &id)
+		return err
+	}); err != nil {
 		l.fail(w, req, launchErrorFrom(err, "saving the token"))
 		return
 	}
@@ -418,7 +435,7 @@ func (l *Launcher) serveCallback(w http.ResponseWriter, req *http.Request) {
 	}
 	w.Header().Set("Cache-Control", "no-store")
 	setLaunchHeaders(w.Header(), frameAncestors(l.cfg.Issuers)) // launchheaders.go
-	http.Redirect(w, req, target, http.StatusSeeOther)
+	http.Redirect(w, req, withLaunchParam(target, launchID), http.StatusSeeOther)
 }
 
 // claim finds the pending launch of state in the session and takes it out,
@@ -556,3 +573,22 @@ func (b *limitedBody) Read(p []byte) (int, error) {
 }
 
 func (b *limitedBody) Close() error { return b.rc.Close() }
+
+// withLaunchParam returns target (a path on this site, SafeReturnTo) with
+// smart_launch=id added at the end of its query, in place of any
+// smart_launch it had; the rest of the query is kept as it was.
+func withLaunchParam(target, id string) string {
+	path, frag, hasFrag := strings.Cut(target, "#")
+	path, query, _ := strings.Cut(path, "?")
+	var kept []string
+	for _, kv := range strings.Split(query, "&") {
+		if k, _, _ := strings.Cut(kv, "="); kv != "" && k != LaunchParam {
+			kept = append(kept, kv)
+		}
+	}
+	out := path + "?" + strings.Join(append(kept, LaunchParam+"="+url.QueryEscape(id)), "&")
+	if hasFrag {
+		out += "#" + frag
+	}
+	return out
+}

@@ -45,6 +45,8 @@ type launchOptions struct {
 	config func(map[string]any)
 	// wrap wraps the mock server's handler.
 	wrap func(http.Handler) http.Handler
+	// revoke sets the Refresher's RevocationURL to the mock server's.
+	revoke bool
 }
 
 func newLaunchApp(t testing.TB, o launchOptions) *launchApp {
@@ -91,6 +93,9 @@ func newLaunchApp(t testing.TB, o launchOptions) *launchApp {
 		AuthMethod: so.AuthMethod, Sessions: a.sm, Now: a.clock.Now,
 		Logger: slog.New(slog.NewTextHandler(&lockedWriter{w: a.logs}, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	}
+	if o.revoke {
+		cfg.RevocationURL = a.srv.RevokeURL
+	}
 	if o.refresher != nil {
 		o.refresher(&cfg)
 	}
@@ -114,12 +119,50 @@ func newLaunchApp(t testing.TB, o launchOptions) *launchApp {
 	mux.Handle("GET /launch", a.l.LaunchHandler())
 	mux.Handle("GET /callback", a.l.CallbackHandler())
 	mux.HandleFunc("GET /me", func(w http.ResponseWriter, req *http.Request) {
-		info, err := r.Info(req.Context())
+		info, err := r.Info(core.LaunchContext(req))
 		if err != nil {
 			core.WriteError(w, req, err)
 			return
 		}
 		json.NewEncoder(w).Encode(info)
+	})
+	// /read reads the launch's patient at the FHIR server with the
+	// launch's token, refreshed when due, and answers the FHIR status.
+	mux.HandleFunc("GET /read", func(w http.ResponseWriter, req *http.Request) {
+		ctx := core.LaunchContext(req)
+		tok, err := r.Token(ctx)
+		if err != nil {
+			core.WriteError(w, req, err)
+			return
+		}
+		resp, err := r.Client(ctx).Get(a.srv.FHIRBaseURL + "/Patient/" + tok.Patient)
+		if err != nil {
+			core.WriteError(w, req, err)
+			return
+		}
+		resp.Body.Close()
+		w.WriteHeader(resp.StatusCode)
+		io.WriteString(w, tok.Patient)
+	})
+	proxy, err := r.FHIRProxy(core.ProxyConfig{Upstream: a.srv.FHIRBaseURL, Prefix: "/fhir/"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux.Handle("/fhir/", proxy)
+	mux.HandleFunc("POST /save", func(w http.ResponseWriter, req *http.Request) {
+		if err := r.Save(req.Context(), a.srv.Grant()); err != nil {
+			core.WriteError(w, req, err)
+		}
+	})
+	mux.HandleFunc("POST /logout", func(w http.ResponseWriter, req *http.Request) {
+		if err := r.Logout(req.Context()); err != nil {
+			core.WriteError(w, req, err)
+		}
+	})
+	mux.HandleFunc("POST /logout-launch", func(w http.ResponseWriter, req *http.Request) {
+		if err := r.LogoutLaunch(core.LaunchContext(req)); err != nil {
+			core.WriteError(w, req, err)
+		}
 	})
 	app.Config.Handler = a.sm.LoadAndSave(mux)
 	app.Start()
@@ -143,11 +186,11 @@ type answer struct {
 // browser is a cookie-keeping client that does not follow redirects, so
 // that each step of a launch can be checked.
 type browser struct {
-	t *testing.T
+	t testing.TB
 	c *http.Client
 }
 
-func newBrowser(t *testing.T) *browser {
+func newBrowser(t testing.TB) *browser {
 	jar, err := cookiejar.New(nil)
 	if err != nil {
 		t.Fatal(err)
@@ -251,7 +294,7 @@ func TestLaunchStandalone(t *testing.T) {
 		t.Errorf("authorize query %v: want a S256 challenge, a nonce (openid) and no launch", q)
 	}
 	res := b.get(a.authorize(b, authz))
-	if res.status != http.StatusSeeOther || res.location != "/" {
+	if res.status != http.StatusSeeOther || landing(t, res.location) != "/" {
 		t.Fatalf("callback: %d %q %s, want 303 to /", res.status, res.location, res.body)
 	}
 	info := a.me(b)
@@ -299,10 +342,10 @@ func TestLaunchTwoTabs(t *testing.T) {
 	b := newBrowser(t)
 	tab1 := a.launch(b, "?return_to=/one")
 	tab2 := a.launch(b, "?return_to=/two")
-	if res := b.get(a.authorize(b, tab2)); res.status != http.StatusSeeOther || res.location != "/two" {
+	if res := b.get(a.authorize(b, tab2)); res.status != http.StatusSeeOther || landing(t, res.location) != "/two" {
 		t.Fatalf("tab 2: %d %q %s", res.status, res.location, res.body)
 	}
-	if res := b.get(a.authorize(b, tab1)); res.status != http.StatusSeeOther || res.location != "/one" {
+	if res := b.get(a.authorize(b, tab1)); res.status != http.StatusSeeOther || landing(t, res.location) != "/one" {
 		t.Fatalf("tab 1 after tab 2 completed: %d %q %s", res.status, res.location, res.body)
 	}
 	if n := a.srv.TokenCalls(); n != 2 {
@@ -493,7 +536,7 @@ func TestLaunchReturnTo(t *testing.T) {
 	a := newLaunchApp(t, launchOptions{})
 	b := newBrowser(t)
 	if res := a.login(b, "?return_to="+url.QueryEscape("/patients/123?tab=labs")); res.status != http.StatusSeeOther ||
-		res.location != "/patients/123?tab=labs" {
+		landing(t, res.location) != "/patients/123?tab=labs" {
 		t.Errorf("return_to: %d %q", res.status, res.location)
 	}
 	for _, bad := range []string{
@@ -647,7 +690,7 @@ func FuzzCallbackQuery(f *testing.F) {
 		res := b.get(a.url+"/callback?"+query, "Accept", "application/json")
 		switch {
 		case res.status == http.StatusSeeOther:
-			if res.location != "/" {
+			if landing(t, res.location) != "/" {
 				t.Fatalf("callback?%s redirected to %q", query, res.location)
 			}
 		case res.status >= 300 && res.status < 400:

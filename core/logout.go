@@ -33,16 +33,17 @@ func (s RevocationStyle) String() string {
 	return "RevocationStyle(" + strconv.Itoa(int(s)) + ")"
 }
 
-// Logout ends the SMART authorization of the session of ctx: it revokes the
+// Logout ends the SMART authorization of the session of ctx: every launch
+// it holds (see Launcher; LogoutLaunch ends one). For each, it revokes the
 // grant's refresh token, then its access token, at Config.RevocationURL,
-// then removes the token from the session and commits the session. The
-// token is removed always, even when revocation failed; a failed revocation
-// is then returned as a *RevocationError (matching ErrTransient or
-// ErrMisconfigured). With no RevocationURL configured Logout only removes
-// the token. With no token in the session there is nothing to do and
-// Logout returns nil.
+// then removes the launch from the session and commits the session. The
+// token is removed always, even when revocation failed; a failed
+// revocation is then returned as a *RevocationError (matching ErrTransient
+// or ErrMisconfigured). With no RevocationURL configured Logout only
+// removes the tokens. With no token in the session there is nothing to do
+// and Logout returns nil.
 //
-// Logout revokes the grant's newest tokens, as known to this process and,
+// Logout revokes each grant's newest tokens, as known to this process and,
 // with a Config.Coordinator, to every replica (a session copy may hold a
 // refresh token rotated since, which a server may ignore: RFC 7009 lets it
 // answer 200 to an invalid token). If a refresh of the grant is in flight,
@@ -62,24 +63,75 @@ func (s RevocationStyle) String() string {
 // grant alive. Logout does not renew the scs session token or touch other
 // session data: the app decides that (sessions.Destroy or RenewToken).
 func (r *Refresher) Logout(ctx context.Context) error {
-	rec, err := r.load(ctx)
+	if _, ok := r.get(ctx); !ok {
+		return noSession(ctx)
+	}
+	// The launches of the request's copy, and those the store holds now
+	// (completed in another tab since this request loaded).
+	ids := map[string]bool{}
+	var errs []error
+	for _, src := range []context.Context{ctx, r.freshCopy(ctx)} {
+		if src == nil {
+			continue
+		}
+		slots, _ := r.launchesOf(src)
+		for _, s := range slots {
+			if ids[s.id] {
+				continue
+			}
+			ids[s.id] = true
+			errs = append(errs, r.logoutSlot(WithLaunch(ctx, s.id), WithLaunch(src, s.id), s.id == ""))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// LogoutLaunch ends the launch ctx names (WithLaunch, LaunchContext; the
+// most recent one when it names none), as Logout does for every launch:
+// its grant is revoked and it is removed from the session, whose other
+// launches keep working. A launch the session no longer holds has nothing
+// to end: LogoutLaunch returns nil.
+func (r *Refresher) LogoutLaunch(ctx context.Context) error {
+	return r.logoutSlot(ctx, ctx, false)
+}
+
+// logoutSlot ends the launch ctx names, as the session src (ctx, or the
+// store's copy of its session) holds it; legacy: the launch has no id, and
+// must still have none in src.
+func (r *Refresher) logoutSlot(ctx, src context.Context, legacy bool) error {
+	rec, s, err := r.load(src, launchOf(src))
 	if errors.Is(err, ErrNoSession) || errors.Is(err, ErrTransient) {
 		// No session, or a token this process cannot read (sealed with a
 		// key it does not have): nothing was revoked or removed.
 		return err
 	}
-	if err != nil {
+	if err != nil || legacy && s.id != "" {
 		// No token, or one already revoked or corrupt (load removed it).
 		return nil
 	}
 	revErr := r.revokeGrant(context.WithoutCancel(ctx), rec)
-	rmErr := r.removeForLogout(ctx)
+	own, _ := r.slotValue(src, s)
+	rmErr := r.removeForLogout(ctx, s, own)
 	if revErr != nil {
 		r.cfg.Logger.WarnContext(ctx, "smartrefresh: logged out, but revocation failed", "error", revErr)
 	} else {
 		r.cfg.Logger.DebugContext(ctx, "smartrefresh: logged out")
 	}
 	return errors.Join(revErr, rmErr)
+}
+
+// freshCopy returns the session of ctx as it is in the store now, or nil.
+func (r *Refresher) freshCopy(ctx context.Context) context.Context {
+	sm := r.cfg.Sessions
+	token := sm.Token(ctx)
+	if token == "" {
+		return nil
+	}
+	fresh, err := sm.Load(context.Background(), token)
+	if err != nil || sm.Token(fresh) == "" {
+		return nil
+	}
+	return fresh
 }
 
 // revokeGrant marks the grant of rec revoked in the ledger and revokes its

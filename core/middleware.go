@@ -10,14 +10,38 @@ import (
 )
 
 // Attach returns a copy of ctx carrying a valid token for its session (see
-// Token), for TokenFromContext to find. It is the one call the middleware
-// adapters make per request.
+// Token), for TokenFromContext to find.
 func (r *Refresher) Attach(ctx context.Context) (context.Context, error) {
 	tok, err := r.Token(ctx)
 	if err != nil {
 		return ctx, err
 	}
 	return NewContext(ctx, tok), nil
+}
+
+// AttachRequest is Attach for the launch req names (RequestLaunch: the
+// X-SMART-Launch header or the smart_launch query parameter; else the one
+// req's context names; else the session's most recent launch). The context
+// it returns, derived from req's, carries that launch's valid token for
+// TokenFromContext, and names the launch for the request's later calls of
+// Token, Client and Info. It is the one call the middleware adapters make
+// per request. A launch the session does not hold is ErrLaunchGone.
+func (r *Refresher) AttachRequest(req *http.Request) (context.Context, error) {
+	ctx := req.Context()
+	name := RequestLaunch(req)
+	if name == "" {
+		name = launchOf(ctx)
+	}
+	tok, s, err := r.tokenOf(ctx, name)
+	switch {
+	case err != nil:
+		return ctx, err
+	case s.id == "":
+		return NewContext(ctx, tok), nil
+	case s.entry.att != nil && s.entry.att.tok == tok:
+		return context.WithValue(ctx, tokenKey{}, s.entry.att), nil
+	}
+	return context.WithValue(ctx, tokenKey{}, &attachment{tok: tok, launch: s.id}), nil
 }
 
 // statusCode is the HTTP status of the answer to err: 403 for
@@ -68,6 +92,8 @@ func reauthReason(err error) string {
 		return "no token in session; launch or log in"
 	case errors.Is(err, ErrNoRefreshToken):
 		return "the access token expired and there is no refresh token; launch or log in again"
+	case errors.Is(err, ErrLaunchGone):
+		return "this page's launch has ended (logged out, or replaced by newer launches); launch again"
 	case errors.Is(err, ErrRevoked):
 		return "logged out; launch or log in again"
 	}

@@ -137,7 +137,10 @@ type ProxyConfig struct {
 // reach the upstream, and the upstream's Set-Cookie never reaches the
 // browser.
 //
-// The token is refreshed when it is due, and, when the upstream answers
+// The token is the one of the launch the request names in LaunchHeader
+// (the session's most recent launch when it names none; ErrLaunchGone,
+// 401, when the session no longer holds it). It is refreshed when it is
+// due, and, when the upstream answers
 // 401, refreshed once (shared, like every refresh) and the request sent
 // again if its body was kept (see ProxyConfig.ReplayBodyBytes). A refresh
 // that failed transiently is answered 503 with Retry-After; one that needs

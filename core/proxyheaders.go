@@ -49,7 +49,11 @@ func (p *proxy) rewrite(pr *httputil.ProxyRequest) {
 			h[k] = v
 		}
 	}
-	pr.Out.Header = h
+	pr.Out.Header = h // LaunchHeader is not in the list: it stays here
+	// The token is the one of the launch the request names (launches.go).
+	if ctx := LaunchContext(pr.In); ctx != pr.In.Context() {
+		pr.Out = pr.Out.WithContext(ctx)
+	}
 	if p.cfg.ForwardedHeaders {
 		pr.SetXForwarded()
 	}

@@ -2,11 +2,12 @@ package core
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"log/slog"
 	"net/http"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -44,6 +45,7 @@ type Refresher struct {
 	signer    jose.Signer // client assertions, for PrivateKeyJWT
 	sealer    *sealer     // EncryptionKeys, DecryptionKeys; nil: none
 	values    *valueCache // session values decoded (sessionvalue.go)
+	touches   touchTable  // launches whose use this process wrote lately (launches.go)
 	bases     []baseURL   // Config.FHIRBaseURLs, parsed
 
 	sleep func(context.Context, time.Duration) error // retry waits; tests replace it
@@ -81,6 +83,7 @@ func New(cfg Config) (*Refresher, error) {
 		ttl = 24 * time.Hour
 	}
 	r := &Refresher{cfg: cfg, ledger: newLedger(ttl), values: newValueCache(), shareWithin: shareWithin}
+	r.touches.seed = maphash.MakeSeed()
 	endpoints := *cfg.HTTPClient
 	endpoints.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	// Token and revocation calls run on their own budget, RefreshTimeout:
@@ -134,51 +137,67 @@ func (r *Refresher) LogValue() slog.Value { return r.cfg.LogValue() }
 // app obtained tok (typically by exchanging an authorization code). It
 // first renews the session token, as a login should, to prevent session
 // fixation.
+//
+// The session then holds this one login: Save replaces every launch the
+// session held (see Launcher), and with Config.RevocationURL set it
+// revokes their grants, as Logout would (a token saved again, with the
+// same refresh token, stays the same grant and is not revoked).
 func (r *Refresher) Save(ctx context.Context, tok *Token) error {
-	return r.saveLogin(ctx, tok, nil)
-}
-
-// saveLogin is Save with the identity a Launcher established (nil: none,
-// and any identity of an earlier login is removed).
-func (r *Refresher) saveLogin(ctx context.Context, tok *Token, id *identity) error {
 	if tok == nil || tok.AccessToken == "" {
 		return ErrInvalidToken
 	}
 	if _, ok := r.get(ctx); !ok {
 		return noSession(ctx)
 	}
-	if err := r.cfg.Sessions.RenewToken(ctx); err != nil {
-		return err
+	// The launches replaced: the request's copy's, and the store's now.
+	var replaced []*record
+	seen := func(rec *record) bool {
+		return rec.Token.AccessToken == tok.AccessToken || tok.RefreshToken != "" && rec.Token.RefreshToken == tok.RefreshToken ||
+			slices.ContainsFunc(replaced, func(o *record) bool { return o.Token.AccessToken == rec.Token.AccessToken })
 	}
-	if id != nil {
-		b, _ := json.Marshal(id)
-		r.cfg.Sessions.Put(ctx, r.identityKey(), string(b))
-	} else {
-		r.cfg.Sessions.Remove(ctx, r.identityKey())
-	}
-	rec := &record{Token: *tok, Obtained: r.cfg.Now(), Grant: newGrantID()}
-	var replaced *record // another grant's token, which the login replaces
-	if v, _ := r.get(ctx); v != nil {
-		// The session's own token saved again: the same grant, at the
-		// same point of its chain, so that copies of it stay recognisable.
-		// (Only decoded here: whatever else the session holds, Save
-		// replaces it.)
-		if old, err := r.decodeSessionRecord(v); err == nil {
-			if tok.RefreshToken != "" && old.Grant != "" && old.Token.RefreshToken == tok.RefreshToken {
-				rec.Grant, rec.Refreshes = old.Grant, old.Refreshes
-			} else if old.Token.AccessToken != tok.AccessToken {
-				replaced = old
+	collect := func(ctx context.Context) {
+		_, vals := r.launchesOf(ctx)
+		for _, v := range vals {
+			if rec, err := r.decodeSessionRecord(v); err == nil && !seen(rec) {
+				replaced = append(replaced, rec)
 			}
 		}
 	}
-	if err := r.store(ctx, rec); err != nil {
+	_, ownVals := r.launchesOf(ctx)
+	collect(ctx)
+	if token := r.cfg.Sessions.Token(ctx); token != "" && r.cfg.RevocationURL != "" {
+		if fresh, err := r.cfg.Sessions.Load(context.Background(), token); err == nil && r.cfg.Sessions.Token(fresh) != "" {
+			collect(fresh)
+		}
+	}
+	if err := r.cfg.Sessions.RenewToken(ctx); err != nil {
 		return err
 	}
-	r.revokeReplaced(ctx, replaced, tok) // replaced.go
+	rec := &record{Token: *tok, Obtained: r.cfg.Now(), Grant: newGrantID()}
+	if tok.RefreshToken != "" {
+		// The session's own token saved again: the same grant, at the
+		// same point of its chain, so that copies of it stay recognisable.
+		for _, v := range ownVals {
+			if old, err := r.decodeSessionRecord(v); err == nil && old.Grant != "" && old.Token.RefreshToken == tok.RefreshToken {
+				rec.Grant, rec.Refreshes = old.Grant, old.Refreshes
+			}
+		}
+	}
+	r.cfg.Sessions.Remove(ctx, r.identityKey())
+	if err := r.store(ctx, slot{}, rec); err != nil {
+		return err
+	}
+	for _, old := range replaced {
+		r.revokeReplaced(ctx, old, tok) // replaced.go
+	}
 	return nil
 }
 
-// Token returns a valid token for the session of ctx. When the stored token
+// Token returns a valid token for the session of ctx: that of the launch
+// ctx names (WithLaunch, LaunchContext, or the middleware's context), or of
+// the session's most recent launch when it names none, so that an app of
+// one login works as it always did. A launch the session does not hold is
+// ErrLaunchGone, never another launch's token. When the stored token
 // is within Leeway of its expiry, Token refreshes it first (sharing the
 // refresh with every other request of the same grant) and stores the new
 // one in the session.
@@ -192,23 +211,32 @@ func (r *Refresher) saveLogin(ctx context.Context, tok *Token, id *identity) err
 // hot path allocates nothing for it: read it, never modify it (copy the
 // struct, and its Extra map, to change one).
 func (r *Refresher) Token(ctx context.Context) (*Token, error) {
-	rec, err := r.load(ctx)
+	tok, _, err := r.tokenOf(ctx, launchOf(ctx))
+	return tok, err
+}
+
+// tokenOf is Token for the launch named name, and that launch's slot.
+func (r *Refresher) tokenOf(ctx context.Context, name string) (*Token, slot, error) {
+	rec, s, err := r.load(ctx, name)
 	if err != nil {
-		return nil, err
+		return nil, s, err
+	}
+	if s.entry != nil {
+		r.touch(ctx, s)
 	}
 	if !r.due(rec) || rec.Token.RefreshToken == "" && rec.Token.Valid(r.cfg.Now()) {
-		return &rec.Token, nil
+		return &rec.Token, s, nil
 	}
-	next, err := r.refresh(ctx, rec)
+	next, err := r.refresh(ctx, s, rec)
 	if err != nil {
 		if errors.Is(err, ErrTransient) && rec.Token.Valid(r.cfg.Now()) {
 			// Within Leeway the old token still works: use it, and let a
 			// later request try the refresh again.
-			return &rec.Token, nil
+			return &rec.Token, s, nil
 		}
-		return nil, err
+		return nil, s, err
 	}
-	return &next.Token, nil
+	return &next.Token, s, nil
 }
 
 // refreshAfter401 returns the token to retry with after the FHIR server
@@ -221,14 +249,14 @@ func (r *Refresher) Token(ctx context.Context) (*Token, error) {
 // the error is then a *TokenRejectedError. Concurrent 401s to the same
 // token share one refresh, as every refresh does.
 func (r *Refresher) refreshAfter401(ctx context.Context, rejected *Token, challenge string) (*Token, error) {
-	rec, err := r.load(ctx)
+	rec, s, err := r.load(ctx, launchOf(ctx))
 	if err != nil {
 		return nil, err
 	}
 	// The request's copy may hold a token that a refresh (this request's,
 	// or another's) has replaced: adopt leaves unmodified copies alone.
 	if next := r.newestKnown(rec); next != rec {
-		r.takeOver(ctx, next)
+		r.takeOver(ctx, s, next)
 		rec = next
 	}
 	if rec.Token.AccessToken != rejected.AccessToken && !r.due(rec) {
@@ -245,7 +273,7 @@ func (r *Refresher) refreshAfter401(ctx context.Context, rejected *Token, challe
 	if since, ok := r.probation.check(rejected.AccessToken, now); ok {
 		return nil, &TokenRejectedError{Code: bearerErrorCode(challenge), CoolDown: TokenRejectedCoolDown, Since: since}
 	}
-	if rec, err = r.refresh(ctx, rec); err != nil {
+	if rec, err = r.refresh(ctx, s, rec); err != nil {
 		return nil, err
 	}
 	r.probation.add(rec.Token.AccessToken, rec.Obtained, now)
@@ -286,16 +314,16 @@ func (r *Refresher) refreshAt(rec *record) time.Time {
 //
 // The token call runs on a context detached from any caller, so a caller
 // whose request is cancelled stops waiting without cancelling it.
-func (r *Refresher) refresh(ctx context.Context, cur *record) (*record, error) {
+func (r *Refresher) refresh(ctx context.Context, s slot, cur *record) (*record, error) {
 	for range maxChain {
 		if rv := r.ledger.isRevokedRecord(cur, r.cfg.Now()); rv != nil {
 			r.reauthOnce(ctx, rv)
-			r.remove(ctx)
+			r.remove(ctx, s)
 			return nil, rv.reason
 		}
 		if cur.Token.RefreshToken == "" {
 			r.reauth(ctx, ErrNoRefreshToken)
-			r.remove(ctx)
+			r.remove(ctx, s)
 			return nil, ErrNoRefreshToken
 		}
 		fp := fingerprintOf(cur.Token.RefreshToken)
@@ -308,14 +336,14 @@ func (r *Refresher) refresh(ctx context.Context, cur *record) (*record, error) {
 				cur = next
 				continue
 			}
-			r.takeOver(ctx, next)
+			r.takeOver(ctx, s, next)
 			return next, nil
 		}
 		if next = r.newerHead(cur, fp, r.cfg.Now()); next != cur && !r.due(next) {
 			// A refresh that did not rotate the refresh token replaced
 			// cur's access token (this request's own copy keeps the
 			// token it loaded: see adopt).
-			r.takeOver(ctx, next)
+			r.takeOver(ctx, s, next)
 			return next, nil
 		}
 		// A grant whose last refresh failed moments ago waits its turn
@@ -330,7 +358,7 @@ func (r *Refresher) refresh(ctx context.Context, cur *record) (*record, error) {
 			if r.redeeming != nil {
 				r.redeeming()
 			}
-			return r.redeem(ctx, fp, cur, shared)
+			return r.redeem(ctx, s, fp, cur, shared)
 		})
 		if r.joined != nil {
 			r.joined()
@@ -345,7 +373,7 @@ func (r *Refresher) refresh(ctx context.Context, cur *record) (*record, error) {
 		}
 		if res.Err != nil {
 			if errors.Is(res.Err, ErrReauthRequired) {
-				r.remove(ctx)
+				r.remove(ctx, s)
 			}
 			return nil, res.Err
 		}
@@ -355,7 +383,7 @@ func (r *Refresher) refresh(ctx context.Context, cur *record) (*record, error) {
 			cur = next
 			continue
 		}
-		r.adopt(ctx, next) // persist in redeem has stored it
+		r.adopt(ctx, s, next) // persist in redeem has stored it
 		return next, nil
 	}
 	return nil, errChainTooLong
@@ -368,7 +396,7 @@ var errChainTooLong = &transientError{err: errors.New("refresh chain too long")}
 // redeem makes the one token call for the refresh token fp of cur. It runs
 // once per flight; ctx is the session of the caller that started it, and
 // shared counts the callers waiting for it.
-func (r *Refresher) redeem(ctx context.Context, fp fingerprint, cur *record, shared *atomic.Int64) (*record, error) {
+func (r *Refresher) redeem(ctx context.Context, s slot, fp fingerprint, cur *record, shared *atomic.Int64) (*record, error) {
 	// Logout may have revoked the grant since the caller looked.
 	if rv := r.ledger.isRevokedRecord(cur, r.cfg.Now()); rv != nil {
 		return nil, rv.reason
@@ -489,7 +517,7 @@ func (r *Refresher) redeem(ctx context.Context, fp fingerprint, cur *record, sha
 	}
 	// Persist at once in the starting caller's session, whatever becomes of
 	// that caller's request.
-	r.persist(ctx, next)
+	r.persist(ctx, s, next)
 	r.refreshed(ctx, span, RefreshInfo{
 		Rotated:  rotated,
 		Duration: elapsed, Expiry: next.Token.Expiry, Shared: int(shared.Load()),
@@ -553,16 +581,27 @@ type SessionInfo struct {
 	// it before answering. It is Leeway before Expiry, or a quarter of the
 	// token's lifetime before it for short-lived tokens; zero when Expiry is.
 	RefreshAt time.Time `json:"refresh_at,omitzero"`
+	// Launch is the id of the launch the token is of, which the page
+	// names in its requests (LaunchHeader, LaunchParam); empty for the
+	// one login Save stored.
+	Launch string `json:"launch"`
 }
 
-// Info describes the token in the session of ctx without refreshing it. The
-// error is ErrNoToken when there is none.
+// Info describes the token of the launch ctx names (the most recent one
+// when it names none) without refreshing it. The error is ErrNoToken when
+// there is none, ErrLaunchGone when the named launch is not in the
+// session.
 func (r *Refresher) Info(ctx context.Context) (SessionInfo, error) {
-	rec, err := r.load(ctx)
+	rec, s, err := r.load(ctx, launchOf(ctx))
 	if err != nil {
 		return SessionInfo{}, err
 	}
-	id := r.identityOf(ctx)
+	var id identity
+	if s.entry != nil {
+		id = s.entry.Identity
+	} else {
+		id = r.identityOf(ctx)
+	}
 	return SessionInfo{
 		Expiry:          rec.Token.Expiry,
 		Scope:           rec.Token.Scope,
@@ -574,5 +613,6 @@ func (r *Refresher) Info(ctx context.Context) (SessionInfo, error) {
 		FHIRUser:        id.FHIRUser,
 		Obtained:        rec.Obtained,
 		RefreshAt:       r.refreshAt(rec),
+		Launch:          s.id,
 	}, nil
 }

@@ -26,7 +26,7 @@ func TestSessionInfoJSON(t *testing.T) {
 	if err := json.Unmarshal(js, &got); err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"encounter", "expires_at", "fhir_base_url", "fhir_user", "has_refresh_token", "patient", "refreshes", "scope"}
+	want := []string{"encounter", "expires_at", "fhir_base_url", "fhir_user", "has_refresh_token", "launch", "patient", "refreshes", "scope"}
 	if keys := slices.Sorted(maps.Keys(got)); !slices.Equal(keys, want) {
 		t.Errorf("keys %v, want %v", keys, want)
 	}

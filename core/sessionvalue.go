@@ -168,7 +168,8 @@ type valueCache struct {
 
 type valueEntry struct {
 	value string
-	rec   *record
+	rec   *record    // a token's value
+	set   *launchSet // or a launch index's (launches.go)
 }
 
 func newValueCache() *valueCache { return &valueCache{seed: maphash.MakeSeed()} }
@@ -203,4 +204,17 @@ func (c *valueCache) get(value string) *record {
 // add remembers that value decodes to rec.
 func (c *valueCache) add(value string, rec *record) {
 	c.slot(value).Store(&valueEntry{value: value, rec: rec})
+}
+
+// getSet returns the launch index decoded from value, or nil.
+func (c *valueCache) getSet(value string) *launchSet {
+	if e := c.slot(value).Load(); e != nil && e.value == value {
+		return e.set
+	}
+	return nil
+}
+
+// addSet remembers that value decodes to set.
+func (c *valueCache) addSet(value string, set *launchSet) {
+	c.slot(value).Store(&valueEntry{value: value, set: set})
 }

@@ -39,6 +39,11 @@ func defaultErrorHandler(c echo.Context, err error) error {
 
 // MiddlewareWithConfig returns the middleware configured by cfg. It panics
 // if cfg.Refresher is nil or cfg.LoginURL is not a valid URL.
+//
+// Each request gets the token of the launch it names
+// (core.LaunchContext: the X-SMART-Launch header or the smart_launch query
+// parameter), or of the session's most recent launch; a launch the session
+// no longer holds is core.ErrLaunchGone, answered as a re-authorization.
 func MiddlewareWithConfig(cfg Config) echo.MiddlewareFunc {
 	if cfg.Refresher == nil {
 		panic("echo: smartrefresh middleware requires a Refresher")
@@ -66,7 +71,7 @@ func MiddlewareWithConfig(cfg Config) echo.MiddlewareFunc {
 				return next(c)
 			}
 			req := c.Request()
-			ctx, err := cfg.Refresher.Attach(req.Context())
+			ctx, err := cfg.Refresher.AttachRequest(req)
 			if err != nil {
 				return cfg.ErrorHandler(c, err)
 			}

@@ -56,6 +56,8 @@ func TestHappyPath(t *testing.T) { adaptertest.HappyPath(t, app()) }
 
 func TestNoToken(t *testing.T) { adaptertest.NoToken(t, app()) }
 
+func TestLaunches(t *testing.T) { adaptertest.Launches(t, app()) }
+
 func TestErrorHandler(t *testing.T) {
 	var got error
 	adaptertest.ErrorHandler(t, app(echoadapter.WithErrorHandler(func(c echo.Context, err error) error {

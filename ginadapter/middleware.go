@@ -37,6 +37,11 @@ func defaultErrorHandler(c *gin.Context, err error) {
 
 // New returns the middleware configured by cfg. It panics if cfg.Refresher
 // is nil or cfg.LoginURL is not a valid URL.
+//
+// Each request gets the token of the launch it names
+// (core.LaunchContext: the X-SMART-Launch header or the smart_launch query
+// parameter), or of the session's most recent launch; a launch the session
+// no longer holds is core.ErrLaunchGone, answered as a re-authorization.
 func New(cfg Config) gin.HandlerFunc {
 	if cfg.Refresher == nil {
 		panic("ginadapter: New requires a Refresher")
@@ -58,7 +63,7 @@ func New(cfg Config) gin.HandlerFunc {
 			c.Next()
 			return
 		}
-		ctx, err := cfg.Refresher.Attach(c.Request.Context())
+		ctx, err := cfg.Refresher.AttachRequest(c.Request)
 		if err != nil {
 			cfg.ErrorHandler(c, err)
 			c.Abort()

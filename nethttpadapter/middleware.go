@@ -48,6 +48,10 @@ func WithLoginURL(loginURL string) Option {
 
 // Middleware returns a middleware that attaches a valid token for the
 // session of each request to its context, refreshing it through r when due.
+// The token is that of the launch the request names (core.LaunchContext:
+// the X-SMART-Launch header or the smart_launch query parameter), or of
+// the session's most recent launch; a launch the session no longer holds
+// is core.ErrLaunchGone, answered as a re-authorization.
 // It panics if r is nil.
 func Middleware(r *core.Refresher, opts ...Option) func(http.Handler) http.Handler {
 	if r == nil {
@@ -68,7 +72,7 @@ func Middleware(r *core.Refresher, opts ...Option) func(http.Handler) http.Handl
 				next.ServeHTTP(w, req)
 				return
 			}
-			ctx, err := r.Attach(req.Context())
+			ctx, err := r.AttachRequest(req)
 			if err != nil {
 				o.errorHandler(w, req, err)
 				return

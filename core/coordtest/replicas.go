@@ -29,6 +29,7 @@ func RunReplicas(t *testing.T, newBackend func(t *testing.T) Backend) {
 		{"Storm", func(t *testing.T, b Backend) { stormAcross(t, b, false) }},
 		{"StormEncrypted", func(t *testing.T, b Backend) { stormAcross(t, b, true) }},
 		{"StaleCopy", staleCopy},
+		{"TwoLaunches", twoLaunches},
 		{"HolderDiesMidCall", holderDies},
 		{"RestartMidCall", restartMidCall},
 	} {

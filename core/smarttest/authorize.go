@@ -76,6 +76,7 @@ func (s *Server) serveAuthorize(w http.ResponseWriter, r *http.Request) {
 			redirectURI: redirectURI,
 			challenge:   q.Get("code_challenge"),
 			scope:       scope,
+			patient:     s.opts.LaunchPatients[q.Get("launch")],
 			nonce:       q.Get("nonce"),
 			authTime:    now,
 			expiry:      now.Add(codeTTL),

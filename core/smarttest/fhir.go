@@ -26,6 +26,17 @@ func (s *Server) seedResources() {
 		"gender":    "female",
 		"birthDate": "1987-02-20",
 	}
+	for _, id := range s.opts.LaunchPatients {
+		if id == p {
+			continue
+		}
+		s.resources["Patient/"+id] = map[string]any{
+			"resourceType": "Patient",
+			"id":           id,
+			"active":       true,
+			"name":         []any{map[string]any{"use": "official", "given": []any{"Test"}, "family": "Patient-" + id}},
+		}
+	}
 	if e := s.opts.Encounter; e != "" {
 		s.resources["Encounter/"+e] = map[string]any{
 			"resourceType": "Encounter",

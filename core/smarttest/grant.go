@@ -15,6 +15,7 @@ import (
 type grant struct {
 	id       int
 	scope    string // the scope granted at authorization
+	patient  string // the launch context patient (Options.Patient when empty)
 	offline  bool   // whether refresh tokens are issued for it
 	authTime time.Time
 	revoked  bool
@@ -49,6 +50,7 @@ type authCode struct {
 	redirectURI string
 	challenge   string
 	scope       string
+	patient     string    // from Options.LaunchPatients, if the launch named one
 	nonce       string    // the OpenID Connect nonce, if any
 	authTime    time.Time // when the user authorized
 	expiry      time.Time

@@ -19,6 +19,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -76,6 +77,12 @@ type Options struct {
 	// Patient is the id of the launch context patient, who exists in the
 	// FHIR server as Amy V. Shaw. Default "123".
 	Patient string
+	// LaunchPatients gives EHR launches a patient each: an authorization
+	// request whose launch parameter is a key of the map gets the patient
+	// it names (an id) as its grant's launch context, instead of Patient.
+	// Each such patient exists in the FHIR server, with the family name
+	// "Patient-<id>". Requests with another launch, or none, get Patient.
+	LaunchPatients map[string]string
 	// Encounter is the id of the launch context encounter, if any.
 	Encounter string
 	// Scope is granted when an authorization request has no scope, and by
@@ -183,6 +190,7 @@ func (o Options) withDefaults() Options {
 		o.FHIRUser = "Patient/" + o.Patient
 	}
 	o.RedirectURIs = slices.Clone(o.RedirectURIs)
+	o.LaunchPatients = maps.Clone(o.LaunchPatients)
 	for _, u := range o.RedirectURIs {
 		if !absoluteURL(u) {
 			panic(fmt.Sprintf("smarttest: redirect URI %q is not an absolute http(s) URL without fragment", u))

@@ -67,11 +67,15 @@ func (s *Server) answer(access, refresh string, g *grant, scope string, withCont
 		grant:        g,
 	}
 	if withContext {
-		a.Patient = s.opts.Patient
+		patient := s.opts.Patient
+		if g.patient != "" {
+			patient = g.patient
+		}
+		a.Patient = patient
 		a.Encounter = s.opts.Encounter
 		a.NeedPatientBanner = true
 		a.SmartStyleURL = s.URL + "/smart-style.json"
-		a.FHIRContext = []fhirReference{{Reference: "Patient/" + s.opts.Patient}}
+		a.FHIRContext = []fhirReference{{Reference: "Patient/" + patient}}
 	}
 	return a
 }
@@ -229,6 +233,7 @@ func (s *Server) exchangeCode(f url.Values, now time.Time) (tokenAnswer, *oauthE
 	}
 
 	g := s.newGrant(c.scope, c.authTime)
+	g.patient = c.patient
 	c.grant = g
 	access := s.issueAccess(g, now)
 	refresh := ""

@@ -43,13 +43,13 @@ func newHandler(app *demo.App) http.Handler {
 	e.Use(middleware.Recover())
 
 	e.GET("/", func(c echo.Context) error {
-		return c.Render(http.StatusOK, demo.HomeTemplate, app.Home(c.Request().Context()))
+		return c.Render(http.StatusOK, demo.HomeTemplate, app.Home(c.Request()))
 	})
 	// The library's SMART launch: EHR (?iss=…&launch=…) and standalone.
 	e.GET("/launch", echo.WrapHandler(app.Launcher.LaunchHandler()))
 	e.GET("/callback", echo.WrapHandler(app.Launcher.CallbackHandler()))
 	e.POST("/logout", func(c echo.Context) error {
-		if err := app.Logout(c.Request().Context(), c.Request().PostFormValue("csrf")); err != nil {
+		if err := app.Logout(c.Request().Context(), c.Request().PostFormValue("csrf"), c.Request().PostFormValue(demo.LaunchField)); err != nil {
 			return c.JSON(demo.ErrorResponse(err))
 		}
 		return c.Redirect(http.StatusSeeOther, "/")

@@ -6,8 +6,9 @@ import (
 	"github.com/smartrefresh/smartrefresh/examples/internal/demo/demotest"
 )
 
-func TestLaunchAndRefresh(t *testing.T) { demotest.Flow(t, "Echo", newHandler) }
-func TestInABrowser(t *testing.T)       { demotest.Browser(t, "Echo", newHandler) }
+func TestLaunchAndRefresh(t *testing.T)  { demotest.Flow(t, "Echo", newHandler) }
+func TestInABrowser(t *testing.T)        { demotest.Browser(t, "Echo", newHandler) }
+func TestTwoTabsInABrowser(t *testing.T) { demotest.TwoTabs(t, "Echo", newHandler) }
 
 func TestConcurrentRequests(t *testing.T) { demotest.Concurrent(t, "Echo", newHandler) }
 

@@ -43,13 +43,13 @@ func newHandler(app *demo.App) http.Handler {
 	router.SetTrustedProxies(nil)
 
 	router.GET("/", func(c *gin.Context) {
-		c.HTML(http.StatusOK, demo.HomeTemplate, app.Home(c.Request.Context()))
+		c.HTML(http.StatusOK, demo.HomeTemplate, app.Home(c.Request))
 	})
 	// The library's SMART launch: EHR (?iss=…&launch=…) and standalone.
 	router.GET("/launch", gin.WrapH(app.Launcher.LaunchHandler()))
 	router.GET("/callback", gin.WrapH(app.Launcher.CallbackHandler()))
 	router.POST("/logout", func(c *gin.Context) {
-		if err := app.Logout(c.Request.Context(), c.PostForm("csrf")); err != nil {
+		if err := app.Logout(c.Request.Context(), c.PostForm("csrf"), c.PostForm(demo.LaunchField)); err != nil {
 			c.JSON(demo.ErrorResponse(err))
 			return
 		}

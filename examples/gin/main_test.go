@@ -10,8 +10,9 @@ import (
 
 func init() { gin.SetMode(gin.TestMode) }
 
-func TestLaunchAndRefresh(t *testing.T) { demotest.Flow(t, "Gin", newHandler) }
-func TestInABrowser(t *testing.T)       { demotest.Browser(t, "Gin", newHandler) }
+func TestLaunchAndRefresh(t *testing.T)  { demotest.Flow(t, "Gin", newHandler) }
+func TestInABrowser(t *testing.T)        { demotest.Browser(t, "Gin", newHandler) }
+func TestTwoTabsInABrowser(t *testing.T) { demotest.TwoTabs(t, "Gin", newHandler) }
 
 func TestConcurrentRequests(t *testing.T) { demotest.Concurrent(t, "Gin", newHandler) }
 

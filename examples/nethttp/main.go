@@ -40,7 +40,7 @@ func newHandler(app *demo.App) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		if err := demo.Templates.ExecuteTemplate(w, demo.HomeTemplate, app.Home(r.Context())); err != nil {
+		if err := demo.Templates.ExecuteTemplate(w, demo.HomeTemplate, app.Home(r)); err != nil {
 			app.LogError(r.Context(), "rendering the home page", err)
 		}
 	})
@@ -48,7 +48,7 @@ func newHandler(app *demo.App) http.Handler {
 	mux.Handle("GET /launch", app.Launcher.LaunchHandler())
 	mux.Handle("GET /callback", app.Launcher.CallbackHandler())
 	mux.HandleFunc("POST /logout", func(w http.ResponseWriter, r *http.Request) {
-		if err := app.Logout(r.Context(), r.PostFormValue("csrf")); err != nil {
+		if err := app.Logout(r.Context(), r.PostFormValue("csrf"), r.PostFormValue(demo.LaunchField)); err != nil {
 			demo.WriteError(w, err)
 			return
 		}

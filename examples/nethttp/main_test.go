@@ -6,8 +6,9 @@ import (
 	"github.com/smartrefresh/smartrefresh/examples/internal/demo/demotest"
 )
 
-func TestLaunchAndRefresh(t *testing.T) { demotest.Flow(t, "net/http", newHandler) }
-func TestInABrowser(t *testing.T)       { demotest.Browser(t, "net/http", newHandler) }
+func TestLaunchAndRefresh(t *testing.T)  { demotest.Flow(t, "net/http", newHandler) }
+func TestInABrowser(t *testing.T)        { demotest.Browser(t, "net/http", newHandler) }
+func TestTwoTabsInABrowser(t *testing.T) { demotest.TwoTabs(t, "net/http", newHandler) }
 
 func TestConcurrentRequests(t *testing.T) { demotest.Concurrent(t, "net/http", newHandler) }
 

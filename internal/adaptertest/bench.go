@@ -1,6 +1,7 @@
 package adaptertest
 
 import (
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -64,32 +65,48 @@ func HotPath(b *testing.B, adapter string, app HotPathApp) {
 // cancel most of the noise of a shared machine (other processes, garbage
 // collection), which the separate runs of BenchmarkHotPath suffer. An op is
 // one request of each variant.
+//
+// The session is one of sessionKinds: session=saved holds the one login
+// Save stored (as before launches had ids); session=1launch and
+// session=4launches hold launches made by a Launcher, and the request
+// names the most recent one in X-SMART-Launch.
 func HotPathPaired(b *testing.B, adapter string, app HotPathApp) {
 	b.Run("adapter="+adapter, func(b *testing.B) {
 		for _, commit := range hotPathCommits {
 			b.Run("commit="+commit.name, func(b *testing.B) {
-				hp := newHotPathEnv(b, commit.idle)
-				baseline, middleware := hp.app(app, false), hp.app(app, true)
-				hp.check(baseline)
-				hp.check(middleware)
-				var base, diff []time.Duration
-				odd := false
-				for b.Loop() {
-					var tb, tm time.Duration
-					// Each variant goes first every other time.
-					if odd = !odd; odd {
-						tb, tm = hp.timed(baseline), hp.timed(middleware)
-					} else {
-						tm, tb = hp.timed(middleware), hp.timed(baseline)
-					}
-					base, diff = append(base, tb), append(diff, tm-tb)
+				for _, kind := range sessionKinds {
+					b.Run("session="+kind.name, func(b *testing.B) {
+						hp := newHotPathEnv(b, commit.idle, kind.launches)
+						baseline, middleware := hp.app(app, false), hp.app(app, true)
+						hp.check(baseline)
+						hp.check(middleware)
+						var base, diff []time.Duration
+						odd := false
+						for b.Loop() {
+							var tb, tm time.Duration
+							// Each variant goes first every other time.
+							if odd = !odd; odd {
+								tb, tm = hp.timed(baseline), hp.timed(middleware)
+							} else {
+								tm, tb = hp.timed(middleware), hp.timed(baseline)
+							}
+							base, diff = append(base, tb), append(diff, tm-tb)
+						}
+						hp.check(middleware)
+						reportPaired(b, base, diff)
+					})
 				}
-				hp.check(middleware)
-				reportPaired(b, base, diff)
 			})
 		}
 	})
 }
+
+// sessionKinds are the sessions of HotPathPaired: launches 0 is a session
+// saved by Save.
+var sessionKinds = []struct {
+	name     string
+	launches int
+}{{"saved", 0}, {"1launch", 1}, {"4launches", 4}}
 
 // reportPaired reports the medians of the baseline times and of the paired
 // differences.
@@ -109,11 +126,31 @@ type hotPathEnv struct {
 	req *http.Request
 }
 
-func newHotPathEnv(b *testing.B, idle time.Duration) *hotPathEnv {
-	hp := &hotPathEnv{Env: NewEnv(b, WithSystemClock(), WithIdleTimeout(idle))}
-	ctx := hp.LoggedIn()
+func newHotPathEnv(b *testing.B, idle time.Duration, launches ...int) *hotPathEnv {
+	n := 0
+	if len(launches) > 0 {
+		n = launches[0]
+	}
+	if n == 0 {
+		hp := &hotPathEnv{Env: NewEnv(b, WithSystemClock(), WithIdleTimeout(idle))}
+		ctx := hp.LoggedIn()
+		hp.req = httptest.NewRequest(http.MethodGet, "/api/me", nil)
+		hp.req.AddCookie(&http.Cookie{Name: hp.Sessions.Cookie.Name, Value: hp.Sessions.Token(ctx)})
+		return hp
+	}
+	patients := map[string]string{}
+	for i := range n {
+		patients[fmt.Sprintf("l%d", i)] = fmt.Sprintf("P%d", i)
+	}
+	hp := &hotPathEnv{Env: NewEnv(b, WithSystemClock(), WithIdleTimeout(idle), WithLaunches(patients))}
+	var id string
+	for i := range n {
+		id = hp.Launch(fmt.Sprintf("l%d", i))
+	}
+	ctx := hp.LaunchSession()
 	hp.req = httptest.NewRequest(http.MethodGet, "/api/me", nil)
 	hp.req.AddCookie(&http.Cookie{Name: hp.Sessions.Cookie.Name, Value: hp.Sessions.Token(ctx)})
+	hp.req.Header.Set(core.LaunchHeader, id)
 	return hp
 }
 
@@ -138,7 +175,7 @@ func (hp *hotPathEnv) check(app http.Handler) {
 	if w.Code != http.StatusOK || w.Body.String() != "ok" {
 		hp.TB.Fatalf("%d %q, want 200 ok", w.Code, w.Body.String())
 	}
-	if n := hp.Server.TokenCalls(); n != 0 {
+	if n := hp.Server.RefreshCalls(); n != 0 {
 		hp.TB.Fatalf("the hot path made %d token calls", n)
 	}
 }

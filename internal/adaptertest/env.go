@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
+	"net/url"
 	"testing"
 	"time"
 
@@ -39,6 +40,15 @@ type Option func(*options)
 type options struct {
 	systemClock bool
 	idle        time.Duration
+	launches    map[string]string
+}
+
+// WithLaunches serves a Launcher over the Env's Refresher (at another
+// address of the same host, so that the client's cookies reach it), whose
+// EHR launches get a patient each from the mock server by launch value
+// (smarttest.Options.LaunchPatients): see Env.Launch.
+func WithLaunches(patients map[string]string) Option {
+	return func(o *options) { o.launches = patients }
 }
 
 // WithSystemClock makes the mock server and the Refresher use the real
@@ -63,6 +73,8 @@ type Env struct {
 	// Grant issues the grant an app's /login saves, as after a code
 	// exchange: Server.Grant unless a scenario changes it.
 	Grant func() *core.Token
+	// launchURL is the Launcher's launch route, WithLaunches.
+	launchURL string
 }
 
 // NewEnv returns an Env whose servers and client are closed when the test
@@ -78,10 +90,32 @@ func NewEnv(tb testing.TB, opts ...Option) *Env {
 	if !o.systemClock {
 		e.Clock = NewClock(Epoch)
 	}
-	e.Server = smarttest.NewServer(smarttest.Options{AccessTokenTTL: time.Hour, Now: e.now()})
+	so := smarttest.Options{AccessTokenTTL: time.Hour, Now: e.now()}
+	var launcher *httptest.Server
+	if o.launches != nil {
+		launcher = httptest.NewUnstartedServer(nil)
+		so.RedirectURIs = []string{"http://" + launcher.Listener.Addr().String() + "/callback"}
+		so.LaunchPatients = o.launches
+	}
+	e.Server = smarttest.NewServer(so)
 	tb.Cleanup(e.Server.Close)
 	e.Grant = e.Server.Grant
 	e.Refresher = e.NewRefresher()
+	if launcher != nil {
+		l, err := core.NewLauncher(e.Refresher, core.LaunchConfig{
+			RedirectURL: so.RedirectURIs[0], Scope: "launch patient/*.read offline_access", FHIRBaseURL: e.Server.FHIRBaseURL,
+		})
+		if err != nil {
+			tb.Fatal(err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle("GET /launch", l.LaunchHandler())
+		mux.Handle("GET /callback", l.CallbackHandler())
+		launcher.Config.Handler = e.Sessions.LoadAndSave(mux)
+		launcher.Start()
+		tb.Cleanup(launcher.Close)
+		e.launchURL = launcher.URL + "/launch"
+	}
 	jar, err := cookiejar.New(nil)
 	if err != nil {
 		tb.Fatal(err)
@@ -136,6 +170,39 @@ func (e *Env) LoggedIn() context.Context {
 	}
 	if err := e.Refresher.Save(ctx, e.Grant()); err != nil {
 		e.TB.Fatal(err)
+	}
+	return ctx
+}
+
+// Launch runs an EHR launch with the launch value launch (WithLaunches) in
+// the Env's client and returns the launch id the callback named.
+func (e *Env) Launch(launch string) string {
+	e.TB.Helper()
+	landing, err := e.Server.Login(e.Client, e.launchURL+"?iss="+url.QueryEscape(e.Server.FHIRBaseURL)+"&launch="+url.QueryEscape(launch))
+	if err != nil {
+		e.TB.Fatal(err)
+	}
+	u, err := url.Parse(landing)
+	if err != nil || u.Query().Get(core.LaunchParam) == "" {
+		e.TB.Fatalf("the callback sent the browser to %q, without %s", landing, core.LaunchParam)
+	}
+	return u.Query().Get(core.LaunchParam)
+}
+
+// LaunchSession returns the session of the Env's client, which Launch
+// logged in, loaded as LoadAndSave loads it for a request.
+func (e *Env) LaunchSession() context.Context {
+	e.TB.Helper()
+	u, _ := url.Parse(e.launchURL)
+	var token string
+	for _, c := range e.Client.Jar.Cookies(u) {
+		if c.Name == e.Sessions.Cookie.Name {
+			token = c.Value
+		}
+	}
+	ctx, err := e.Sessions.Load(context.Background(), token)
+	if err != nil || e.Sessions.Token(ctx) == "" {
+		e.TB.Fatalf("loading the launched session: %v", err)
 	}
 	return ctx
 }

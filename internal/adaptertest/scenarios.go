@@ -2,9 +2,12 @@ package adaptertest
 
 import (
 	"encoding/json"
+	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -194,16 +197,35 @@ func RouterWide(t *testing.T, router App, emptyError bool) {
 // gets the Refresher and a request of a logged-in session; the function it
 // returns serves that request with the adapter's middleware (and nothing
 // else) and reports whether the middleware attached a token.
+//
+// The same holds for a session of one launch and of four launches made by
+// a Launcher, the request naming one of them in X-SMART-Launch.
 func Allocs(t *testing.T, hotPath func(r *core.Refresher, req *http.Request) func() (attached bool)) {
 	f := NewEnv(t)
 	req := httptest.NewRequest("GET", "/api/me", nil).WithContext(f.LoggedIn())
-	serve := hotPath(f.Refresher, req)
+	checkAllocs(t, "a session saved by Save", hotPath(f.Refresher, req))
+
+	patients := map[string]string{"l1": "P1", "l2": "P2", "l3": "P3", "l4": "P4"}
+	for _, n := range []int{1, 4} {
+		f := NewEnv(t, WithLaunches(patients))
+		var id string
+		for i := range n {
+			id = f.Launch(fmt.Sprintf("l%d", i+1))
+		}
+		req := httptest.NewRequest("GET", "/api/me", nil).WithContext(f.LaunchSession())
+		req.Header.Set(core.LaunchHeader, id)
+		checkAllocs(t, fmt.Sprintf("%d launches, one named", n), hotPath(f.Refresher, req))
+	}
+}
+
+func checkAllocs(t *testing.T, what string, serve func() bool) {
+	t.Helper()
 	ok := false
 	if n := testing.AllocsPerRun(100, func() { ok = serve() }); n > 3 {
-		t.Errorf("%v allocations per request, want at most 3", n)
+		t.Errorf("%s: %v allocations per request, want at most 3", what, n)
 	}
 	if !ok {
-		t.Error("no token attached")
+		t.Errorf("%s: no token attached", what)
 	}
 }
 
@@ -215,4 +237,74 @@ func Panics(t *testing.T, what string, f func()) {
 		}
 	}()
 	f()
+}
+
+// Launches: two EHR launches in one browser session, for patients A and
+// B. Behind the middleware each request gets the token of the launch it
+// names (X-SMART-Launch, or smart_launch in the query), the most recent
+// launch when it names none, and ErrLaunchGone (the JSON 401) for a launch
+// the session does not hold. At expiry, 50 requests per launch at once
+// make one token call per launch, and no refresh token goes out twice.
+func Launches(t *testing.T, app App) {
+	f := Start(t, app, WithLaunches(map[string]string{"ehr-a": "A", "ehr-b": "B"}))
+	idA, idB := f.Launch("ehr-a"), f.Launch("ehr-b")
+	me := func(query, launch string) (int, string) {
+		req, _ := http.NewRequest("GET", f.URL+"/api/me"+query, nil)
+		if launch != "" {
+			req.Header.Set(core.LaunchHeader, launch)
+		}
+		resp, err := f.Client.Do(req)
+		if err != nil {
+			t.Error(err)
+			return 0, ""
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(body)
+	}
+	_, tokA := me("", idA)
+	_, tokB := me("", idB)
+	if tokA == tokB || tokA == "" || tokB == "" {
+		t.Fatal("the two launches got the same token")
+	}
+	if _, tok := me("?"+core.LaunchParam+"="+idA, ""); tok != tokA {
+		t.Error("smart_launch in the query did not name launch A")
+	}
+	if _, tok := me("", ""); tok != tokB {
+		t.Error("a request naming no launch did not get the most recent one")
+	}
+	if code, body := me("", "ABCDEFGHIJKLMNOPQRSTUVWXYZ"); code != http.StatusUnauthorized || !strings.Contains(body, "reauth_required") {
+		t.Errorf("a launch the session does not hold: %d %s, want the JSON 401", code, body)
+	}
+	f.Clock.Advance(time.Hour)
+	var (
+		wg  sync.WaitGroup
+		mu  sync.Mutex
+		got = map[string]map[string]bool{idA: {}, idB: {}} // launch → tokens seen
+	)
+	for id, old := range map[string]string{idA: tokA, idB: tokB} {
+		for range 50 {
+			wg.Go(func() {
+				code, tok := me("", id)
+				if code != http.StatusOK || tok == old {
+					t.Errorf("storm: %d, the old token %v", code, tok == old)
+				}
+				mu.Lock()
+				got[id][tok] = true
+				mu.Unlock()
+			})
+		}
+	}
+	wg.Wait()
+	for tok := range got[idA] {
+		if len(got[idA]) != 1 || len(got[idB]) != 1 || got[idB][tok] {
+			t.Errorf("storm: launch A saw %d tokens, B %d, shared %v; want one each, not shared", len(got[idA]), len(got[idB]), got[idB][tok])
+		}
+	}
+	if n := f.Server.RefreshCalls(); n != 2 {
+		t.Errorf("refresh calls = %d, want 2 (one per launch)", n)
+	}
+	if n := f.Server.Reuses(); n != 0 {
+		t.Errorf("reuses = %d, want 0", n)
+	}
 }

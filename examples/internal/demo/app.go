@@ -235,11 +235,17 @@ func (a *App) CSRFToken(ctx context.Context) string {
 	return tok
 }
 
-// Logout handles the logout form: csrf is its csrf field. When it matches
-// the session's CSRF token (compared in constant time), Logout revokes the
-// session's grant at the revocation endpoint and removes the token from the
-// session (core's Refresher.Logout), then renews the session token. The
-// caller then redirects to the home page (303).
+// LaunchField is the logout form's field naming the page's launch
+// (core.LaunchParam).
+const LaunchField = core.LaunchParam
+
+// Logout handles the logout form: csrf is its csrf field, launch its
+// smart_launch field, the launch of the tab that sent it. When csrf matches
+// the session's CSRF token (compared in constant time), Logout ends that
+// launch: it revokes its grant at the revocation endpoint and removes it
+// from the session (core's Refresher.LogoutLaunch), so that the session's
+// other launches, in other tabs, keep working; then it renews the session
+// token. The caller then redirects to the home page (303).
 //
 // Together with the session cookie's SameSite=Lax, which keeps the cookie
 // off cross-site POSTs, the CSRF token stops other sites from logging the
@@ -247,13 +253,13 @@ func (a *App) CSRFToken(ctx context.Context) string {
 // nothing changes. A failed revocation is logged and the user is logged out
 // all the same: the token is gone from the session, and this process never
 // uses the grant again.
-func (a *App) Logout(ctx context.Context, csrf string) error {
+func (a *App) Logout(ctx context.Context, csrf, launch string) error {
 	want := a.Sessions.GetString(ctx, csrfKey)
 	if want == "" || subtle.ConstantTimeCompare([]byte(want), []byte(csrf)) != 1 {
 		a.logger.WarnContext(ctx, "logout refused: the form's CSRF token does not match the session")
 		return &Error{http.StatusForbidden, "invalid_csrf", "the logout form does not belong to this session; reload the page and try again"}
 	}
-	switch err := a.Refresher.Logout(ctx); {
+	switch err := a.Refresher.LogoutLaunch(core.WithLaunch(ctx, launch)); {
 	case errors.Is(err, core.ErrNoSession):
 		return err
 	case err != nil:
@@ -262,8 +268,10 @@ func (a *App) Logout(ctx context.Context, csrf string) error {
 	default:
 		a.logger.InfoContext(ctx, "logged out")
 	}
-	// The next login gets a new CSRF token.
-	a.Sessions.Remove(ctx, csrfKey)
+	// The next login gets a new CSRF token, once no tab is logged in.
+	if _, err := a.Refresher.Info(ctx); errors.Is(err, core.ErrNoToken) {
+		a.Sessions.Remove(ctx, csrfKey)
+	}
 	// A new session token, so that the one the browser held before the
 	// logout names nothing any more.
 	if err := a.Sessions.RenewToken(ctx); err != nil {

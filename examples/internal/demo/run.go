@@ -16,6 +16,12 @@ import (
 	"github.com/smartrefresh/smartrefresh/core/smarttest"
 )
 
+// LaunchPatients are the patients the embedded mock server's EHR hands
+// out by launch value: /launch?iss=<FHIR base>&launch=ehr-456 logs in for
+// patient 456, as an EHR would for the patient open in it. Other launches
+// get patient 123, Amy V. Shaw.
+var LaunchPatients = map[string]string{"ehr-123": "123", "ehr-456": "456"}
+
 // StartMock starts the embedded mock SMART server for cfg (its client, its
 // registered redirect URI cfg.RedirectURL, without which the mock refuses
 // every authorization request, and access tokens living cfg.TokenTTL) on a
@@ -29,6 +35,7 @@ func StartMock(cfg *Config, now func() time.Time) *smarttest.Server {
 		ClientSecret:   cfg.ClientSecret,
 		AuthMethod:     cfg.AuthMethod(),
 		AccessTokenTTL: cfg.TokenTTL,
+		LaunchPatients: LaunchPatients,
 		Now:            now,
 	}
 	if cfg.RedirectURL != "" {

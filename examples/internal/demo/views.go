@@ -1,10 +1,10 @@
 package demo
 
 import (
-	"context"
 	_ "embed"
 	"errors"
 	"html/template"
+	"net/http"
 	"strings"
 	"time"
 
@@ -29,6 +29,11 @@ type HomeView struct {
 	LoggedIn  bool
 
 	PatientID string
+	// Launch is the id of the tab's launch (the page keeps it in
+	// sessionStorage and names it in every request), and LaunchGone says
+	// that the launch the page named has ended: the tab must launch again.
+	Launch     string
+	LaunchGone bool
 	// FHIRUser is who logged in (empty without a validated id_token), and
 	// Server the FHIR server the token is for.
 	FHIRUser string
@@ -51,13 +56,15 @@ type HomeView struct {
 	Error string
 }
 
-// Home gathers the home page: logged out, or the patient's name fetched
-// from the FHIR server (which refreshes the token when it is due) and the
-// token's expiry and refresh count.
-func (a *App) Home(ctx context.Context) HomeView {
+// Home gathers the home page of the launch req names (smart_launch): logged
+// out, or the patient's name fetched from the FHIR server (which refreshes
+// the token when it is due) and the token's expiry and refresh count.
+func (a *App) Home(req *http.Request) HomeView {
+	ctx := core.LaunchContext(req)
 	v := HomeView{Framework: a.name, Embedded: a.embedded, Revokes: a.revokes}
 	info, err := a.Refresher.Info(ctx)
 	if err != nil {
+		v.LaunchGone = errors.Is(err, core.ErrLaunchGone)
 		if !errors.Is(err, core.ErrNoToken) {
 			a.LogError(ctx, "reading the session's token", err)
 			_, body := ErrorResponse(err)
@@ -81,6 +88,7 @@ func (a *App) Home(ctx context.Context) HomeView {
 	}
 	v.LoggedIn = true
 	v.PatientID = info.Patient
+	v.Launch = info.Launch
 	v.FHIRUser = info.FHIRUser
 	v.Server = info.FHIRBaseURL
 	if v.Server == "" {

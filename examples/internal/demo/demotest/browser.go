@@ -56,54 +56,12 @@ func Browser(t *testing.T, name string, build func(*demo.App) http.Handler) {
 		services.Missing(t, "browser test skipped: no chromium on the PATH (apt-get install chromium, or set SMARTREFRESH_CHROMIUM)")
 	}
 	e := Start(t, name, build)
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chrome),
-		chromedp.NoSandbox, // CI runs as root
-		chromedp.DisableGPU,
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1000, 900),
-	)
-	actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer cancel()
-	ctx, cancel := chromedp.NewContext(actx)
-	defer cancel()
-	if err := chromedp.Do(ctx); err != nil {
-		if configured {
-			t.Fatalf("starting $SMARTREFRESH_CHROMIUM %s: %v", chrome, err)
-		}
-		t.Fatalf("starting %s (found on the PATH): %v", chrome, err)
-	}
-	ctx, cancel = context.WithTimeout(ctx, 90*time.Second)
-	defer cancel()
-
-	// One folder per framework and test: the three demos' tests share a name.
-	dir := filepath.Join(ArtifactsDir(), strings.NewReplacer("/", "_", " ", "_").Replace(name+"_"+t.Name()))
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	shot := func(file string) chromedp.Action[chromedp.Void] {
-		return chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
-			png, err := chromedp.FullScreenshot(100)(ctx, tg)
-			if err != nil {
-				return err
-			}
-			return os.WriteFile(filepath.Join(dir, file), png, 0o644)
-		})
-	}
-	// text waits until the element's text is want.
-	text := func(sel, want string) chromedp.Action[chromedp.Void] {
-		return chromedp.Poll[chromedp.Void](`(document.querySelector(`+quote(sel)+`) || {}).textContent === `+quote(want),
-			chromedp.WithPollingTimeout(20*time.Second))
-	}
+	ctx, dir := startChrome(t, chrome, configured, name)
+	shot := func(file string) chromedp.Action[chromedp.Void] { return screenshot(dir, file) }
+	text := waitText
 	step := func(what string, actions ...chromedp.Action[chromedp.Void]) {
 		t.Helper()
-		if err := chromedp.Do(ctx, actions...); err != nil {
-			body, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.body ? document.body.innerText : ""`))
-			chromedp.Do(ctx, shot("failed.png"))
-			t.Fatalf("%s: %v\npage text:\n%s", what, err, body)
-		}
+		doStep(t, ctx, dir, what, actions...)
 	}
 
 	fhirCalls := e.Mock.FHIRCalls()
@@ -193,6 +151,67 @@ func Browser(t *testing.T, name string, build func(*demo.App) http.Handler) {
 	}
 	e.AssertNoSecret("the page", page)
 	t.Logf("screenshots in %s", dir)
+}
+
+// startChrome starts a headless Chromium for the test and returns the
+// context of its first tab, and the test's screenshot folder (one per
+// framework and test: the three demos' tests share a name).
+func startChrome(t *testing.T, chrome string, configured bool, name string) (context.Context, string) {
+	t.Helper()
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(chrome),
+		chromedp.NoSandbox, // CI runs as root
+		chromedp.DisableGPU,
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1000, 900),
+	)
+	actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
+	t.Cleanup(cancel)
+	ctx, cancel := chromedp.NewContext(actx)
+	t.Cleanup(cancel)
+	if err := chromedp.Do(ctx); err != nil {
+		if configured {
+			t.Fatalf("starting $SMARTREFRESH_CHROMIUM %s: %v", chrome, err)
+		}
+		t.Fatalf("starting %s (found on the PATH): %v", chrome, err)
+	}
+	ctx, cancel = context.WithTimeout(ctx, 90*time.Second)
+	t.Cleanup(cancel)
+	dir := filepath.Join(ArtifactsDir(), strings.NewReplacer("/", "_", " ", "_").Replace(name+"_"+t.Name()))
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return ctx, dir
+}
+
+// screenshot saves a screenshot of the tab as dir/file.
+func screenshot(dir, file string) chromedp.Action[chromedp.Void] {
+	return chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		png, err := chromedp.FullScreenshot(100)(ctx, tg)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(filepath.Join(dir, file), png, 0o644)
+	})
+}
+
+// waitText waits until the element's text is want.
+func waitText(sel, want string) chromedp.Action[chromedp.Void] {
+	return chromedp.Poll[chromedp.Void](`(document.querySelector(`+quote(sel)+`) || {}).textContent === `+quote(want),
+		chromedp.WithPollingTimeout(20*time.Second))
+}
+
+// doStep runs actions in the tab of ctx, failing the test with the page's
+// text and a screenshot (failed.png) if one fails.
+func doStep(t *testing.T, ctx context.Context, dir, what string, actions ...chromedp.Action[chromedp.Void]) {
+	t.Helper()
+	if err := chromedp.Do(ctx, actions...); err != nil {
+		body, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.body ? document.body.innerText : ""`))
+		chromedp.Do(ctx, screenshot(dir, "failed.png"))
+		t.Fatalf("%s: %v\npage text:\n%s", what, err, body)
+	}
 }
 
 // quote returns s as a JavaScript string literal.

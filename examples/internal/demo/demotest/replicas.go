@@ -101,6 +101,7 @@ func replicas(t *testing.T, bin, flag, addr string) {
 		ClientID: "replica-client", ClientSecret: "replica-secret",
 		AccessTokenTTL: replicaTTL,
 		RedirectURIs:   []string{c.proxy.URL + "/callback"},
+		LaunchPatients: map[string]string{"ehr-456": "456"},
 		Logf:           t.Logf,
 	})
 	t.Cleanup(c.mock.Close)
@@ -137,6 +138,7 @@ func replicas(t *testing.T, bin, flag, addr string) {
 	}
 
 	c.staleCopy()
+	c.twoLaunches(flag)
 
 	if n := c.mock.Reuses(); n != 0 {
 		t.Errorf("the server saw %d reused refresh tokens", n)
@@ -203,10 +205,13 @@ func (c *cluster) route(w http.ResponseWriter, r *http.Request) {
 
 // get makes a request through the proxy, pinned to a replica unless
 // replica is negative.
-func (c *cluster) get(path string, replica int) (int, string) {
+func (c *cluster) get(path string, replica int, header ...string) (int, string) {
 	req, err := http.NewRequest(http.MethodGet, c.proxy.URL+path, nil)
 	if err != nil {
 		c.t.Fatal(err)
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
 	}
 	if replica >= 0 {
 		req.Header.Set(ReplicaHeader, strconv.Itoa(replica))
@@ -314,5 +319,55 @@ func (c *cluster) staleCopy() {
 	c.storm(30)
 	if n := c.mock.RefreshCalls() - before; n != 1 {
 		t.Errorf("the storm after the stale copy made %d token calls, want 1", n)
+	}
+}
+
+// launchID is the launch a logged-in home page shows.
+var launchID = regexp.MustCompile(`id="launch-id">([A-Za-z0-9_-]+)<`)
+
+// twoLaunches: the session gets a second launch, from the EHR for patient
+// 456, besides the first (patient 123). At each of two expiries, 60
+// requests naming either launch, round-robin over the processes, make one
+// token call per launch, and each answers its own launch's patient.
+func (c *cluster) twoLaunches(flag string) {
+	t := c.t
+	status, body := c.get("/", -1)
+	m := launchID.FindStringSubmatch(body)
+	if status != http.StatusOK || m == nil {
+		t.Fatalf("the home page names no launch: %d\n%s", status, body)
+	}
+	first := m[1]
+	status, body = c.get("/launch?iss="+url.QueryEscape(c.mock.FHIRBaseURL)+"&launch=ehr-456", -1)
+	m = launchID.FindStringSubmatch(body)
+	if status != http.StatusOK || m == nil || m[1] == first {
+		t.Fatalf("the second launch: %d\n%s", status, body)
+	}
+	second := m[1]
+	patients := map[string]string{first: `"id":"123"`, second: `"id":"456"`}
+	for round := 1; round <= 2; round++ {
+		before := c.mock.RefreshCalls()
+		time.Sleep(replicaTTL + 100*time.Millisecond) // both tokens expire
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for i := range 60 {
+			wg.Go(func() {
+				<-start
+				id := first
+				if i%2 == 1 {
+					id = second
+				}
+				status, body := c.get("/api/patient", -1, "X-SMART-Launch", id)
+				if status != http.StatusOK || !strings.Contains(body, patients[id]) {
+					t.Errorf("two launches, request %d: %d %.200s, want patient %s", i, status, body, patients[id])
+				}
+			})
+		}
+		close(start)
+		wg.Wait()
+		calls := c.mock.RefreshCalls() - before
+		t.Logf("%s two launches, storm %d: 60 requests over 3 processes, %d token call(s), %d reuses", flag, round, calls, c.mock.Reuses())
+		if calls != 2 {
+			t.Errorf("two launches, storm %d made %d token calls, want 2 (one per launch)", round, calls)
+		}
 	}
 }
