@@ -1,4 +1,4 @@
-package coordtest_test
+package coordbench_test
 
 import (
 	"context"
