@@ -1,18 +1,7 @@
 // Command quickstart is the README's quick start, file for file: a SMART on
 // FHIR app whose access token stays valid for as long as its session lives.
-//
-// With no settings it runs offline, against an in-process mock SMART server
-// (core/smarttest), and prints the URL to open:
-//
-//	go run ./examples/quickstart
-//
-// Against a real server, for example Health Gorilla's sandbox, after
-// registering http://127.0.0.1:8080/callback as a redirect URI there:
-//
-//	SMART_FHIR_BASE=https://sandbox.healthgorilla.com/fhir/R4 \
-//	SMART_TOKEN_URL=https://sandbox.healthgorilla.com/oauth/token \
-//	SMART_AUTHORIZE_URL=https://sandbox.healthgorilla.com/oauth/authorize \
-//	SMART_CLIENT_ID=… SMART_CLIENT_SECRET=… go run ./examples/quickstart
+// With no settings it runs offline against core/smarttest; SMART_* variables
+// point it at a real server (see the README).
 package main
 
 import (
