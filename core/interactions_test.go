@@ -1,0 +1,95 @@
+package core_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/smartrefresh/smartrefresh/core/smarttest"
+)
+
+// sameValuesHook makes the mock server answer every code exchange after
+// the first with the first one's access and refresh token, as servers
+// that hand a new login of the same user and client the same token values
+// do (Spring Security OAuth2's default token services): two launches of
+// one session then hold one grant's tokens, for two patients.
+func sameValuesHook(t *testing.T, srv *smarttest.Server) {
+	var (
+		mu    sync.Mutex
+		first map[string]any
+	)
+	srv.SetTokenHook(func(w http.ResponseWriter, r *http.Request, next http.Handler) {
+		body, _ := io.ReadAll(r.Body)
+		form, _ := url.ParseQuery(string(body))
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		if form.Get("grant_type") != "authorization_code" {
+			next.ServeHTTP(w, r)
+			return
+		}
+		rec := httptest.NewRecorder()
+		next.ServeHTTP(rec, r)
+		var ans map[string]any
+		if rec.Code != http.StatusOK || json.Unmarshal(rec.Body.Bytes(), &ans) != nil {
+			t.Errorf("code exchange: %d %s", rec.Code, rec.Body)
+			return
+		}
+		mu.Lock()
+		if first == nil {
+			first = ans
+		} else {
+			ans["access_token"], ans["refresh_token"] = first["access_token"], first["refresh_token"]
+		}
+		mu.Unlock()
+		b, _ := json.Marshal(ans)
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Content-Length", strconv.Itoa(len(b)))
+		w.Write(b)
+	})
+}
+
+// Two launches of one session, for patients A and B, whose server handed
+// both the same token values: a refresh of one must not give the other
+// launch its patient. Before, tab 2 read patient A once tab 1 had
+// refreshed the shared refresh token (the ledger handed tab 2 tab 1's
+// newest record, launch context and all).
+func TestInteractionSharedValuesKeepEachLaunchsPatient(t *testing.T) {
+	for _, first := range []string{"tab 1 refreshes first", "both at once"} {
+		t.Run(first, func(t *testing.T) {
+			a := newLaunchApp(t, launchOptions{server: smarttest.Options{LaunchPatients: twoPatients}})
+			sameValuesHook(t, a.srv)
+			b := newBrowser(t)
+			tab1 := a.ehrLaunch(b, "ehr-a")
+			tab2 := a.ehrLaunch(b, "ehr-b")
+			a.clock.Advance(2 * time.Hour)
+			if first == "both at once" {
+				var wg sync.WaitGroup
+				for range 20 {
+					for _, id := range []string{tab1, tab2} {
+						wg.Go(func() { a.read(b, id) })
+					}
+				}
+				wg.Wait()
+			} else if res := a.read(b, tab1); res.status != 200 || res.body != "A" {
+				t.Fatalf("tab 1 read: %d %q", res.status, res.body)
+			}
+			for _, c := range []struct{ tab, id, patient string }{{"tab 2", tab2, "B"}, {"tab 1", tab1, "A"}, {"tab 2 again", tab2, "B"}} {
+				if res := a.read(b, c.id); res.status != 200 || res.body != c.patient {
+					t.Errorf("%s read: %d %q, want patient %s", c.tab, res.status, res.body, c.patient)
+				}
+				if status, info := a.meIn(b, c.id); status != 200 || info.Patient != c.patient {
+					t.Errorf("%s Info: %d patient %q, want %s", c.tab, status, info.Patient, c.patient)
+				}
+			}
+			if r := a.srv.Reuses(); r != 0 {
+				t.Errorf("reuses = %d, want 0", r)
+			}
+		})
+	}
+}
