@@ -103,6 +103,39 @@ func merge(old, next *Token, scope string) (t *Token, mismatch []string) {
 	return t, mismatch
 }
 
+// launchContextExtra are the members of the SMART launch context that a
+// token answer carries besides patient and encounter (kept in Extra).
+var launchContextExtra = []string{"fhirContext", "need_patient_banner", "intent", "smart_style_url", "tenant"}
+
+// withLaunchContext returns next with the launch context of own (patient,
+// encounter and launchContextExtra), or next itself when they already
+// agree. The launch context belongs to a launch, not to the token values:
+// a server that handed two launches one grant's tokens (see inLaunch) gives
+// both the same values, but each its own patient.
+func withLaunchContext(next, own *Token) *Token {
+	same := next.Patient == own.Patient && next.Encounter == own.Encounter
+	for _, k := range launchContextExtra {
+		same = same && reflect.DeepEqual(next.Extra[k], own.Extra[k])
+	}
+	if same {
+		return next
+	}
+	t := *next
+	t.Patient, t.Encounter = own.Patient, own.Encounter
+	t.Extra = maps.Clone(next.Extra)
+	for _, k := range launchContextExtra {
+		if v, ok := own.Extra[k]; ok {
+			if t.Extra == nil {
+				t.Extra = map[string]any{}
+			}
+			t.Extra[k] = v
+		} else {
+			delete(t.Extra, k)
+		}
+	}
+	return &t
+}
+
 const redacted = "[REDACTED]"
 
 func redact(s string) string {
