@@ -93,3 +93,38 @@ func TestInteractionSharedValuesKeepEachLaunchsPatient(t *testing.T) {
 		})
 	}
 }
+
+// LogoutLaunch of one of two launches whose server handed both the same
+// token values ends that launch only: revoking those values at the server
+// (or in the ledger) would end the other launch too, the "wrong grant".
+// Before, the other tab's next read was 401 (its grant revoked).
+func TestInteractionSharedValuesLogoutLaunchKeepsTheOther(t *testing.T) {
+	for _, refreshed := range []bool{false, true} {
+		t.Run("refreshed="+strconv.FormatBool(refreshed), func(t *testing.T) {
+			a := newLaunchApp(t, launchOptions{server: smarttest.Options{LaunchPatients: twoPatients}, revoke: true})
+			sameValuesHook(t, a.srv)
+			b := newBrowser(t)
+			tab1 := a.ehrLaunch(b, "ehr-a")
+			tab2 := a.ehrLaunch(b, "ehr-b")
+			if refreshed {
+				a.clock.Advance(2 * time.Hour)
+				if res := a.read(b, tab1); res.status != 200 {
+					t.Fatalf("tab 1 read: %d %q", res.status, res.body)
+				}
+			}
+			if res := b.post(a.url+"/logout-launch", "X-SMART-Launch", tab2); res.status != 200 {
+				t.Fatalf("logout of tab 2: %d %s", res.status, res.body)
+			}
+			if res := a.read(b, tab2); res.status != 401 {
+				t.Errorf("tab 2 after its logout: %d, want 401", res.status)
+			}
+			a.clock.Advance(2 * time.Hour)
+			if res := a.read(b, tab1); res.status != 200 || res.body != "A" {
+				t.Errorf("tab 1 after tab 2's logout: %d %q, want 200 A", res.status, res.body)
+			}
+			if r := a.srv.Reuses(); r != 0 {
+				t.Errorf("reuses = %d, want 0", r)
+			}
+		})
+	}
+}
