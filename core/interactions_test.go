@@ -9,9 +9,11 @@ import (
 	"net/url"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/smartrefresh/smartrefresh/core"
 	"github.com/smartrefresh/smartrefresh/core/smarttest"
 )
 
@@ -126,5 +128,46 @@ func TestInteractionSharedValuesLogoutLaunchKeepsTheOther(t *testing.T) {
 				t.Errorf("reuses = %d, want 0", r)
 			}
 		})
+	}
+}
+
+// The answer to replica 0's refresh is lost at a server with a reuse grace
+// window: its prompt resend (Config.ResendAfter) happens inside its claim,
+// and replica 1, asked for the same session's token meanwhile, waits for
+// the resend's record instead of sending the refresh token a third time.
+func TestInteractionResendInsideClaim(t *testing.T) {
+	rep := newReplicas(t, 2, newMemCoordinator(), smarttest.Options{ReuseGraceWindow: 30 * time.Second})
+	session, _ := rep.login()
+	var calls atomic.Int32
+	rep.srv.SetTokenHook(func(w http.ResponseWriter, r *http.Request, next http.Handler) {
+		if calls.Add(1) == 1 {
+			lose(reset)(w, r, next)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+	rep.clock.Advance(time.Hour)
+	var (
+		wg   sync.WaitGroup
+		errs [2]error
+		toks [2]*core.Token
+	)
+	var took [2]time.Duration
+	start := time.Now()
+	wg.Go(func() { toks[0], errs[0] = rep.token(0, session); took[0] = time.Since(start) })
+	time.Sleep(300 * time.Millisecond) // replica 0's first call is answered (lost) by now
+	wg.Go(func() { toks[1], errs[1] = rep.token(1, session); took[1] = time.Since(start) })
+	wg.Wait()
+	t.Logf("replica 0 took %v, replica 1 %v", took[0], took[1])
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("replica %d: %v", i, err)
+		}
+	}
+	if toks[0] != nil && toks[1] != nil && toks[0].AccessToken != toks[1].AccessToken {
+		t.Errorf("the replicas got different tokens")
+	}
+	if c, g, u, rv := rep.srv.RefreshCalls(), rep.srv.GraceResends(), rep.srv.Reuses(), rep.srv.RevokedGrants(); c != 2 || g != 1 || rv != 0 {
+		t.Errorf("refresh calls %d, grace resends %d, reuses %d, revoked grants %d; want 2, 1, -, 0", c, g, u, rv)
 	}
 }
