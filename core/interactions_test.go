@@ -171,3 +171,50 @@ func TestInteractionResendInsideClaim(t *testing.T) {
 		t.Errorf("refresh calls %d, grace resends %d, reuses %d, revoked grants %d; want 2, 1, -, 0", c, g, u, rv)
 	}
 }
+
+// A page that names its launch in the proxy request's query (smart_launch,
+// which the proxy reads as it reads X-SMART-Launch) gets its launch's
+// token, and the FHIR server gets the page's search without the app's own
+// parameter: a server that refuses unknown search parameters (Prefer:
+// handling=strict, or by policy) would fail every such search, and the
+// launch id has no business in the FHIR server's logs and Bundle links.
+// Every other byte of the query is forwarded as it came. Before, the
+// upstream got smart_launch=<id>.
+func TestInteractionProxyStripsLaunchParam(t *testing.T) {
+	a := newLaunchApp(t, launchOptions{server: smarttest.Options{LaunchPatients: twoPatients}})
+	var (
+		mu    sync.Mutex
+		query string
+		auth  string
+	)
+	a.srv.SetFHIRHook(func(w http.ResponseWriter, r *http.Request, next http.Handler) {
+		mu.Lock()
+		query, auth = r.URL.RawQuery, r.Header.Get("Authorization")
+		mu.Unlock()
+		next.ServeHTTP(w, r)
+	})
+	b := newBrowser(t)
+	idA := a.ehrLaunch(b, "ehr-a")
+	a.ehrLaunch(b, "ehr-b") // the most recent launch: a request naming none would get B
+	if res := a.read(b, idA); res.status != 200 {
+		t.Fatalf("read: %d", res.status)
+	}
+	mu.Lock()
+	tokenA := auth
+	mu.Unlock()
+	for _, c := range []struct{ in, want string }{
+		{"name=Smith&" + core.LaunchParam + "=" + idA, "name=Smith"},
+		{core.LaunchParam + "=" + idA + "&name=Smith", "name=Smith"},
+		{"name=a%2Cb&x=;y&" + core.LaunchParam + "=" + idA + "&_count=2", "name=a%2Cb&x=;y&_count=2"},
+		{"smart%5Flaunch=" + idA + "&name=S", "name=S"},
+		{core.LaunchParam + "=" + idA, ""},
+	} {
+		res := b.get(a.url+"/fhir/Patient?"+c.in, core.ProxyCSRFHeader, "1")
+		mu.Lock()
+		q, got := query, auth
+		mu.Unlock()
+		if res.status != 200 || q != c.want || got != tokenA {
+			t.Errorf("?%s: %d, upstream query %q (want %q), launch A's token %v", c.in, res.status, q, c.want, got == tokenA)
+		}
+	}
+}
