@@ -82,12 +82,18 @@ func TestInteractionSharedValuesKeepEachLaunchsPatient(t *testing.T) {
 			} else if res := a.read(b, tab1); res.status != 200 || res.body != "A" {
 				t.Fatalf("tab 1 read: %d %q", res.status, res.body)
 			}
-			for _, c := range []struct{ tab, id, patient string }{{"tab 2", tab2, "B"}, {"tab 1", tab1, "A"}, {"tab 2 again", tab2, "B"}} {
-				if res := a.read(b, c.id); res.status != 200 || res.body != c.patient {
-					t.Errorf("%s read: %d %q, want patient %s", c.tab, res.status, res.body, c.patient)
+			for round := range 3 { // each round, tab 1's refresh gives tab 2 the grant's newer token
+				for _, c := range []struct{ tab, id, patient string }{{"tab 2", tab2, "B"}, {"tab 1", tab1, "A"}, {"tab 2 again", tab2, "B"}} {
+					if res := a.read(b, c.id); res.status != 200 || res.body != c.patient {
+						t.Errorf("round %d, %s read: %d %q, want patient %s", round, c.tab, res.status, res.body, c.patient)
+					}
+					if status, info := a.meIn(b, c.id); status != 200 || info.Patient != c.patient {
+						t.Errorf("round %d, %s Info: %d patient %q, want %s", round, c.tab, status, info.Patient, c.patient)
+					}
 				}
-				if status, info := a.meIn(b, c.id); status != 200 || info.Patient != c.patient {
-					t.Errorf("%s Info: %d patient %q, want %s", c.tab, status, info.Patient, c.patient)
+				a.clock.Advance(2 * time.Hour)
+				if res := a.read(b, tab1); res.status != 200 || res.body != "A" {
+					t.Fatalf("round %d, tab 1's refresh: %d %q", round, res.status, res.body)
 				}
 			}
 			if r := a.srv.Reuses(); r != 0 {
