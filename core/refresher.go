@@ -400,13 +400,11 @@ func (r *Refresher) refresh(ctx context.Context, s slot, cur *record) (*record, 
 // its token values: a server that handed two launches of one session the
 // same token values (some hand a new login of the same user the tokens of
 // the last) has their refreshes share one flight and one ledger lineage,
-// and each launch must keep its own patient. A record of own's own grant
-// (the same grant id) is next as it is: its refreshes merged the context
-// from own's (merge), a patient the login lacked included.
+// and each launch must keep its own patient. (The grant id does not tell
+// them apart: a launch that took over the other's newer token carries its
+// grant id from then on.) For a record of own's own launch this changes
+// nothing: its refreshes kept own's context already (merge).
 func inLaunch(own, next *record) *record {
-	if own.Grant == "" || next.Grant == own.Grant {
-		return next
-	}
 	t := withLaunchContext(&next.Token, &own.Token)
 	if t == &next.Token {
 		return next

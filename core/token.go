@@ -107,30 +107,39 @@ func merge(old, next *Token, scope string) (t *Token, mismatch []string) {
 // token answer carries besides patient and encounter (kept in Extra).
 var launchContextExtra = []string{"fhirContext", "need_patient_banner", "intent", "smart_style_url", "tenant"}
 
-// withLaunchContext returns next with the launch context of own (patient,
-// encounter and launchContextExtra), or next itself when they already
-// agree. The launch context belongs to a launch, not to the token values:
-// a server that handed two launches one grant's tokens (see inLaunch) gives
-// both the same values, but each its own patient.
+// withLaunchContext returns next with the launch context own has (its
+// patient, encounter and launchContextExtra members, those it has), or
+// next itself when next has them already: as in merge, a launch's context
+// wins, and what it lacks may come from next. The launch context belongs
+// to a launch, not to the token values: a server that handed two launches
+// one grant's tokens (see inLaunch) gives both the same values, but each
+// its own patient.
 func withLaunchContext(next, own *Token) *Token {
-	same := next.Patient == own.Patient && next.Encounter == own.Encounter
+	patient := own.Patient != "" && next.Patient != own.Patient
+	encounter := own.Encounter != "" && next.Encounter != own.Encounter
+	var extra []string
 	for _, k := range launchContextExtra {
-		same = same && reflect.DeepEqual(next.Extra[k], own.Extra[k])
+		if v, ok := own.Extra[k]; ok && !reflect.DeepEqual(next.Extra[k], v) {
+			extra = append(extra, k)
+		}
 	}
-	if same {
+	if !patient && !encounter && len(extra) == 0 {
 		return next
 	}
 	t := *next
-	t.Patient, t.Encounter = own.Patient, own.Encounter
-	t.Extra = maps.Clone(next.Extra)
-	for _, k := range launchContextExtra {
-		if v, ok := own.Extra[k]; ok {
-			if t.Extra == nil {
-				t.Extra = map[string]any{}
-			}
-			t.Extra[k] = v
-		} else {
-			delete(t.Extra, k)
+	if patient {
+		t.Patient = own.Patient
+	}
+	if encounter {
+		t.Encounter = own.Encounter
+	}
+	if len(extra) > 0 {
+		t.Extra = maps.Clone(next.Extra)
+		if t.Extra == nil {
+			t.Extra = map[string]any{}
+		}
+		for _, k := range extra {
+			t.Extra[k] = own.Extra[k]
 		}
 	}
 	return &t
