@@ -80,7 +80,7 @@ func (r *Refresher) Logout(ctx context.Context) error {
 				continue
 			}
 			ids[s.id] = true
-			errs = append(errs, r.logoutSlot(WithLaunch(ctx, s.id), WithLaunch(src, s.id), s.id == ""))
+			errs = append(errs, r.logoutSlot(WithLaunch(ctx, s.id), WithLaunch(src, s.id), s.id == "", false))
 		}
 	}
 	return errors.Join(errs...)
@@ -89,16 +89,24 @@ func (r *Refresher) Logout(ctx context.Context) error {
 // LogoutLaunch ends the launch ctx names (WithLaunch, LaunchContext; the
 // most recent one when it names none), as Logout does for every launch:
 // its grant is revoked and it is removed from the session, whose other
-// launches keep working. A launch the session no longer holds has nothing
+// launches keep working. A grant whose token values another launch of the
+// session holds too (some servers hand a new login of the same user the
+// tokens of the last) is left to that launch: the launch is removed, the
+// grant is revoked by the Logout or LogoutLaunch that ends the last of
+// them. A launch the session no longer holds has nothing
 // to end: LogoutLaunch returns nil.
 func (r *Refresher) LogoutLaunch(ctx context.Context) error {
-	return r.logoutSlot(ctx, ctx, false)
+	return r.logoutSlot(ctx, ctx, false, true)
 }
 
 // logoutSlot ends the launch ctx names, as the session src (ctx, or the
 // store's copy of its session) holds it; legacy: the launch has no id, and
-// must still have none in src.
-func (r *Refresher) logoutSlot(ctx, src context.Context, legacy bool) error {
+// must still have none in src. With one, only that launch ends: a grant
+// whose token values another launch of the session holds too (a server
+// that hands a new login of the same user the tokens of the last) is not
+// revoked, as a login leaves such a grant alone (revokeDropped), or that
+// launch would end with it.
+func (r *Refresher) logoutSlot(ctx, src context.Context, legacy, one bool) error {
 	rec, s, err := r.load(src, launchOf(src))
 	if errors.Is(err, ErrNoSession) || errors.Is(err, ErrTransient) {
 		// No session, or a token this process cannot read (sealed with a
@@ -109,7 +117,10 @@ func (r *Refresher) logoutSlot(ctx, src context.Context, legacy bool) error {
 		// No token, or one already revoked or corrupt (load removed it).
 		return nil
 	}
-	revErr := r.revokeGrant(context.WithoutCancel(ctx), rec)
+	var revErr error
+	if !one || !r.sharedByAnother(ctx, s, rec) {
+		revErr = r.revokeGrant(context.WithoutCancel(ctx), rec)
+	}
 	own, _ := r.slotValue(src, s)
 	rmErr := r.removeForLogout(ctx, s, own)
 	if revErr != nil {
@@ -118,6 +129,34 @@ func (r *Refresher) logoutSlot(ctx, src context.Context, legacy bool) error {
 		r.cfg.Logger.DebugContext(ctx, "smartrefresh: logged out")
 	}
 	return errors.Join(revErr, rmErr)
+}
+
+// sharedByAnother reports whether a launch of the session of ctx other
+// than s, in the request's copy or in the store's, shares a token value
+// with rec or with the newest token of its grant known here.
+func (r *Refresher) sharedByAnother(ctx context.Context, s slot, rec *record) bool {
+	mine := []*record{rec, r.newestKnown(rec)}
+	for _, src := range []context.Context{ctx, r.freshCopy(ctx)} {
+		if src == nil {
+			continue
+		}
+		slots, vals := r.launchesOf(src)
+		for i, o := range slots {
+			if o.id == s.id {
+				continue
+			}
+			other, err := r.decodeSessionRecord(vals[i])
+			if err != nil {
+				continue
+			}
+			for _, m := range mine {
+				if sharesToken(r, other, &m.Token) {
+					return true
+				}
+			}
+		}
+	}
+	return false
 }
 
 // freshCopy returns the session of ctx as it is in the store now, or nil.

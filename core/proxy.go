@@ -93,7 +93,8 @@ type ProxyConfig struct {
 //	                                             spaces, any number of %-decodings, "\"),
 //	                                             an encoded / or \, control characters
 //	                                             or non-ASCII
-//	query            anything                    byte for byte
+//	query            anything                    byte for byte, less smart_launch pairs
+//	                                             (LaunchParam: it names the launch)
 //	headers          any                         only Accept, Accept-Language,
 //	                                             Content-Type, Content-Encoding, Prefer,
 //	                                             If-Match, If-None-Match, If-None-Exist,

@@ -39,8 +39,9 @@ func (p *proxy) rewrite(pr *httputil.ProxyRequest) {
 	out.Path, _ = url.PathUnescape(path)
 	out.RawPath = path
 	// ReverseProxy drops a query with ";" or a bad "%" escape; a search
-	// must arrive as the page sent it.
-	out.RawQuery, out.ForceQuery = pr.In.URL.RawQuery, pr.In.URL.ForceQuery
+	// must arrive as the page sent it, less the launch it named for the
+	// proxy (LaunchParam: the app's, not the FHIR server's).
+	out.RawQuery, out.ForceQuery = withoutLaunchParam(pr.In.URL.RawQuery), pr.In.URL.ForceQuery
 	pr.Out.Host = ""
 	in := pr.Out.Header // the browser's, without hop-by-hop headers
 	h := make(http.Header, len(proxyRequestHeaders))
@@ -57,6 +58,28 @@ func (p *proxy) rewrite(pr *httputil.ProxyRequest) {
 	if p.cfg.ForwardedHeaders {
 		pr.SetXForwarded()
 	}
+}
+
+// withoutLaunchParam returns the query q without the LaunchParam pairs
+// that RequestLaunch reads (url.ParseQuery's: split at "&", the key
+// percent-decoded, no ";" in the pair), every other byte as it was. The
+// launch named, the proxy has used it; forwarded, a FHIR server that
+// refuses unknown search parameters would fail the search, and the id
+// would be in its logs and Bundle links.
+func withoutLaunchParam(q string) string {
+	if !strings.Contains(q, LaunchParam) && !strings.Contains(q, "%") {
+		return q // the common case, as RequestLaunch's
+	}
+	pairs := strings.Split(q, "&")
+	kept := pairs[:0]
+	for _, p := range pairs {
+		k, _, _ := strings.Cut(p, "=")
+		if key, err := url.QueryUnescape(k); err == nil && key == LaunchParam && !strings.Contains(p, ";") {
+			continue
+		}
+		kept = append(kept, p)
+	}
+	return strings.Join(kept, "&")
 }
 
 // errEncodedAnswer: the upstream sent a Content-Encoding the transport did

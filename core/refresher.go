@@ -256,6 +256,7 @@ func (r *Refresher) refreshAfter401(ctx context.Context, rejected *Token, challe
 	// The request's copy may hold a token that a refresh (this request's,
 	// or another's) has replaced: adopt leaves unmodified copies alone.
 	if next := r.newestKnown(rec); next != rec {
+		next = inLaunch(rec, next)
 		r.takeOver(ctx, s, next)
 		rec = next
 	}
@@ -315,6 +316,7 @@ func (r *Refresher) refreshAt(rec *record) time.Time {
 // The token call runs on a context detached from any caller, so a caller
 // whose request is cancelled stops waiting without cancelling it.
 func (r *Refresher) refresh(ctx context.Context, s slot, cur *record) (*record, error) {
+	own := cur
 	for range maxChain {
 		if rv := r.ledger.isRevokedRecord(cur, r.cfg.Now()); rv != nil {
 			r.reauthOnce(ctx, rv)
@@ -332,6 +334,7 @@ func (r *Refresher) refresh(ctx context.Context, s slot, cur *record) (*record, 
 			return nil, err
 		}
 		if next != nil {
+			next = inLaunch(own, next)
 			if r.due(next) {
 				cur = next
 				continue
@@ -340,6 +343,7 @@ func (r *Refresher) refresh(ctx context.Context, s slot, cur *record) (*record, 
 			return next, nil
 		}
 		if next = r.newerHead(cur, fp, r.cfg.Now()); next != cur && !r.due(next) {
+			next = inLaunch(own, next)
 			// A refresh that did not rotate the refresh token replaced
 			// cur's access token (this request's own copy keeps the
 			// token it loaded: see adopt).
@@ -377,7 +381,7 @@ func (r *Refresher) refresh(ctx context.Context, s slot, cur *record) (*record, 
 			}
 			return nil, res.Err
 		}
-		next = res.Val.(*record)
+		next = inLaunch(own, res.Val.(*record))
 		if r.due(next) && next.Token.RefreshToken != cur.Token.RefreshToken {
 			// The flight found an older redemption in the ledger.
 			cur = next
@@ -387,6 +391,27 @@ func (r *Refresher) refresh(ctx context.Context, s slot, cur *record) (*record, 
 		return next, nil
 	}
 	return nil, errChainTooLong
+}
+
+// inLaunch returns next, a newer token of own's grant (from the ledger, a
+// flight, another replica's record), as the token of own's launch: with
+// own's launch context. A launch's patient is fixed at its launch, while
+// the records that a grant's refreshes leave are shared by whoever holds
+// its token values: a server that handed two launches of one session the
+// same token values (some hand a new login of the same user the tokens of
+// the last) has their refreshes share one flight and one ledger lineage,
+// and each launch must keep its own patient. (The grant id does not tell
+// them apart: a launch that took over the other's newer token carries its
+// grant id from then on.) For a record of own's own launch this changes
+// nothing: its refreshes kept own's context already (merge).
+func inLaunch(own, next *record) *record {
+	t := withLaunchContext(&next.Token, &own.Token)
+	if t == &next.Token {
+		return next
+	}
+	c := *next
+	c.Token = *t
+	return &c
 }
 
 // errChainTooLong: following the ledger from a stale copy took more than

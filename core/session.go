@@ -222,7 +222,7 @@ func (r *Refresher) settleSlot(fresh context.Context, s slot, next *record) bool
 	if want == cur || r.ledger.isRevokedRecord(want, now) != nil {
 		return false
 	}
-	return r.put(fresh, s, want) == nil
+	return r.put(fresh, s, inLaunch(cur, want)) == nil
 }
 
 // remove removes launch s, whose token the request's copy of the session

@@ -103,6 +103,48 @@ func merge(old, next *Token, scope string) (t *Token, mismatch []string) {
 	return t, mismatch
 }
 
+// launchContextExtra are the members of the SMART launch context that a
+// token answer carries besides patient and encounter (kept in Extra).
+var launchContextExtra = []string{"fhirContext", "need_patient_banner", "intent", "smart_style_url", "tenant"}
+
+// withLaunchContext returns next with the launch context own has (its
+// patient, encounter and launchContextExtra members, those it has), or
+// next itself when next has them already: as in merge, a launch's context
+// wins, and what it lacks may come from next. The launch context belongs
+// to a launch, not to the token values: a server that handed two launches
+// one grant's tokens (see inLaunch) gives both the same values, but each
+// its own patient.
+func withLaunchContext(next, own *Token) *Token {
+	patient := own.Patient != "" && next.Patient != own.Patient
+	encounter := own.Encounter != "" && next.Encounter != own.Encounter
+	var extra []string
+	for _, k := range launchContextExtra {
+		if v, ok := own.Extra[k]; ok && !reflect.DeepEqual(next.Extra[k], v) {
+			extra = append(extra, k)
+		}
+	}
+	if !patient && !encounter && len(extra) == 0 {
+		return next
+	}
+	t := *next
+	if patient {
+		t.Patient = own.Patient
+	}
+	if encounter {
+		t.Encounter = own.Encounter
+	}
+	if len(extra) > 0 {
+		t.Extra = maps.Clone(next.Extra)
+		if t.Extra == nil {
+			t.Extra = map[string]any{}
+		}
+		for _, k := range extra {
+			t.Extra[k] = own.Extra[k]
+		}
+	}
+	return &t
+}
+
 const redacted = "[REDACTED]"
 
 func redact(s string) string {
