@@ -640,7 +640,7 @@ func (b *bundleRewriter) atLink() bool {
 // encoding/json escapes it.
 func appendJSONString(out []byte, s string) []byte {
 	for i := range len(s) {
-		if c := s[i]; c < 0x20 || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' || c >= 0x80 {
+		if jsonEscaped[s[i]] {
 			enc, _ := json.Marshal(s) // a string always encodes
 			return append(out, enc...)
 		}
@@ -649,6 +649,16 @@ func appendJSONString(out []byte, s string) []byte {
 	out = append(out, s...)
 	return append(out, '"')
 }
+
+// jsonEscaped are the bytes encoding/json does not write as they are:
+// control characters, '"', '\\', '<', '>', '&', and those of UTF-8
+// sequences (which it checks, and escapes U+2028 and U+2029 of).
+var jsonEscaped = func() (t [256]bool) {
+	for c := range 256 {
+		t[c] = c < 0x20 || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' || c >= 0x80
+	}
+	return
+}()
 
 // linkKeys are the keys on the way to a link.
 var linkKeys = []string{"link", "entry", "url", "fullUrl", "response", "location"}
