@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"math/bits"
 )
 
 // rewriteBundleLinks returns body with the URLs of a FHIR JSON Bundle's
@@ -375,43 +376,124 @@ func (b *bundleRewriter) scan(chunk []byte) error {
 	return nil
 }
 
-// skip runs stSkip over chunk from i, in one loop, and returns where it
-// stopped: at the end of chunk, or after the skipped container's end.
+// skip runs stSkip over chunk from i and returns where it stopped: at the
+// end of chunk, or after the skipped container's end. It reads eight bytes
+// at a time: while there is no backslash, the quotes seen so far tell which
+// of a word's brackets are outside strings, and only those are followed,
+// one by one. A word with a backslash, and the last bytes of chunk, go a
+// byte at a time.
 func (b *bundleRewriter) skip(chunk []byte, i int) (int, error) {
 	for i < len(chunk) {
-		c := chunk[i]
-		if !skipStops[c] {
-			i++
-			continue
+		inStr := false // chunk[i] is inside a string, after its opening quote
+		for ; i+8 <= len(chunk); i += 8 {
+			w := binary.LittleEndian.Uint64(chunk[i:])
+			if zeroBytes(w^backslashes) != 0 {
+				break
+			}
+			// in: the bytes after an odd number of quotes (of this word,
+			// and the string it began in).
+			in := zeroBytes(w ^ quotes)
+			in ^= in << 8
+			in ^= in << 16
+			in ^= in << 32
+			if inStr {
+				in = ^in
+			}
+			for stops := brackets(w) &^ in; stops != 0; stops &= stops - 1 {
+				k := i + bits.TrailingZeros64(stops)>>3
+				done, err := b.skipBracket(chunk[k])
+				if err != nil {
+					return k, err
+				}
+				if done {
+					return k + 1, nil
+				}
+			}
+			inStr = in>>63 != 0
 		}
-		switch c {
-		case '"':
+		if inStr {
 			b.esc = false
-			j := stringEnd(chunk[i+1:], &b.esc)
+			j := stringEnd(chunk[i:], &b.esc)
 			if j < 0 {
 				b.st = stSkipString
 				return len(chunk), nil
 			}
-			i += j + 2
+			i += j + 1
 			continue
-		case '{', '[':
-			if len(b.kinds) >= maxJSONDepth {
-				return i, errNotJSON
+		}
+		// A byte at a time, for up to 16 bytes.
+		for end := min(i+16, len(chunk)); i < end; i++ {
+			c := chunk[i]
+			if !skipStops[c] {
+				continue
 			}
-			b.kinds = append(b.kinds, c)
-		default:
-			if b.top() != c-2 { // '{'+2 == '}', '['+2 == ']'
-				return i, errNotJSON
+			if c == '"' {
+				b.esc = false
+				j := stringEnd(chunk[i+1:], &b.esc)
+				if j < 0 {
+					b.st = stSkipString
+					return len(chunk), nil
+				}
+				i += j + 1 // to the closing quote
+				continue
 			}
-			b.kinds = b.kinds[:len(b.kinds)-1]
-			if len(b.kinds) < b.skipFrom {
-				b.afterValue()
+			done, err := b.skipBracket(c)
+			if err != nil {
+				return i, err
+			}
+			if done {
 				return i + 1, nil
 			}
 		}
-		i++
 	}
 	return i, nil
+}
+
+// skipBracket follows a bracket in a skipped container, and reports
+// whether it closed that container.
+func (b *bundleRewriter) skipBracket(c byte) (done bool, err error) {
+	switch c {
+	case '{', '[':
+		if len(b.kinds) >= maxJSONDepth {
+			return false, errNotJSON
+		}
+		b.kinds = append(b.kinds, c)
+		return false, nil
+	case '}', ']':
+	default:
+		return false, nil // not a bracket (see brackets)
+	}
+	if b.top() != c-2 { // '{'+2 == '}', '['+2 == ']'
+		return false, errNotJSON
+	}
+	b.kinds = b.kinds[:len(b.kinds)-1]
+	if len(b.kinds) < b.skipFrom {
+		b.afterValue()
+		return true, nil
+	}
+	return false, nil
+}
+
+// Bytes repeated in a word.
+const (
+	quotes      = 0x0101010101010101 * '"'
+	backslashes = 0x0101010101010101 * '\\'
+)
+
+// zeroBytes returns the high bit of each byte of w that is zero, exactly
+// (no false positives after a zero byte, unlike the classic has-zero test).
+func zeroBytes(w uint64) uint64 {
+	const lo7, hi = 0x7f7f7f7f7f7f7f7f, 0x8080808080808080
+	return ^((w&lo7 + lo7) | w) & hi
+}
+
+// brackets returns the high bit of each byte of w that is '{', '[', '}'
+// or ']'. ('[' | 0x20 == '{', ']' | 0x20 == '}', and '{' ^ '}' == 6: the
+// test also lets through 'Y', 'y', '_' and DEL, which skipBracket ignores;
+// outside strings, JSON has none of them.)
+func brackets(w uint64) uint64 {
+	const lo = 0x0101010101010101
+	return zeroBytes(((w | lo*0x20) ^ lo*'{') &^ (lo * 6))
 }
 
 // stringEnd returns the index in s of the quote that ends a string whose
@@ -558,7 +640,7 @@ func (b *bundleRewriter) atLink() bool {
 // encoding/json escapes it.
 func appendJSONString(out []byte, s string) []byte {
 	for i := range len(s) {
-		if c := s[i]; c < 0x20 || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' || c >= 0x80 {
+		if jsonEscaped[s[i]] {
 			enc, _ := json.Marshal(s) // a string always encodes
 			return append(out, enc...)
 		}
@@ -567,6 +649,16 @@ func appendJSONString(out []byte, s string) []byte {
 	out = append(out, s...)
 	return append(out, '"')
 }
+
+// jsonEscaped are the bytes encoding/json does not write as they are:
+// control characters, '"', '\\', '<', '>', '&', and those of UTF-8
+// sequences (which it checks, and escapes U+2028 and U+2029 of).
+var jsonEscaped = func() (t [256]bool) {
+	for c := range 256 {
+		t[c] = c < 0x20 || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' || c >= 0x80
+	}
+	return
+}()
 
 // linkKeys are the keys on the way to a link.
 var linkKeys = []string{"link", "entry", "url", "fullUrl", "response", "location"}

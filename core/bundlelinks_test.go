@@ -3,7 +3,9 @@ package core
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"io"
+	"math/rand/v2"
 	"reflect"
 	"runtime"
 	"strings"
@@ -184,4 +186,112 @@ func TestRewriteBundleLinksMemory(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestRewriteBundleLinksSkipsResources: what the rewriter skips eight
+// bytes at a time (each entry's resource) it follows exactly, whatever
+// its strings hold (brackets, quotes and backslashes, escaped, at any
+// offset) and wherever the reads cut it: only the entries' fullUrls
+// change, and a mismatched bracket deep in a resource is an error.
+func TestRewriteBundleLinksSkipsResources(t *testing.T) {
+	rng := rand.New(rand.NewPCG(18, 1))
+	const alphabet = `ab{}[]"\ y_/`
+	randString := func() string {
+		s := make([]byte, rng.IntN(40))
+		for i := range s {
+			s[i] = alphabet[rng.IntN(len(alphabet))]
+		}
+		enc, _ := json.Marshal(string(s))
+		return string(enc)
+	}
+	var value func(depth int) string
+	value = func(depth int) string {
+		switch n := rng.IntN(6); {
+		case depth > 4 || n == 0:
+			return randString()
+		case n == 1:
+			return []string{"1", "-2.5e3", "true", "false", "null"}[rng.IntN(5)]
+		case n <= 3:
+			var b strings.Builder
+			b.WriteString("{")
+			for i := range rng.IntN(4) {
+				if i > 0 {
+					b.WriteString(",")
+				}
+				key := randString()
+				if rng.IntN(4) == 0 {
+					key = `"fullUrl"` // not an entry's: stays
+				}
+				b.WriteString(key + ":" + value(depth+1))
+			}
+			return b.String() + "}"
+		default:
+			var b strings.Builder
+			b.WriteString("[ ")
+			for i := range rng.IntN(4) {
+				if i > 0 {
+					b.WriteString(" , ")
+				}
+				b.WriteString(value(depth + 1))
+			}
+			return b.String() + "]"
+		}
+	}
+	for round := range 200 {
+		var in, want strings.Builder
+		both := func(s string) { in.WriteString(s); want.WriteString(s) }
+		both(`{"resourceType":"Bundle","entry":[`)
+		for i := range 1 + rng.IntN(30) {
+			if i > 0 {
+				both(",")
+			}
+			url := randString()
+			var s string
+			json.Unmarshal([]byte(url), &s)
+			enc, _ := json.Marshal("P:" + s)
+			in.WriteString(`{"fullUrl":` + url)
+			want.WriteString(`{"fullUrl":` + string(enc))
+			both(`,"resource":` + value(0) + `,"search":{"mode":"match"}}`)
+		}
+		both(`]}`)
+		if !json.Valid([]byte(in.String())) {
+			t.Fatalf("generated invalid JSON %s", in.String())
+		}
+		for _, src := range []io.Reader{
+			strings.NewReader(in.String()),
+			&randomReads{s: in.String(), rng: rng},
+		} {
+			got, err := io.ReadAll(rewriteBundleLinks(io.NopCloser(src), func(s string) string { return "P:" + s }))
+			if err != nil || string(got) != want.String() {
+				t.Fatalf("round %d: got %s, %v\nwant %s", round, got, err, want.String())
+			}
+		}
+		// The same Bundle with its last resource's last "]" or "}" turned
+		// into the other kind is malformed.
+		bad := in.String()
+		if i := strings.LastIndexAny(bad[:strings.LastIndex(bad, `,"search"`)], "]}"); i >= 0 {
+			b := []byte(bad)
+			b[i] ^= '}' ^ ']'
+			if !json.Valid(b) {
+				if _, err := io.ReadAll(rewriteBundleLinks(io.NopCloser(&randomReads{s: string(b), rng: rng}), func(s string) string { return s })); !errors.Is(err, errNotJSON) {
+					t.Fatalf("round %d: %s: err = %v, want errNotJSON", round, b, err)
+				}
+			}
+		}
+	}
+}
+
+// randomReads returns s in reads of 1 to 100 bytes.
+type randomReads struct {
+	s   string
+	rng *rand.Rand
+}
+
+func (r *randomReads) Read(p []byte) (int, error) {
+	if r.s == "" {
+		return 0, io.EOF
+	}
+	n := copy(p[:min(len(p), 1+r.rng.IntN(100))], r.s)
+	r.s = r.s[n:]
+	return n, nil
 }
