@@ -73,9 +73,13 @@ func withoutLaunchParam(q string) string {
 	pairs := strings.Split(q, "&")
 	kept := pairs[:0]
 	for _, p := range pairs {
-		k, _, _ := strings.Cut(p, "=")
+		// Only the pairs url.ParseQuery reads, as RequestLaunch does: one
+		// whose value does not unescape names no launch and stays.
+		k, v, _ := strings.Cut(p, "=")
 		if key, err := url.QueryUnescape(k); err == nil && key == LaunchParam && !strings.Contains(p, ";") {
-			continue
+			if _, err := url.QueryUnescape(v); err == nil {
+				continue
+			}
 		}
 		kept = append(kept, p)
 	}
