@@ -419,7 +419,8 @@ func FuzzParseSMARTConfiguration(f *testing.F) {
 			if e == "" {
 				continue
 			}
-			if !strings.HasPrefix(e, "https://") && !strings.HasPrefix(e, "http://") {
+			// A URL's scheme is case-insensitive (RFC 3986 §3.1): "Https://" is https.
+			if l := strings.ToLower(e); !strings.HasPrefix(l, "https://") && !strings.HasPrefix(l, "http://") {
 				t.Fatalf("accepted endpoint %q", e)
 			}
 		}
