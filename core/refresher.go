@@ -465,7 +465,7 @@ func (r *Refresher) redeem(ctx context.Context, s slot, fp fingerprint, cur *rec
 		return nil, err
 	}
 	defer release()
-	// [coordinator claim, issue 21] With a Coordinator, nothing is sent
+	// The claim: with a Coordinator, nothing is sent
 	// unless the refresh token is claimed for the whole call (claimSend
 	// waits while another replica that lost this lock may still be in its
 	// token call). The claim is released with the lock once the outcome is
