@@ -149,7 +149,8 @@ func (l *Launcher) identity(ctx context.Context, p pendingLaunch, tok *Token) (i
 // names a resource of the FHIR server the token is for: relative to aud
 // ("Practitioner/123" at https://ehr.example/fhir is
 // https://ehr.example/fhir/Practitioner/123), or absolute under aud or on
-// the issuer's origin (where some servers keep their users). Anything else
+// the issuer's origin (where some servers keep their users), with its
+// scheme and host in lower case. Anything else
 // is refused: another host, a path beside aud's, a query or fragment, an
 // empty, "." or ".." segment, and any percent-escape (a FHIR reference
 // needs none, and "%2e%2e" would be ".." once decoded).
@@ -197,7 +198,9 @@ func resolveFHIRUser(aud, issuer, claim string) (string, bool) {
 	if !u.IsAbs() {
 		return base.String() + "/" + claim, true
 	}
-	return claim, true
+	// Scheme and host are case-insensitive (RFC 3986 §6.2.2.1); kept in
+	// lower case, the same user reads as the same string in every login.
+	return u.Scheme + "://" + strings.ToLower(u.Host) + u.Path, true
 }
 
 // sameOrigin reports whether a and b have the same scheme, host and port,

@@ -189,6 +189,7 @@ func TestResolveFHIRUser(t *testing.T) {
 		"Practitioner/1": aud + "/Practitioner/1",
 		"https://ehr.example/fhir/Practitioner/1":         "https://ehr.example/fhir/Practitioner/1",
 		"https://auth.example/people/Practitioner/1":      "https://auth.example/people/Practitioner/1",
+		"HTTPS://EHR.Example/fhir/Practitioner/1":         "https://ehr.example/fhir/Practitioner/1",
 		"https://other.example/fhir/RelatedPerson":        "!",
 		"https://ehr.example/fhirx/Practitioner/1":        "!",
 		"http://ehr.example/fhir/Practitioner/1":          "!",
@@ -253,7 +254,7 @@ func TestIDTokenFromSmarttest(t *testing.T) {
 }
 
 // FuzzResolveFHIRUser: an fhirUser claim kept is an http(s) URL under the
-// FHIR base or on the issuer's origin, without dot segments, empty
+// FHIR base or on the issuer's origin, its scheme and host in lower case, without dot segments, empty
 // segments, escapes, query or fragment (issue 19 item 12).
 func FuzzResolveFHIRUser(f *testing.F) {
 	for _, s := range []string{"Practitioner/1", "https://ehr.example/fhir/Patient/2", "https://auth.example/u/Practitioner/3",
