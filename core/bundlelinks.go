@@ -21,20 +21,28 @@ import (
 // values of those three places, up to maxLinkBytes, longer ones pass
 // unchanged) and short keys are held.
 func rewriteBundleLinks(body io.ReadCloser, rewrite func(string) string) io.ReadCloser {
-	out, _ := sniffAndRewrite(body, rewrite)
+	out, _ := sniffAndRewrite(body, rewrite, nil)
 	return out
 }
 
+// appendLinkFunc is a fast path of a rewrite function, on a link's raw
+// JSON text (without its quotes): it appends to out the link rewrite
+// would give, as a JSON string written as appendJSONString writes it, or
+// the link as it is, and reports true; or it reports false, having
+// appended nothing, and rewrite judges the link.
+type appendLinkFunc func(out, raw []byte) ([]byte, bool)
+
 // sniffAndRewrite is rewriteBundleLinks, and tells whether the body is
-// rewritten (its length may change) or passed through.
-func sniffAndRewrite(body io.ReadCloser, rewrite func(string) string) (io.ReadCloser, bool) {
+// rewritten (its length may change) or passed through. appendLink, if not
+// nil, is tried on each link before rewrite.
+func sniffAndRewrite(body io.ReadCloser, rewrite func(string) string, appendLink appendLinkFunc) (io.ReadCloser, bool) {
 	src := &sniffedBody{body: body}
 	var isBundle bool
 	src.head, isBundle = sniffBundle(body, src.buf[:0])
 	if !isBundle {
 		return src, false
 	}
-	return &bundleRewriter{src: src, rewrite: rewrite, in: make([]byte, 32<<10)}, true
+	return &bundleRewriter{src: src, rewrite: rewrite, appendLink: appendLink, in: make([]byte, 32<<10)}, true
 }
 
 // sniffLimit bounds how much of a body is read to tell whether it is a
@@ -152,12 +160,13 @@ var skipStops = [256]bool{'"': true, '{': true, '}': true, '[': true, ']': true}
 // bundleRewriter is the streaming JSON scanner of rewriteBundleLinks. It
 // copies its input to out, holding back only the strings it may rewrite.
 type bundleRewriter struct {
-	src     io.ReadCloser
-	rewrite func(string) string
-	in      []byte
-	out     []byte // output of the last input read; out[off:] not yet returned
-	off     int
-	err     error // the error to return once out is drained
+	src        io.ReadCloser
+	rewrite    func(string) string
+	appendLink appendLinkFunc // may be nil
+	in         []byte
+	out        []byte // output of the last input read; out[off:] not yet returned
+	off        int
+	err        error // the error to return once out is drained
 
 	st     int
 	esc    bool   // in a string, after a backslash
@@ -581,6 +590,13 @@ func (b *bundleRewriter) endHeld() {
 		b.endString(linkKey(raw))
 		return
 	}
+	if b.appendLink != nil {
+		if out, ok := b.appendLink(b.out, raw); ok {
+			b.out = out
+			b.afterValue()
+			return
+		}
+	}
 	s, ok := string(raw), true
 	if bytes.IndexByte(raw, '\\') >= 0 {
 		ok = json.Unmarshal(append(append([]byte{'"'}, raw...), '"'), &s) == nil
@@ -639,11 +655,9 @@ func (b *bundleRewriter) atLink() bool {
 // appendJSONString appends s to out as a JSON string, escaped as
 // encoding/json escapes it.
 func appendJSONString(out []byte, s string) []byte {
-	for i := range len(s) {
-		if jsonEscaped[s[i]] {
-			enc, _ := json.Marshal(s) // a string always encodes
-			return append(out, enc...)
-		}
+	if !jsonPlain(s) {
+		enc, _ := json.Marshal(s) // a string always encodes
+		return append(out, enc...)
 	}
 	out = append(out, '"')
 	out = append(out, s...)

@@ -94,10 +94,19 @@ func FuzzRewriteBundleLinks(f *testing.F) {
 		`{"link":[{"url":"a"}],"entry":[{"fullUrl":"b"}],"resourceType":"Bundle","n":1e400}`,
 		`{"resourceType":"Bundle","entry":[{"resource":{"resourceType":"Bundle","link":[{"url":"a"}]}}]}`,
 		`[]`, `"x"`, `{`, ``,
+		`{"resourceType":"Bundle","entry":[{"fullUrl":"https://x/R4/a/../../b"},{"fullUrl":"https://x/R4/P\u0061tient/1"},{"fullUrl":"https://x/R4/P?a&b"},{"response":{"location":"https://x/R4/Patient/1/_history/2"}}]}`,
 	} {
 		f.Add([]byte(s))
 	}
+	// The proxy's rewrite, with its fast path and without.
+	p := &proxy{from: "https://x/R4", to: "/fhir/"}
 	f.Fuzz(func(t *testing.T, in []byte) {
+		slow, slowErr := rewriteAll(t, string(in), p.rewriteBodyURL)
+		body, _ := sniffAndRewrite(io.NopCloser(bytes.NewReader(in)), p.rewriteBodyURL, p.appendBodyURL)
+		fast, fastErr := io.ReadAll(body)
+		if string(fast) != slow || fastErr != slowErr {
+			t.Fatalf("%q: with the fast path %q, %v; without %q, %v", in, fast, fastErr, slow, slowErr)
+		}
 		same, err := rewriteAll(t, string(in), func(s string) string { return s })
 		if !json.Valid(in) {
 			return

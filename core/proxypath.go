@@ -64,7 +64,7 @@ func plainSegment(seg string) bool {
 // plainPath reports, in one pass, whether rest is made of segments of
 // letters, digits and "-_.$" alone, none of them all dots: the paths of
 // nearly every FHIR URL, which need no decoding to be judged.
-func plainPath(rest string) bool {
+func plainPath[S string | []byte](rest S) bool {
 	dots := true // the segment so far is all dots
 	for i := range len(rest) {
 		switch c := rest[i]; {
@@ -80,5 +80,5 @@ func plainPath(rest string) bool {
 			return false
 		}
 	}
-	return !dots || !strings.HasSuffix(rest, ".")
+	return !dots || len(rest) == 0 || rest[len(rest)-1] != '.'
 }

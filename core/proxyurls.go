@@ -53,3 +53,45 @@ func (p *proxy) rewriteBodyURL(v string) string {
 	}
 	return p.rewriteURL(p.from + "/" + v)
 }
+
+// appendBodyURL is rewriteBodyURL's fast path (an appendLinkFunc), for
+// the links of nearly every Bundle: the upstream base, "/", a plain path
+// (see plainPath) not starting with "/", and a query or fragment that
+// JSON writes as it is, all without an escape in the JSON text. Such a
+// link is rewritten as rewriteURL would, without a string of its own and
+// without decoding; any other link goes to rewriteBodyURL.
+func (p *proxy) appendBodyURL(out, raw []byte) ([]byte, bool) {
+	n := len(p.from)
+	if len(raw) <= n || raw[n] != '/' || string(raw[:n]) != p.from ||
+		strings.IndexByte(p.from, '\\') >= 0 || !jsonPlain(p.to) {
+		return out, false
+	}
+	path := raw[n+1:]
+	end := len(path)
+	for i, c := range path {
+		if c == '?' || c == '#' {
+			end = i
+			break
+		}
+	}
+	path, tail := path[:end], path[end:]
+	if len(path) > 0 && path[0] == '/' || !plainPath(path) || !jsonPlain(tail) {
+		return out, false
+	}
+	out = append(out, '"')
+	out = append(out, p.to...)
+	out = append(out, path...)
+	out = append(out, tail...)
+	return append(out, '"'), true
+}
+
+// jsonPlain reports whether JSON text writes s as it is: s has none of
+// the bytes appendJSONString escapes.
+func jsonPlain[S string | []byte](s S) bool {
+	for i := range len(s) {
+		if jsonEscaped[s[i]] {
+			return false
+		}
+	}
+	return true
+}
