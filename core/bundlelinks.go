@@ -330,6 +330,13 @@ func (b *bundleRewriter) scan(chunk []byte) error {
 			case c == '"':
 				b.isKey, b.esc = true, false
 				if len(b.kinds) <= keyDepth {
+					// A key whole in chunk is read where it is.
+					if j := stringEnd(chunk[i+1:min(len(chunk), i+2+maxKeyBytes)], &b.esc); j >= 0 {
+						b.endString(linkKey(chunk[i+1 : i+1+j]))
+						i += j + 2
+						continue
+					}
+					b.esc = false
 					b.out = append(b.out, chunk[start:i]...)
 					b.st, b.held, b.target = stHeld, b.held[:0], false
 					i++
@@ -350,6 +357,15 @@ func (b *bundleRewriter) scan(chunk []byte) error {
 				b.isKey, b.esc = false, false
 				if b.atLink() {
 					b.out = append(b.out, chunk[start:i]...)
+					// A link whole in chunk is rewritten from where it is.
+					if j := stringEnd(chunk[i+1:min(len(chunk), i+2+maxLinkBytes)], &b.esc); j >= 0 {
+						b.writeLink(chunk[i+1 : i+1+j])
+						b.afterValue()
+						i += j + 2
+						start = i
+						continue
+					}
+					b.esc = false
 					b.st, b.held, b.target = stHeld, b.held[:0], true
 					i++
 					start = i
@@ -590,10 +606,15 @@ func (b *bundleRewriter) endHeld() {
 		b.endString(linkKey(raw))
 		return
 	}
+	b.writeLink(raw)
+	b.afterValue()
+}
+
+// writeLink writes out a link, whose raw text is raw, rewritten.
+func (b *bundleRewriter) writeLink(raw []byte) {
 	if b.appendLink != nil {
 		if out, ok := b.appendLink(b.out, raw); ok {
 			b.out = out
-			b.afterValue()
 			return
 		}
 	}
@@ -604,12 +625,10 @@ func (b *bundleRewriter) endHeld() {
 	if ok {
 		if ns := b.rewrite(s); ns != s {
 			b.out = appendJSONString(b.out, ns)
-			b.afterValue()
 			return
 		}
 	}
 	b.out = append(append(append(b.out, '"'), raw...), '"')
-	b.afterValue()
 }
 
 // afterValue follows the end of a value.

@@ -98,13 +98,15 @@ func FuzzRewriteBundleLinks(f *testing.F) {
 	} {
 		f.Add([]byte(s))
 	}
-	// The proxy's rewrite, with its fast path and without.
+	// The proxy's rewrite, with its fast path and without, and with the
+	// input in whole and in random reads (links and keys cut or not).
 	p := &proxy{from: "https://x/R4", to: "/fhir/"}
 	f.Fuzz(func(t *testing.T, in []byte) {
 		slow, slowErr := rewriteAll(t, string(in), p.rewriteBodyURL)
-		body, _ := sniffAndRewrite(io.NopCloser(bytes.NewReader(in)), p.rewriteBodyURL, p.appendBodyURL)
+		cut := &randomReads{s: string(in), rng: rand.New(rand.NewPCG(uint64(len(in)), 18))}
+		body, _ := sniffAndRewrite(io.NopCloser(cut), p.rewriteBodyURL, p.appendBodyURL)
 		fast, fastErr := io.ReadAll(body)
-		if string(fast) != slow || fastErr != slowErr {
+		if fastErr != slowErr || slowErr == nil && string(fast) != slow { // a malformed body's output depends on the reads
 			t.Fatalf("%q: with the fast path %q, %v; without %q, %v", in, fast, fastErr, slow, slowErr)
 		}
 		same, err := rewriteAll(t, string(in), func(s string) string { return s })
