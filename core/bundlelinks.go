@@ -7,6 +7,8 @@ import (
 	"errors"
 	"io"
 	"math/bits"
+	"slices"
+	"sync"
 )
 
 // rewriteBundleLinks returns body with the URLs of a FHIR JSON Bundle's
@@ -42,8 +44,22 @@ func sniffAndRewrite(body io.ReadCloser, rewrite func(string) string, appendLink
 	if !isBundle {
 		return src, false
 	}
-	return &bundleRewriter{src: src, rewrite: rewrite, appendLink: appendLink, in: make([]byte, 32<<10)}, true
+	bufs := rewriteBuffers.Get().(*rewriteBuffer)
+	return &bundleRewriter{src: src, rewrite: rewrite, appendLink: appendLink, bufs: bufs, in: bufs.in[:], out: bufs.out[:0]}, true
 }
+
+// rewriteBuffer is a bundleRewriter's input buffer and its output
+// buffer as it grew (to what a read asks for: ReverseProxy asks for 256
+// KiB), kept in rewriteBuffers between answers.
+type rewriteBuffer struct {
+	in  [32 << 10]byte
+	out []byte
+}
+
+var rewriteBuffers = sync.Pool{New: func() any { return new(rewriteBuffer) }}
+
+// maxPooledOut bounds the output buffer kept for the next answer.
+const maxPooledOut = 1 << 20
 
 // sniffLimit bounds how much of a body is read to tell whether it is a
 // Bundle.
@@ -163,6 +179,7 @@ type bundleRewriter struct {
 	src        io.ReadCloser
 	rewrite    func(string) string
 	appendLink appendLinkFunc // may be nil
+	bufs       *rewriteBuffer // in and out, until Close
 	in         []byte
 	out        []byte // output of the last input read; out[off:] not yet returned
 	off        int
@@ -222,7 +239,18 @@ func (b *bundleRewriter) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-func (b *bundleRewriter) Close() error { return b.src.Close() }
+// Close closes the body and gives the buffers back: reads after it fail.
+func (b *bundleRewriter) Close() error {
+	if b.bufs != nil {
+		if cap(b.out) <= maxPooledOut {
+			b.bufs.out = b.out[:0]
+		}
+		rewriteBuffers.Put(b.bufs)
+		b.bufs, b.in, b.out, b.off = nil, nil, nil, 0
+		b.err = io.ErrClosedPipe
+	}
+	return b.src.Close()
+}
 
 // complete reports whether the input so far is one whole JSON value (or
 // nothing).
@@ -405,14 +433,16 @@ func (b *bundleRewriter) scan(chunk []byte) error {
 // end of chunk, or after the skipped container's end. It reads eight bytes
 // at a time: while there is no backslash, the quotes seen so far tell which
 // of a word's brackets are outside strings, and only those are followed,
-// one by one. A word with a backslash, and the last bytes of chunk, go a
-// byte at a time.
+// without a branch on which bracket it is. A word with a backslash, and
+// the last bytes of chunk, go a byte at a time.
 func (b *bundleRewriter) skip(chunk []byte, i int) (int, error) {
 	for i < len(chunk) {
 		inStr := false // chunk[i] is inside a string, after its opening quote
+		// kinds[:d] is b.kinds, with room for a word's brackets above.
+		kinds, d := b.kinds[:cap(b.kinds)], len(b.kinds)
 		for ; i+8 <= len(chunk); i += 8 {
 			w := binary.LittleEndian.Uint64(chunk[i:])
-			if zeroBytes(w^backslashes) != 0 {
+			if hasZeroByte(w ^ backslashes) {
 				break
 			}
 			// in: the bytes after an odd number of quotes (of this word,
@@ -424,18 +454,39 @@ func (b *bundleRewriter) skip(chunk []byte, i int) (int, error) {
 			if inStr {
 				in = ^in
 			}
-			for stops := brackets(w) &^ in; stops != 0; stops &= stops - 1 {
+			inStr = in>>63 != 0
+			stops := brackets(w) &^ in
+			if stops == 0 {
+				continue
+			}
+			if len(kinds)-d < 8 {
+				kinds = slices.Grow(kinds[:d], 64)
+				kinds = kinds[:cap(kinds)]
+			}
+			for ; stops != 0; stops &= stops - 1 {
 				k := i + bits.TrailingZeros64(stops)>>3
-				done, err := b.skipBracket(chunk[k])
-				if err != nil {
-					return k, err
+				c := chunk[k]
+				if (c>>1^c>>2)&1 == 0 {
+					continue // not a bracket (see brackets)
 				}
-				if done {
+				// An opening bracket is pushed; a closing one must match
+				// the top, which it pops. ('{'+2 == '}', '['+2 == ']'.)
+				open := int(c>>1) & 1
+				mismatch := (1 - open) * int(kinds[d-1]+2^c)
+				kinds[d] = c
+				d += 2*open - 1
+				if mismatch != 0 || d > maxJSONDepth {
+					b.kinds = kinds[:max(d, 0)]
+					return k, errNotJSON
+				}
+				if d < b.skipFrom {
+					b.kinds = kinds[:d]
+					b.afterValue()
 					return k + 1, nil
 				}
 			}
-			inStr = in>>63 != 0
 		}
+		b.kinds = kinds[:d]
 		if inStr {
 			b.esc = false
 			j := stringEnd(chunk[i:], &b.esc)
@@ -504,6 +555,12 @@ const (
 	quotes      = 0x0101010101010101 * '"'
 	backslashes = 0x0101010101010101 * '\\'
 )
+
+// hasZeroByte reports whether one of the eight bytes of w is zero.
+func hasZeroByte(w uint64) bool {
+	const lo, hi = 0x0101010101010101, 0x8080808080808080
+	return (w-lo)&^w&hi != 0
+}
 
 // zeroBytes returns the high bit of each byte of w that is zero, exactly
 // (no false positives after a zero byte, unlike the classic has-zero test).

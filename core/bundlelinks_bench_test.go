@@ -52,6 +52,7 @@ func BenchmarkRewriteBundleLinks(b *testing.B) {
 				b.Fatal(err)
 			}
 		}
+		body.Close()
 		if n < len(bundle)*9/10 {
 			b.Fatalf("%d bytes out of %d", n, len(bundle))
 		}
