@@ -181,7 +181,7 @@ type bundleRewriter struct {
 	appendLink appendLinkFunc // may be nil
 	bufs       *rewriteBuffer // in and out, until Close
 	in         []byte
-	out        []byte // output of the last input read; out[off:] not yet returned
+	out        []byte // output of the last input read; out[off:] not yet returned (nil: none)
 	off        int
 	err        error // the error to return once out is drained
 
@@ -203,12 +203,18 @@ func (b *bundleRewriter) Read(p []byte) (int, error) {
 		if b.err != nil {
 			return 0, b.err
 		}
-		b.out, b.off = b.out[:0], 0
+		// A p with room for more than a read is written straight into;
+		// only what does not fit goes to a buffer of its own.
+		direct := len(p) >= 2*len(b.in)
+		b.out, b.off = b.bufs.out[:0], 0
+		if direct {
+			b.out = p[:0:len(p)]
+		}
 		n, err := b.src.Read(b.in)
 		for {
 			if n > 0 {
 				if perr := b.scan(b.in[:n]); perr != nil {
-					b.out, b.err = b.out[:0], perr
+					b.out, b.err = nil, perr
 					break
 				}
 			}
@@ -220,6 +226,9 @@ func (b *bundleRewriter) Read(p []byte) (int, error) {
 				break
 			}
 			n, err = b.src.Read(b.in)
+		}
+		if !direct && b.out != nil {
+			b.bufs.out = b.out // as it grew
 		}
 		if b.err != nil {
 			continue
@@ -233,6 +242,14 @@ func (b *bundleRewriter) Read(p []byte) (int, error) {
 		case err != nil:
 			b.err = err // the body could not be read: not the server's JSON
 		}
+		if direct && len(b.out) <= len(p) {
+			// Still p (an append beyond it would have made it longer).
+			n := len(b.out)
+			b.out = nil
+			if n > 0 {
+				return n, nil
+			}
+		}
 	}
 	n := copy(p, b.out[b.off:])
 	b.off += n
@@ -242,8 +259,8 @@ func (b *bundleRewriter) Read(p []byte) (int, error) {
 // Close closes the body and gives the buffers back: reads after it fail.
 func (b *bundleRewriter) Close() error {
 	if b.bufs != nil {
-		if cap(b.out) <= maxPooledOut {
-			b.bufs.out = b.out[:0]
+		if cap(b.bufs.out) > maxPooledOut {
+			b.bufs.out = nil
 		}
 		rewriteBuffers.Put(b.bufs)
 		b.bufs, b.in, b.out, b.off = nil, nil, nil, 0
@@ -750,23 +767,37 @@ var jsonEscaped = func() (t [256]bool) {
 	return
 }()
 
-// linkKeys are the keys on the way to a link.
-var linkKeys = []string{"link", "entry", "url", "fullUrl", "response", "location"}
-
-// linkKey returns the key whose raw JSON text is raw if it is one of
-// linkKeys, and "" otherwise, without allocating for a plain key.
+// linkKey returns the key whose raw JSON text is raw if it is one of the
+// keys on the way to a link ("link", "entry", "url", "fullUrl",
+// "response", "location"), and "" otherwise, without allocating for a
+// plain key.
 func linkKey(raw []byte) string {
-	if bytes.IndexByte(raw, '\\') >= 0 {
-		var s string
-		if json.Unmarshal(append(append([]byte{'"'}, raw...), '"'), &s) != nil {
-			return ""
-		}
-		raw = []byte(s)
+	if k := plainLinkKey(raw); k != "" || bytes.IndexByte(raw, '\\') < 0 {
+		return k
 	}
-	for _, k := range linkKeys {
-		if string(raw) == k {
-			return k
-		}
+	var s string
+	if json.Unmarshal(append(append([]byte{'"'}, raw...), '"'), &s) != nil {
+		return ""
+	}
+	return plainLinkKey([]byte(s))
+}
+
+// plainLinkKey is linkKey of a key's value (its raw text if it has no
+// escape).
+func plainLinkKey(raw []byte) string {
+	switch string(raw) {
+	case "link":
+		return "link"
+	case "entry":
+		return "entry"
+	case "url":
+		return "url"
+	case "fullUrl":
+		return "fullUrl"
+	case "response":
+		return "response"
+	case "location":
+		return "location"
 	}
 	return ""
 }

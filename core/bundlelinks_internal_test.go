@@ -34,3 +34,16 @@ func TestTransformBundleReadError(t *testing.T) {
 type errReader struct{ err error }
 
 func (r errReader) Read([]byte) (int, error) { return 0, r.err }
+
+// TestLinkKey: a key is read as JSON reads it, escapes decoded once.
+func TestLinkKey(t *testing.T) {
+	for raw, want := range map[string]string{
+		`url`: "url", `fullUrl`: "fullUrl", `response`: "response", `location`: "location", `link`: "link", `entry`: "entry",
+		`\u0075rl`: "url", `full\u0055rl`: "fullUrl",
+		`\\u0075rl`: "", `\\url`: "", `url\`: "", `Url`: "", `resource`: "", ``: "",
+	} {
+		if got := linkKey([]byte(raw)); got != want {
+			t.Errorf("linkKey(%s) = %q, want %q", raw, got, want)
+		}
+	}
+}

@@ -306,3 +306,50 @@ func (r *randomReads) Read(p []byte) (int, error) {
 	r.s = r.s[n:]
 	return n, nil
 }
+
+// TestRewriteBundleLinksReadSizes: however large the reads the rewriter is
+// asked for (small ones go through its own buffer, large ones are written
+// straight into), the output is the same, whether the links shrink (the
+// proxy's rewrite) or grow past what a read holds.
+func TestRewriteBundleLinksReadSizes(t *testing.T) {
+	p := &proxy{from: "https://x/R4", to: "/fhir/"}
+	bundle := searchset(p.from, 1<<20)
+	grow := func(s string) string { return s + "#" + strings.Repeat("g", 200) }
+	links := bytes.Count(bundle, []byte(`"fullUrl"`)) + 2 // and self and next
+	for name, rw := range map[string]struct {
+		rewrite    func(string) string
+		appendLink appendLinkFunc
+		mark       string // in each rewritten link
+	}{
+		"proxy": {p.rewriteBodyURL, p.appendBodyURL, `"/fhir/Observation`},
+		"grow":  {grow, nil, "#ggg"},
+	} {
+		var want []byte
+		for _, size := range []int{7, 4 << 10, 64 << 10, 64<<10 + 1, 256 << 10, 4 << 20} {
+			body, _ := sniffAndRewrite(io.NopCloser(bytes.NewReader(bundle)), rw.rewrite, rw.appendLink)
+			var got []byte
+			buf := make([]byte, size)
+			for {
+				n, err := body.Read(buf)
+				got = append(got, buf[:n]...)
+				if err == io.EOF {
+					break
+				}
+				if err != nil {
+					t.Fatalf("%s, reads of %d: %v", name, size, err)
+				}
+			}
+			body.Close()
+			if want == nil {
+				want = got
+				if n := bytes.Count(want, []byte(rw.mark)); !json.Valid(want) || n != links {
+					t.Fatalf("%s: %d links of %d rewritten", name, n, links)
+				}
+				continue
+			}
+			if !bytes.Equal(got, want) {
+				t.Errorf("%s: reads of %d gave another output than reads of 7", name, size)
+			}
+		}
+	}
+}

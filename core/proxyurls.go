@@ -66,22 +66,14 @@ func (p *proxy) appendBodyURL(out, raw []byte) ([]byte, bool) {
 		strings.IndexByte(p.from, '\\') >= 0 || !jsonPlain(p.to) {
 		return out, false
 	}
-	path := raw[n+1:]
-	end := len(path)
-	for i, c := range path {
-		if c == '?' || c == '#' {
-			end = i
-			break
-		}
-	}
-	path, tail := path[:end], path[end:]
-	if len(path) > 0 && path[0] == '/' || !plainPath(path) || !jsonPlain(tail) {
+	rest := raw[n+1:] // the path, and the query or fragment from end
+	end, plain := plainPathLen(rest)
+	if !plain || len(rest) > 0 && rest[0] == '/' || !jsonPlain(rest[end:]) {
 		return out, false
 	}
 	out = append(out, '"')
 	out = append(out, p.to...)
-	out = append(out, path...)
-	out = append(out, tail...)
+	out = append(out, rest...)
 	return append(out, '"'), true
 }
 
