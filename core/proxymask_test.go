@@ -3,6 +3,7 @@ package core
 import (
 	"bytes"
 	"io"
+	"strings"
 	"testing"
 )
 
@@ -52,4 +53,32 @@ func FuzzTokenMask(f *testing.F) {
 		}
 		m.Close()
 	})
+}
+
+// TestMaskTokenAnchor: the token is found by its rarest byte wherever it
+// is (at the start, at the end, twice in a row, overlapping itself), and
+// where that byte is common, as the "J" of a JWT in a body full of them,
+// the search that takes over finds every occurrence too.
+func TestMaskTokenAnchor(t *testing.T) {
+	jwt := "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiIxMjMifQ.c2ln"
+	for _, c := range []struct{ body, token string }{
+		{jwt + ` is the token ` + jwt, jwt},
+		{strings.Repeat(`{"J":"eyJ"},`, 200) + jwt + strings.Repeat(`"J",`, 300) + jwt + jwt, jwt},
+		{strings.Repeat("aXa", 50) + "aXaXa", "aXa"},
+		{strings.Repeat("Q", 100) + "QQQQ", "QQ"},
+		{"abcdefQ", "efQ"},
+		{"Qabc", "Qab"},
+		{"no token here", jwt},
+		{"", "x"},
+	} {
+		b := []byte(c.body)
+		maskToken(b, []byte(c.token), tokenAnchor(c.token))
+		want := strings.ReplaceAll(c.body, c.token, strings.Repeat("*", len(c.token)))
+		if string(b) != want {
+			t.Errorf("token %q in %.60q…: got %.80q…, want %.80q…", c.token, c.body, b, want)
+		}
+	}
+	if at := tokenAnchor(jwt); jwt[at] != 'J' {
+		t.Errorf("the anchor of %q is %q, want an upper-case letter rarer than its first", jwt, jwt[at])
+	}
 }
