@@ -190,7 +190,7 @@ type bundleRewriter struct {
 	isKey  bool   // the string being read is a key
 	seen   bool   // a value has begun
 	kinds  []byte // '{' or '[' of each open container
-	keys   [keyDepth]string
+	keys   [keyDepth]jsonKey
 	held   []byte // a held string's raw text, without quotes
 	target bool   // the held string is a value to rewrite
 	// skipFrom is the depth of the container being skipped (stSkip): one
@@ -288,7 +288,7 @@ func (b *bundleRewriter) scan(chunk []byte) error {
 				continue
 			}
 			i += j + 1
-			b.endString("")
+			b.endString(keyOther)
 			continue
 		case stHeld:
 			esc := b.esc
@@ -308,7 +308,7 @@ func (b *bundleRewriter) scan(chunk []byte) error {
 				b.held = b.held[:0]
 				b.st, start, b.esc = stString, i, esc
 				if b.isKey && len(b.kinds) <= keyDepth {
-					b.keys[len(b.kinds)-1] = ""
+					b.keys[len(b.kinds)-1] = keyOther
 				}
 				continue
 			}
@@ -426,7 +426,7 @@ func (b *bundleRewriter) scan(chunk []byte) error {
 					b.st, b.skipFrom = stSkip, len(b.kinds)
 					break
 				}
-				b.keys[len(b.kinds)-1] = ""
+				b.keys[len(b.kinds)-1] = keyOther
 				b.st = stValueOrEnd
 				if c == '{' {
 					b.st = stKeyOrEnd
@@ -674,7 +674,7 @@ func stringEndSlow(s []byte, from int, esc *bool) int {
 func (b *bundleRewriter) top() byte { return b.kinds[len(b.kinds)-1] }
 
 // endString follows the end of a string passed through.
-func (b *bundleRewriter) endString(key string) {
+func (b *bundleRewriter) endString(key jsonKey) {
 	if b.isKey {
 		if d := len(b.kinds); d <= keyDepth {
 			b.keys[d-1] = key
@@ -737,11 +737,11 @@ func (b *bundleRewriter) mayHoldLink() bool {
 	case 1:
 		return true
 	case 2:
-		return k[0] == '{' && k[1] == '[' && (b.keys[0] == "link" || b.keys[0] == "entry")
+		return k[0] == '{' && k[1] == '[' && (b.keys[0] == keyLink || b.keys[0] == keyEntry)
 	case 3:
 		return k[0] == '{' && k[1] == '[' && k[2] == '{'
 	case 4:
-		return k[0] == '{' && k[1] == '[' && k[2] == '{' && k[3] == '{' && b.keys[0] == "entry" && b.keys[2] == "response"
+		return k[0] == '{' && k[1] == '[' && k[2] == '{' && k[3] == '{' && b.keys[0] == keyEntry && b.keys[2] == keyResponse
 	}
 	return false
 }
@@ -754,9 +754,9 @@ func (b *bundleRewriter) atLink() bool {
 		return false
 	}
 	if len(k) == 3 {
-		return b.keys[0] == "link" && b.keys[2] == "url" || b.keys[0] == "entry" && b.keys[2] == "fullUrl"
+		return b.keys[0] == keyLink && b.keys[2] == keyURL || b.keys[0] == keyEntry && b.keys[2] == keyFullURL
 	}
-	return k[3] == '{' && b.keys[0] == "entry" && b.keys[2] == "response" && b.keys[3] == "location"
+	return k[3] == '{' && b.keys[0] == keyEntry && b.keys[2] == keyResponse && b.keys[3] == keyLocation
 }
 
 // appendJSONString appends s to out as a JSON string, escaped as
@@ -781,37 +781,49 @@ var jsonEscaped = func() (t [256]bool) {
 	return
 }()
 
-// linkKey returns the key whose raw JSON text is raw if it is one of the
-// keys on the way to a link ("link", "entry", "url", "fullUrl",
-// "response", "location"), and "" otherwise, without allocating for a
-// plain key.
-func linkKey(raw []byte) string {
-	if k := plainLinkKey(raw); k != "" || bytes.IndexByte(raw, '\\') < 0 {
+// jsonKey is a key on the way to a link, or keyOther.
+type jsonKey uint8
+
+const (
+	keyOther jsonKey = iota
+	keyLink
+	keyEntry
+	keyURL
+	keyFullURL
+	keyResponse
+	keyLocation
+)
+
+// linkKey returns the key whose raw JSON text is raw if it is one on the
+// way to a link ("link", "entry", "url", "fullUrl", "response",
+// "location"), and keyOther otherwise, without allocating for a plain key.
+func linkKey(raw []byte) jsonKey {
+	if k := plainLinkKey(raw); k != keyOther || bytes.IndexByte(raw, '\\') < 0 {
 		return k
 	}
 	var s string
 	if json.Unmarshal(append(append([]byte{'"'}, raw...), '"'), &s) != nil {
-		return ""
+		return keyOther
 	}
 	return plainLinkKey([]byte(s))
 }
 
 // plainLinkKey is linkKey of a key's value (its raw text if it has no
 // escape).
-func plainLinkKey(raw []byte) string {
+func plainLinkKey(raw []byte) jsonKey {
 	switch string(raw) {
 	case "link":
-		return "link"
+		return keyLink
 	case "entry":
-		return "entry"
+		return keyEntry
 	case "url":
-		return "url"
+		return keyURL
 	case "fullUrl":
-		return "fullUrl"
+		return keyFullURL
 	case "response":
-		return "response"
+		return keyResponse
 	case "location":
-		return "location"
+		return keyLocation
 	}
-	return ""
+	return keyOther
 }
