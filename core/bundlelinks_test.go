@@ -199,7 +199,7 @@ func TestRewriteBundleLinksMemory(t *testing.T) {
 	}
 }
 
-// TestRewriteBundleLinksSkipsResources: what the rewriter skips eight
+// TestRewriteBundleLinksSkipsResources: what the rewriter skips sixteen
 // bytes at a time (each entry's resource) it follows exactly, whatever
 // its strings hold (brackets, quotes and backslashes, escaped, at any
 // offset) and wherever the reads cut it: only the entries' fullUrls
