@@ -106,19 +106,15 @@ func (m *tokenMask) Close() error {
 // w[:from] was fed before), masks in w every form that ends there, and
 // returns how many bytes at w's end a form may still be under way in.
 func (m *tokenMask) scan(w []byte, from int) (hold int) {
-	f := m.forms
+	walk := false
 	for i := from; i < len(w); i++ {
 		if len(m.act) == 0 {
-			// Skip to a byte that can begin a form, and whose next can
-			// follow it: most bytes are neither.
-			for i < len(w) && (!f.first[w[i]] || i+1 < len(w) && !f.pair(w[i], w[i+1])) {
-				i++
-			}
-			if i == len(w) {
+			if i = m.forms.skip(w, i, walk); i == len(w) {
 				break
 			}
 		}
 		m.step(w, i)
+		walk = true // w[i] began a form: i+1 is in the same run
 	}
 	if len(m.act) == 0 {
 		return 0
@@ -203,7 +199,51 @@ type tokenForms struct {
 	first    [256]bool  // the bytes a form can begin with
 	firstIdx [256]uint8 // where in second
 	second   [][4]uint64
-	span     int // the longest form's length
+	holds    [256]bool  // the bytes a form can hold
+	class    [256]uint8 // 0, held or begins (held and first)
+	span     int        // the longest form's length
+	least    int        // the shortest form's length
+}
+
+// skip returns the first offset from i on where a form of f may begin in
+// w (len(w): none), with no form under way. Every byte of a form is one
+// of f.holds, and a form is at least f.least bytes long; so a byte that is
+// not, least-1 bytes on, rules out least offsets at once, and only runs
+// of f.holds at least that long are walked, byte by byte. walk: i is in
+// such a run.
+func (f *tokenForms) skip(w []byte, i int, walk bool) int {
+	for i < len(w) {
+		if !walk {
+			x := i + f.least - 1
+			if x >= len(w) { // the chunk's end: too near to look ahead
+				walk = true
+				continue
+			}
+			if !f.holds[w[x]] {
+				i = x + 1
+				continue
+			}
+			for x > i && f.holds[w[x-1]] {
+				x--
+			}
+			i, walk = x, true // a form beginning before the run's end lies in it
+		}
+	run:
+		for ; i < len(w); i++ {
+			switch f.class[w[i]] {
+			case held:
+				continue
+			case begins:
+				if i+1 == len(w) || f.pair(w[i], w[i+1]) {
+					return i
+				}
+				continue
+			}
+			break run // not in a form: the run ends
+		}
+		i, walk = i+1, false
+	}
+	return len(w)
 }
 
 // minBase64Token is the shortest token whose base64 runs are masked: of a
@@ -231,9 +271,20 @@ func newTokenForms(token string) *tokenForms {
 			}
 		}
 	}
-	f := &tokenForms{patterns: texts, second: make([][4]uint64, 1, 8)}
+	f := &tokenForms{patterns: texts, second: make([][4]uint64, 1, 8), least: len(token)}
 	for _, text := range texts {
 		f.span = max(f.span, 6*len(text))
+		f.least = min(f.least, len(text))
+		for i := range len(text) {
+			for _, a := range maskAltsOf[text[i]] {
+				for k := range len(a.s) {
+					f.holds[a.s[k]] = true
+					if a.fold&(1<<k) != 0 {
+						f.holds[a.s[k]&^0x20] = true
+					}
+				}
+			}
+		}
 		for _, a := range maskAltsOf[text[0]] {
 			f.first[a.s[0]] = true
 			if len(a.s) > 1 {
@@ -251,8 +302,22 @@ func newTokenForms(token string) *tokenForms {
 			}
 		}
 	}
+	for c := range 256 {
+		switch {
+		case f.first[c]:
+			f.class[c] = begins
+		case f.holds[c]:
+			f.class[c] = held
+		}
+	}
 	return f
 }
+
+// The classes of bytes in tokenForms.class.
+const (
+	held = 1 + iota
+	begins
+)
 
 func contains(list []string, s string) bool {
 	for _, t := range list {
