@@ -118,7 +118,9 @@ func (p *proxy) modifyResponse(resp *http.Response) error {
 			}
 			switch k {
 			case "Location", "Content-Location":
-				v = p.rewriteLocation(v, resp.Request.URL)
+				if v = p.rewriteLocation(v, resp.Request.URL); forms != nil && forms.in(v) {
+					continue // the token, once rewriting decoded it
+				}
 			}
 			h[k] = append(h[k], v)
 		}

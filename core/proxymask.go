@@ -139,7 +139,7 @@ type maskState struct {
 func (m *tokenMask) step(w []byte, i int) {
 	f, b, off := m.forms, w[i], m.base+int64(i)
 	m.next = m.next[:0]
-	if f.first[b] {
+	if f.class[b] == begins {
 		for p := range f.patterns {
 			m.advance(w, maskState{p: int16(p), a: -1, start: off}, b, off)
 		}
@@ -196,21 +196,18 @@ func (m *tokenMask) push(s maskState) {
 // the ways maskAlts lists.
 type tokenForms struct {
 	patterns []string
-	first    [256]bool  // the bytes a form can begin with
-	firstIdx [256]uint8 // where in second
+	class    [256]uint8 // of each byte: 0, held (a form can hold it) or begins (a form can begin with it too)
+	firstIdx [256]uint8 // of a byte that begins: its set in second
 	second   [][4]uint64
-	holds    [256]bool  // the bytes a form can hold
-	class    [256]uint8 // 0, held or begins (held and first)
-	span     int        // the longest form's length
-	least    int        // the shortest form's length
+	span     int // the longest form's length
+	least    int // the shortest form's length
 }
 
 // skip returns the first offset from i on where a form of f may begin in
-// w (len(w): none), with no form under way. Every byte of a form is one
-// of f.holds, and a form is at least f.least bytes long; so a byte that is
-// not, least-1 bytes on, rules out least offsets at once, and only runs
-// of f.holds at least that long are walked, byte by byte. walk: i is in
-// such a run.
+// w (len(w): none), with no form under way. Every byte of a form is held,
+// and a form is at least f.least bytes long; so a byte that is not,
+// least-1 bytes on, rules out least offsets at once, and only runs of
+// held bytes that long are walked, byte by byte. walk: i is in such a run.
 func (f *tokenForms) skip(w []byte, i int, walk bool) int {
 	for i < len(w) {
 		if !walk {
@@ -219,11 +216,11 @@ func (f *tokenForms) skip(w []byte, i int, walk bool) int {
 				walk = true
 				continue
 			}
-			if !f.holds[w[x]] {
+			if f.class[w[x]] == 0 {
 				i = x + 1
 				continue
 			}
-			for x > i && f.holds[w[x-1]] {
+			for x > i && f.class[w[x-1]] != 0 {
 				x--
 			}
 			i, walk = x, true // a form beginning before the run's end lies in it
@@ -256,7 +253,8 @@ const minBase64Token = 8
 // it can have inside a longer text such as "Bearer <token>") that hold
 // its bits only, which padding does not change.
 func newTokenForms(token string) *tokenForms {
-	texts := []string{token}
+	texts := make([]string, 1, 7)
+	texts[0] = token
 	if len(token) >= minBase64Token {
 		buf := append([]byte{0, 0}, token...)
 		for _, enc := range []*base64.Encoding{base64.RawStdEncoding, base64.RawURLEncoding} {
@@ -278,15 +276,15 @@ func newTokenForms(token string) *tokenForms {
 		for i := range len(text) {
 			for _, a := range maskAltsOf[text[i]] {
 				for k := range len(a.s) {
-					f.holds[a.s[k]] = true
+					f.class[a.s[k]] = max(f.class[a.s[k]], held)
 					if a.fold&(1<<k) != 0 {
-						f.holds[a.s[k]&^0x20] = true
+						f.class[a.s[k]&^0x20] = max(f.class[a.s[k]&^0x20], held)
 					}
 				}
 			}
 		}
 		for _, a := range maskAltsOf[text[0]] {
-			f.first[a.s[0]] = true
+			f.class[a.s[0]] = begins
 			if len(a.s) > 1 {
 				f.allow(a.s[0], a.s[1], a.fold&2 != 0)
 				continue
@@ -300,14 +298,6 @@ func newTokenForms(token string) *tokenForms {
 			for _, b := range maskAltsOf[text[1]] {
 				f.allow(a.s[0], b.s[0], false)
 			}
-		}
-	}
-	for c := range 256 {
-		switch {
-		case f.first[c]:
-			f.class[c] = begins
-		case f.holds[c]:
-			f.class[c] = held
 		}
 	}
 	return f
