@@ -24,6 +24,9 @@ type tokenMask struct {
 	act   []maskState
 	next  []maskState
 	arr   [2][8]maskState // act's and next's first arrays
+	// index finds a state in next when there are many (a token that
+	// repeats itself, such as "aaaa", in a body that does too).
+	index map[maskKey]int
 	err   error
 	// pooled is buf's entry in maskBuffers, returned by Close.
 	pooled *[]byte
@@ -139,6 +142,9 @@ type maskState struct {
 func (m *tokenMask) step(w []byte, i int) {
 	f, b, off := m.forms, w[i], m.base+int64(i)
 	m.next = m.next[:0]
+	if m.index != nil {
+		clear(m.index)
+	}
 	if f.class[b] == begins {
 		for p := range f.patterns {
 			m.advance(w, maskState{p: int16(p), a: -1, start: off}, b, off)
@@ -182,14 +188,39 @@ func (m *tokenMask) advance(w []byte, s maskState, b byte, off int64) {
 // push adds s to m.next, once: of two with the same future, the one that
 // began earlier masks more.
 func (m *tokenMask) push(s maskState) {
-	for j := range m.next {
-		if t := &m.next[j]; t.p == s.p && t.i == s.i && t.a == s.a && t.k == s.k {
-			t.start = min(t.start, s.start)
-			return
+	if len(m.next) < 16 {
+		for j := range m.next {
+			if t := &m.next[j]; t.p == s.p && t.i == s.i && t.a == s.a && t.k == s.k {
+				t.start = min(t.start, s.start)
+				return
+			}
+		}
+		m.next = append(m.next, s)
+		return
+	}
+	if m.index == nil {
+		m.index = make(map[maskKey]int)
+	}
+	if len(m.index) == 0 {
+		for j, t := range m.next {
+			m.index[t.key()] = j
 		}
 	}
+	if j, ok := m.index[s.key()]; ok {
+		m.next[j].start = min(m.next[j].start, s.start)
+		return
+	}
+	m.index[s.key()] = len(m.next)
 	m.next = append(m.next, s)
 }
+
+// maskKey is a maskState less its start: what its future depends on.
+type maskKey struct {
+	p, a, k int16
+	i       int32
+}
+
+func (s maskState) key() maskKey { return maskKey{s.p, s.a, s.k, s.i} }
 
 // tokenForms are the patterns the mask finds for one token: the token and
 // its base64 runs (see newTokenForms), each character written in any of
