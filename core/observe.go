@@ -21,7 +21,8 @@ type Observer interface {
 	// returns (one that carries a span, say), and Refreshed or
 	// RefreshFailed is then given that context; end is called once when
 	// the call is over, after them, or alone when nothing was sent
-	// because another replica redeemed the refresh token meanwhile.
+	// because another replica redeemed the refresh token meanwhile. The
+	// returned context's cancellation and deadline are ignored.
 	StartRefresh(ctx context.Context) (_ context.Context, end func())
 	// Refreshed is called after each token call that succeeded.
 	Refreshed(ctx context.Context, info RefreshInfo)
@@ -111,10 +112,16 @@ func (r *Refresher) startRefresh(ctx context.Context) observed {
 		return observed{ctx: ctx, end: func() {}}
 	}
 	octx, end := r.cfg.Observer.StartRefresh(ctx)
+	if octx == nil {
+		octx = ctx
+	}
 	if end == nil {
 		end = func() {}
 	}
-	return observed{ctx: octx, end: end}
+	// The call keeps the context's values (a span), never its end: an
+	// Observer cannot cut a token call short, which would leave its
+	// outcome unknown.
+	return observed{ctx: context.WithoutCancel(octx), end: end}
 }
 
 // refreshed reports a successful token call to the Observer, log and hook.

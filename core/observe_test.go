@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/alexedwards/scs/v2"
+
 	"github.com/smartrefresh/smartrefresh/core"
 	"github.com/smartrefresh/smartrefresh/core/smarttest"
 )
@@ -293,4 +295,94 @@ func TestClass(t *testing.T) {
 			t.Errorf("Class(%v) = %v, want %v", tt.err, got, tt.want)
 		}
 	}
+}
+
+// TestObserverReplicasStorm: three replicas sharing a Coordinator, each
+// with its own Observer, under a storm of 150 requests: one token call in
+// all, and on every replica each started call ended exactly once, after
+// its start.
+func TestObserverReplicasStorm(t *testing.T) {
+	coord := newMemCoordinator()
+	obs := []*observerLog{{}, {}, {}}
+	rep := &replicas{fixture: newFixture(t, smarttest.Options{}, func(c *core.Config) {
+		c.Coordinator, c.Observer = coord, obs[0]
+	})}
+	rep.sms, rep.rs = []*scs.SessionManager{rep.sm}, []*core.Refresher{rep.r}
+	for _, o := range obs[1:] {
+		sm := scs.New()
+		sm.IdleTimeout, sm.Store = rep.sm.IdleTimeout, rep.sm.Store
+		so := rep.srv.Options()
+		r, err := core.New(core.Config{TokenURL: rep.srv.TokenURL, ClientID: so.ClientID, ClientSecret: so.ClientSecret,
+			AuthMethod: so.AuthMethod, Sessions: sm, Now: rep.clock.Now, Coordinator: coord, Observer: o})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rep.sms, rep.rs = append(rep.sms, sm), append(rep.rs, r)
+	}
+	session, _ := rep.login()
+	rep.srv.SetTokenHook(slowTokens)
+	rep.clock.Advance(time.Hour)
+	var wg sync.WaitGroup
+	for i := range 150 {
+		wg.Go(func() {
+			if _, err := rep.token(i%3, session); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	refreshed := 0
+	for i, o := range obs {
+		events := o.snapshot()
+		for n := 1; n <= o.calls; n++ {
+			start, end := slices.Index(events, fmt.Sprint("start ", n)), slices.Index(events, fmt.Sprint("end ", n))
+			ends := 0
+			for _, e := range events {
+				if e == fmt.Sprint("end ", n) {
+					ends++
+				}
+			}
+			if start < 0 || end < start || ends != 1 {
+				t.Errorf("replica %d, call %d: %q", i, n, events)
+			}
+		}
+		refreshed += len(o.refreshes)
+		if len(o.failures) != 0 {
+			t.Errorf("replica %d: failures %+v", i, o.failures)
+		}
+	}
+	if refreshed != 1 || rep.srv.RefreshCalls() != 1 {
+		t.Errorf("%d refreshes told, %d token calls; want 1 and 1", refreshed, rep.srv.RefreshCalls())
+	}
+	rep.checkNoReuse()
+}
+
+// cancellingObserver returns a cancelled context from StartRefresh.
+type cancellingObserver struct{ observerLog }
+
+func (o *cancellingObserver) StartRefresh(ctx context.Context) (context.Context, func()) {
+	ctx, end := o.observerLog.StartRefresh(ctx)
+	ctx, cancel := context.WithCancel(ctx)
+	cancel()
+	return ctx, end
+}
+
+// TestObserverCannotCancel: an Observer whose context is cancelled does
+// not cut the token call short; the call still runs in its context.
+func TestObserverCannotCancel(t *testing.T) {
+	obs := &cancellingObserver{}
+	transport := &callTransport{}
+	f := newFixture(t, smarttest.Options{}, func(cfg *core.Config) {
+		cfg.Observer = obs
+		cfg.HTTPClient = &http.Client{Transport: transport}
+	})
+	session, _ := f.login()
+	f.clock.Advance(time.Hour)
+	if _, err := f.token(session); err != nil {
+		t.Fatalf("refresh with a cancelling Observer: %v", err)
+	}
+	if got := obs.snapshot(); !slices.Equal(got, []string{"start 1", "refreshed 1", "end 1"}) || !slices.Equal(transport.calls, []int{1}) {
+		t.Errorf("Observer was told %q, token requests in calls %v", got, transport.calls)
+	}
+	f.checkNoReuse()
 }
