@@ -98,17 +98,22 @@ func (p *proxy) modifyResponse(resp *http.Response) error {
 	if ce := resp.Header.Get("Content-Encoding"); ce != "" && !strings.EqualFold(ce, "identity") {
 		return errEncodedAnswer
 	}
-	token := bearerToken(resp.Request)
+	var forms *tokenForms // the token's, as an echo would write it
+	if token := bearerToken(resp.Request); token != "" {
+		forms = newTokenForms(token)
+	}
 	in := resp.Header
 	h := make(http.Header, len(proxyResponseHeaders)+2)
 	for _, k := range proxyResponseHeaders {
 		for _, v := range in[k] {
-			if token != "" && strings.Contains(v, token) {
+			if forms != nil && forms.in(v) {
 				continue
 			}
 			switch k {
 			case "Location", "Content-Location":
-				v = p.rewriteLocation(v, resp.Request.URL)
+				if v = p.rewriteLocation(v, resp.Request.URL); forms != nil && forms.in(v) {
+					continue // the token, once rewriting decoded it
+				}
 			}
 			h[k] = append(h[k], v)
 		}
@@ -127,8 +132,8 @@ func (p *proxy) modifyResponse(resp *http.Response) error {
 			h.Del("Content-Length")
 		}
 	}
-	if token != "" {
-		body = newTokenMask(body, token, resp.ContentLength) // same length: Content-Length holds
+	if forms != nil {
+		body = newTokenMask(body, forms, resp.ContentLength) // same length: Content-Length holds
 	}
 	resp.Body = &noTrailers{ReadCloser: body, resp: resp}
 	return nil
