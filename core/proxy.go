@@ -99,8 +99,8 @@ type ProxyConfig struct {
 //	                                             Content-Type, Content-Encoding, Prefer,
 //	                                             If-Match, If-None-Match, If-None-Exist,
 //	                                             If-Modified-Since, If-Unmodified-Since,
-//	                                             Range, If-Range, X-Request-Id,
-//	                                             X-Correlation-Id; plus Authorization
+//	                                             X-Request-Id, X-Correlation-Id (not
+//	                                             Range: see below); plus Authorization
 //	                                             with the session's token, and
 //	                                             X-Forwarded-For/-Host/-Proto when
 //	                                             ForwardedHeaders (the proxy's values)
@@ -111,8 +111,7 @@ type ProxyConfig struct {
 //	                 the upstream answers        comes back to the browser
 //	1xx              Early Hints and others      nothing (not forwarded)
 //	headers          any                         only Content-Type, Content-Length,
-//	                                             Content-Language, Content-Range,
-//	                                             Accept-Ranges, ETag, Last-Modified,
+//	                                             Content-Language, ETag, Last-Modified,
 //	                                             Location and Content-Location (under
 //	                                             the prefix, see below), Retry-After,
 //	                                             X-Request-Id, X-Correlation-Id,
@@ -173,10 +172,11 @@ type ProxyConfig struct {
 // the character at either end that also holds bits of the bytes around it
 // (one at most), its characters written in the same ways. Not masked: the
 // token encoded any other way (twice over, hex, HTML character references,
-// base64 with line breaks, compressed), or in pieces across answers (Range
-// requests). A hostile upstream holds the token anyway and can always
-// write it some way no mask knows; the mask keeps an upstream that echoes
-// it, a debug page or a careless encoder, from handing it to the page.
+// base64 with line breaks, compressed). Range is not forwarded, so every
+// answer is whole and the token cannot be read from it in pieces. A
+// hostile upstream holds the token anyway and can always write it some way
+// no mask knows; the mask keeps an upstream that echoes it, a debug page
+// or a careless encoder, from handing it to the page.
 //
 // The proxy logs to Config.Logger. The error is a *ConfigError when cfg is
 // unusable.

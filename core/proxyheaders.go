@@ -13,11 +13,13 @@ import (
 // proxyRequestHeaders are the only headers of the browser's request that
 // reach the upstream (the transport adds Authorization, Content-Length
 // and Accept-Encoding): what a FHIR request needs, nothing that forwards,
-// reroutes, overrides the method or re-identifies the client.
+// reroutes, overrides the method or re-identifies the client. Not Range
+// or If-Range: the token mask sees one answer at a time, and a page could
+// read an echoed token a few bytes per answer.
 var proxyRequestHeaders = []string{
 	"Accept", "Accept-Language", "Content-Type", "Content-Encoding", "Prefer",
 	"If-Match", "If-None-Match", "If-None-Exist", "If-Modified-Since", "If-Unmodified-Since",
-	"Range", "If-Range", "X-Request-Id", "X-Correlation-Id",
+	"X-Request-Id", "X-Correlation-Id",
 }
 
 // proxyResponseHeaders are the only headers of the upstream's answer that
@@ -25,7 +27,7 @@ var proxyRequestHeaders = []string{
 // app's origin (cookies, caching, HSTS, CORS, Clear-Site-Data, Alt-Svc,
 // authentication prompts, links, refreshes).
 var proxyResponseHeaders = []string{
-	"Content-Type", "Content-Length", "Content-Language", "Content-Range", "Accept-Ranges",
+	"Content-Type", "Content-Length", "Content-Language",
 	"Etag", "Last-Modified", "Location", "Content-Location", "Retry-After",
 	"X-Request-Id", "X-Correlation-Id", "X-Progress",
 }
