@@ -61,8 +61,7 @@ func (p *proxy) rewrite(pr *httputil.ProxyRequest) {
 }
 
 // withoutLaunchParam returns the query q without the LaunchParam pairs
-// that RequestLaunch reads (url.ParseQuery's: split at "&", the key
-// percent-decoded, no ";" in the pair), every other byte as it was. The
+// that RequestLaunch reads (launchPair), every other byte as it was. The
 // launch named, the proxy has used it; forwarded, a FHIR server that
 // refuses unknown search parameters would fail the search, and the id
 // would be in its logs and Bundle links.
@@ -73,15 +72,9 @@ func withoutLaunchParam(q string) string {
 	pairs := strings.Split(q, "&")
 	kept := pairs[:0]
 	for _, p := range pairs {
-		// Only the pairs url.ParseQuery reads, as RequestLaunch does: one
-		// whose value does not unescape names no launch and stays.
-		k, v, _ := strings.Cut(p, "=")
-		if key, err := url.QueryUnescape(k); err == nil && key == LaunchParam && !strings.Contains(p, ";") {
-			if _, err := url.QueryUnescape(v); err == nil {
-				continue
-			}
+		if _, ok := launchPair(p); !ok {
+			kept = append(kept, p)
 		}
-		kept = append(kept, p)
 	}
 	return strings.Join(kept, "&")
 }
