@@ -12,8 +12,6 @@ import (
 	"time"
 
 	"github.com/alexedwards/scs/v2"
-	"go.opentelemetry.io/otel/metric"
-	"go.opentelemetry.io/otel/trace"
 )
 
 // Default values of the optional Config fields.
@@ -193,17 +191,12 @@ type Config struct {
 	// OnReauth, when set, is called when a session's token is removed
 	// because the user must authorize again.
 	OnReauth func(ReauthInfo)
-	// MeterProvider and TracerProvider, when set, receive the refresher's
-	// OpenTelemetry metrics and spans. Without them no telemetry is
-	// produced. The metrics are smartrefresh.refreshes (token calls, by
-	// outcome and, on success, rotated), smartrefresh.refresh.duration
-	// (seconds per token call, retries included, by outcome),
-	// smartrefresh.refresh.waiters (requests that waited on a refresh
-	// another request started) and smartrefresh.reauths (sessions whose
-	// token was removed, by reason); each token call is a span,
-	// smartrefresh.refresh, of kind client.
-	MeterProvider  metric.MeterProvider
-	TracerProvider trace.TracerProvider
+	// Observer, when set, is told of each token call and of each session
+	// that must authorize again, for metrics and traces: smartotel.New
+	// (package github.com/smartrefresh/smartrefresh/smartotel, a module of
+	// its own) gives one for OpenTelemetry. It runs besides OnRefresh,
+	// OnRefreshError and OnReauth. Without it no telemetry is produced.
+	Observer Observer
 
 	// discovered is the SMART configuration the Config was built from, if
 	// any (SMARTConfiguration.Config).
@@ -451,7 +444,7 @@ func (c Config) redacted() redactedConfig {
 // Format implements fmt.Formatter: every verb prints the Config's
 // endpoints, client id and settings, with ClientSecret and PrivateKey
 // replaced by [REDACTED] and the hooks (Sessions, HTTPClient, Logger, Now,
-// OnRefresh) left out.
+// OnRefresh, Observer) left out.
 func (c Config) Format(f fmt.State, verb rune) {
 	r := c.redacted()
 	switch {

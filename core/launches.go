@@ -108,8 +108,8 @@ func isLaunches(v any) bool {
 
 // launchSetOf decodes a launch index, remembering it (valueCache).
 func (r *Refresher) launchSetOf(v string) (*launchSet, error) {
-	if set := r.values.getSet(v); set != nil {
-		return set, nil
+	if e := r.values.get(v); e != nil && e.set != nil {
+		return e.set, nil
 	}
 	var list []launchEntry
 	if err := json.Unmarshal([]byte(v[len(launchesPrefix):]), &list); err != nil {
@@ -125,7 +125,7 @@ func (r *Refresher) launchSetOf(v string) (*launchSet, error) {
 		}
 	}
 	set := &launchSet{list: list}
-	r.values.addSet(v, set)
+	r.values.add(&valueEntry{value: v, set: set})
 	return set, nil
 }
 

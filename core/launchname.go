@@ -36,10 +36,28 @@ func RequestLaunch(req *http.Request) string {
 	if !strings.Contains(q, LaunchParam) && !strings.Contains(q, "%") {
 		return "" // the common case, without parsing the query
 	}
-	// As url.ParseQuery reads it (a key may be percent-encoded), keeping
-	// what parses when another parameter does not.
-	v, _ := url.ParseQuery(q)
-	return v.Get(LaunchParam)
+	for pair := range strings.SplitSeq(q, "&") {
+		if id, ok := launchPair(pair); ok {
+			return id
+		}
+	}
+	return ""
+}
+
+// launchPair reports whether pair, one "&"-separated part of a raw query,
+// is a LaunchParam parameter as url.ParseQuery reads it (the key may be
+// percent-encoded; a pair with ";" or a bad escape is skipped), and its
+// value. RequestLaunch reads the first; the FHIR proxy strips them all.
+func launchPair(pair string) (string, bool) {
+	if strings.Contains(pair, ";") {
+		return "", false
+	}
+	k, v, _ := strings.Cut(pair, "=")
+	if key, err := url.QueryUnescape(k); err != nil || key != LaunchParam {
+		return "", false
+	}
+	id, err := url.QueryUnescape(v)
+	return id, err == nil
 }
 
 // WithLaunch returns a copy of ctx that names the launch id for Token,

@@ -5,17 +5,38 @@ import (
 	"errors"
 	"sync/atomic"
 	"time"
-
-	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/codes"
-	"go.opentelemetry.io/otel/metric"
-	metricnoop "go.opentelemetry.io/otel/metric/noop"
-	"go.opentelemetry.io/otel/trace"
-	tracenoop "go.opentelemetry.io/otel/trace/noop"
 )
 
-// instrumentationName names the refresher's meter and tracer.
-const instrumentationName = "github.com/smartrefresh/smartrefresh/core"
+// An Observer is told of a Refresher's token calls and of the sessions
+// that must authorize again, for metrics and traces: package
+// github.com/smartrefresh/smartrefresh/smartotel is one, for OpenTelemetry,
+// and an app may write its own. It is told facts, never a token or secret.
+// Its methods run on the refresh's goroutine, concurrently for different
+// grants: keep them fast and safe for concurrent use. Config's OnRefresh,
+// OnRefreshError and OnReauth are called as well, after it.
+type Observer interface {
+	// StartRefresh is called when a token call is about to be made, before
+	// it queues for a Config.MaxConcurrentRefreshes slot, with the context
+	// of the request that started it. The call runs in the context it
+	// returns (one that carries a span, say), and Refreshed or
+	// RefreshFailed is then given that context; end is called once when
+	// the call is over, after them, or alone when nothing was sent
+	// because another replica redeemed the refresh token meanwhile. The
+	// returned context's cancellation and deadline are ignored.
+	StartRefresh(ctx context.Context) (_ context.Context, end func())
+	// Refreshed is called after each token call that succeeded.
+	Refreshed(ctx context.Context, info RefreshInfo)
+	// RefreshFailed is called after each token call that failed, and
+	// after each refresh that found no MaxConcurrentRefreshes slot.
+	RefreshFailed(ctx context.Context, info RefreshErrorInfo)
+	// Reauth is called when a session's token is removed because the user
+	// must authorize again, with the context of the request that met it.
+	Reauth(ctx context.Context, info ReauthInfo)
+	// Resend is called, with the context of the token call, when the
+	// refresh token is sent a second time because the answer to the first
+	// was lost (Config.ResendAfter).
+	Resend(ctx context.Context)
+}
 
 // RefreshInfo describes a completed refresh.
 type RefreshInfo struct {
@@ -78,98 +99,37 @@ func class(err error) error {
 	return ErrMisconfigured
 }
 
-// outcome is the metric and span label of a refresh's result.
-func outcome(err error) string {
-	switch {
-	case err == nil:
-		return "success"
-	case errors.Is(err, ErrOutcomeUnknown):
-		return "outcome_unknown"
-	case errors.Is(err, ErrOverloaded):
-		return "shed"
-	case errors.Is(err, ErrReauthRequired):
-		return "reauth_required"
-	case errors.Is(err, ErrTransient):
-		return "transient"
-	}
-	return "misconfigured"
+// observed is a token call as the Observer sees it: the context it runs
+// in and the end the Observer gave.
+type observed struct {
+	ctx context.Context
+	end func()
 }
 
-// observer holds the refresher's OpenTelemetry instruments. With no
-// providers configured they are no-ops.
-//
-// Metrics:
-//   - smartrefresh.refreshes: token calls, by outcome (success,
-//     outcome_unknown, transient, reauth_required, misconfigured) and, on
-//     success, rotated;
-//   - smartrefresh.refresh.duration: seconds per token call, retries
-//     included, by outcome;
-//   - smartrefresh.refresh.waiters: requests that waited on a refresh
-//     another request started;
-//   - smartrefresh.reauths: sessions whose token was removed, by reason;
-//   - smartrefresh.refresh.resends: refresh tokens sent a second time after
-//     the answer to the first was lost (Config.ResendAfter).
-//
-// Each token call is a span, smartrefresh.refresh, of kind client.
-type observer struct {
-	tracer    trace.Tracer
-	refreshes metric.Int64Counter
-	duration  metric.Float64Histogram
-	waiters   metric.Int64Counter
-	reauths   metric.Int64Counter
-	resends   metric.Int64Counter
+// startRefresh tells the Observer that a token call starts.
+func (r *Refresher) startRefresh(ctx context.Context) observed {
+	if r.cfg.Observer == nil {
+		return observed{ctx: ctx, end: func() {}}
+	}
+	octx, end := r.cfg.Observer.StartRefresh(ctx)
+	if octx == nil {
+		octx = ctx
+	}
+	if end == nil {
+		end = func() {}
+	}
+	// The call keeps the context's values (a span), never its end: an
+	// Observer cannot cut a token call short, which would leave its
+	// outcome unknown.
+	return observed{ctx: context.WithoutCancel(octx), end: end}
 }
 
-func newObserver(mp metric.MeterProvider, tp trace.TracerProvider) (*observer, error) {
-	if mp == nil {
-		mp = metricnoop.NewMeterProvider()
+// refreshed reports a successful token call to the Observer, log and hook.
+func (r *Refresher) refreshed(ctx context.Context, call observed, info RefreshInfo) {
+	if r.cfg.Observer != nil {
+		r.cfg.Observer.Refreshed(call.ctx, info)
 	}
-	if tp == nil {
-		tp = tracenoop.NewTracerProvider()
-	}
-	m := mp.Meter(instrumentationName)
-	o := &observer{tracer: tp.Tracer(instrumentationName)}
-	var err error
-	if o.refreshes, err = m.Int64Counter("smartrefresh.refreshes",
-		metric.WithDescription("Token endpoint refreshes, by outcome.")); err != nil {
-		return nil, err
-	}
-	if o.duration, err = m.Float64Histogram("smartrefresh.refresh.duration", metric.WithUnit("s"),
-		metric.WithDescription("Duration of each refresh at the token endpoint, retries included."),
-		metric.WithExplicitBucketBoundaries(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)); err != nil {
-		return nil, err
-	}
-	if o.waiters, err = m.Int64Counter("smartrefresh.refresh.waiters",
-		metric.WithDescription("Requests that waited on a refresh another request started.")); err != nil {
-		return nil, err
-	}
-	if o.reauths, err = m.Int64Counter("smartrefresh.reauths",
-		metric.WithDescription("Sessions whose token was removed because the user must authorize again.")); err != nil {
-		return nil, err
-	}
-	if o.resends, err = m.Int64Counter("smartrefresh.refresh.resends",
-		metric.WithDescription("Refresh tokens sent a second time after the answer to the first was lost.")); err != nil {
-		return nil, err
-	}
-	return o, nil
-}
-
-// startRefresh opens the span of one token call.
-func (r *Refresher) startRefresh(ctx context.Context) (context.Context, trace.Span) {
-	return r.obs.tracer.Start(ctx, "smartrefresh.refresh", trace.WithSpanKind(trace.SpanKindClient))
-}
-
-// refreshed reports a successful token call to the span, metrics, log and
-// hook.
-func (r *Refresher) refreshed(ctx context.Context, span trace.Span, info RefreshInfo) {
-	span.SetAttributes(attribute.String("smartrefresh.outcome", "success"),
-		attribute.Bool("smartrefresh.rotated", info.Rotated),
-		attribute.Int("smartrefresh.shared", info.Shared))
-	span.End()
-	attrs := metric.WithAttributes(attribute.String("outcome", "success"), attribute.Bool("rotated", info.Rotated))
-	r.obs.refreshes.Add(ctx, 1, attrs)
-	r.obs.duration.Record(ctx, info.Duration.Seconds(), metric.WithAttributes(attribute.String("outcome", "success")))
-	r.obs.waiters.Add(ctx, int64(info.Shared-1))
+	call.end()
 	if info.Expiry.IsZero() {
 		r.cfg.Logger.InfoContext(ctx, "smartrefresh: token answer has no usable expires_in; the token is refreshed after a 401 only")
 	}
@@ -180,17 +140,12 @@ func (r *Refresher) refreshed(ctx context.Context, span trace.Span, info Refresh
 	}
 }
 
-// refreshFailed reports a failed token call to the span, metrics, log and
-// hook.
-func (r *Refresher) refreshFailed(ctx context.Context, span trace.Span, info RefreshErrorInfo) {
-	label := outcome(info.Err)
-	span.SetAttributes(attribute.String("smartrefresh.outcome", label),
-		attribute.Int("smartrefresh.shared", info.Shared))
-	span.SetStatus(codes.Error, label)
-	span.End()
-	r.obs.refreshes.Add(ctx, 1, metric.WithAttributes(attribute.String("outcome", label)))
-	r.obs.duration.Record(ctx, info.Duration.Seconds(), metric.WithAttributes(attribute.String("outcome", label)))
-	r.obs.waiters.Add(ctx, int64(info.Shared-1))
+// refreshFailed reports a failed token call to the Observer, log and hook.
+func (r *Refresher) refreshFailed(ctx context.Context, call observed, info RefreshErrorInfo) {
+	if r.cfg.Observer != nil {
+		r.cfg.Observer.RefreshFailed(call.ctx, info)
+	}
+	call.end()
 	switch {
 	case errors.Is(info.Err, ErrReauthRequired):
 		r.cfg.Logger.InfoContext(ctx, "smartrefresh: refresh token rejected, re-authorization required", "error", info.Err)
@@ -210,9 +165,19 @@ func (r *Refresher) refreshFailed(ctx context.Context, span trace.Span, info Ref
 // reauth reports a session whose token is being removed because the user
 // must authorize again.
 func (r *Refresher) reauth(ctx context.Context, reason error) {
-	r.obs.reauths.Add(ctx, 1, metric.WithAttributes(attribute.String("reason", reauthLabel(reason))))
+	info := ReauthInfo{Reason: reason}
+	if r.cfg.Observer != nil {
+		r.cfg.Observer.Reauth(ctx, info)
+	}
 	if r.cfg.OnReauth != nil {
-		r.cfg.OnReauth(ReauthInfo{Reason: reason})
+		r.cfg.OnReauth(info)
+	}
+}
+
+// resent reports a refresh token sent a second time.
+func (r *Refresher) resent(ctx context.Context) {
+	if r.cfg.Observer != nil {
+		r.cfg.Observer.Resend(ctx)
 	}
 }
 
@@ -222,18 +187,6 @@ func (r *Refresher) reauthOnce(ctx context.Context, rv *revocation) {
 	if rv.reported.CompareAndSwap(false, true) {
 		r.reauth(ctx, rv.reason)
 	}
-}
-
-func reauthLabel(err error) string {
-	switch {
-	case errors.Is(err, ErrNoRefreshToken):
-		return "no_refresh_token"
-	case errors.Is(err, ErrCorruptSession):
-		return "corrupt_session"
-	case errors.Is(err, ErrRevoked):
-		return "revoked"
-	}
-	return "invalid_grant"
 }
 
 // joinFlight counts the caller into the flight for key, so the flight can

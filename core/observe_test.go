@@ -1,13 +1,19 @@
 package core_test
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
+	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/alexedwards/scs/v2"
 
 	"github.com/smartrefresh/smartrefresh/core"
 	"github.com/smartrefresh/smartrefresh/core/smarttest"
@@ -111,11 +117,91 @@ func TestHooksReauthWithoutRefreshToken(t *testing.T) {
 	}
 }
 
-func TestOpenTelemetry(t *testing.T) {
-	rec := newOTelRecorder()
-	f := newFixture(t, smarttest.Options{}, func(cfg *core.Config) {
-		cfg.MeterProvider = rec
-		cfg.TracerProvider = rec
+// observerLog is an Observer that records what it is told, in order; each
+// token call is numbered by StartRefresh, and the other methods name the
+// call whose context they were given.
+type observerLog struct {
+	mu        sync.Mutex
+	calls     int
+	events    []string
+	refreshes []core.RefreshInfo
+	failures  []core.RefreshErrorInfo
+	reauths   []core.ReauthInfo
+}
+
+type callKey struct{}
+
+func callOf(ctx context.Context) int { n, _ := ctx.Value(callKey{}).(int); return n }
+
+func (o *observerLog) add(event string, n int) {
+	o.mu.Lock()
+	o.events = append(o.events, fmt.Sprint(event, " ", n))
+	o.mu.Unlock()
+}
+
+func (o *observerLog) StartRefresh(ctx context.Context) (context.Context, func()) {
+	o.mu.Lock()
+	o.calls++
+	n := o.calls
+	o.mu.Unlock()
+	o.add("start", n)
+	return context.WithValue(ctx, callKey{}, n), func() { o.add("end", n) }
+}
+
+func (o *observerLog) Refreshed(ctx context.Context, info core.RefreshInfo) {
+	o.add("refreshed", callOf(ctx))
+	o.mu.Lock()
+	o.refreshes = append(o.refreshes, info)
+	o.mu.Unlock()
+}
+
+func (o *observerLog) RefreshFailed(ctx context.Context, info core.RefreshErrorInfo) {
+	o.add("failed", callOf(ctx))
+	o.mu.Lock()
+	o.failures = append(o.failures, info)
+	o.mu.Unlock()
+}
+
+func (o *observerLog) Reauth(ctx context.Context, info core.ReauthInfo) {
+	o.add("reauth", callOf(ctx))
+	o.mu.Lock()
+	o.reauths = append(o.reauths, info)
+	o.mu.Unlock()
+}
+
+func (o *observerLog) Resend(ctx context.Context) { o.add("resend", callOf(ctx)) }
+
+func (o *observerLog) snapshot() []string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return slices.Clone(o.events)
+}
+
+// callTransport records, for each token request, the call number in its
+// context: the token call runs in the context StartRefresh returned.
+type callTransport struct {
+	mu    sync.Mutex
+	calls []int
+}
+
+func (c *callTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	c.mu.Lock()
+	c.calls = append(c.calls, callOf(req.Context()))
+	c.mu.Unlock()
+	return http.DefaultTransport.RoundTrip(req)
+}
+
+// TestObserver: a storm of 30 requests is one token call for the Observer,
+// started and ended once, shared by 30; an invalid_grant is a failed call
+// and one re-auth. The token request runs in the context StartRefresh
+// returned, and the app's own hooks hear the same facts.
+func TestObserver(t *testing.T) {
+	obs := &observerLog{}
+	var h hookLog
+	transport := &callTransport{}
+	f := newFixture(t, smarttest.Options{}, h.config, func(cfg *core.Config) {
+		cfg.Observer = obs
+		cfg.HTTPClient = &http.Client{Transport: transport}
 	})
 	gate := newFlightGate(t, f.r)
 	session, saved := f.login()
@@ -131,37 +217,69 @@ func TestOpenTelemetry(t *testing.T) {
 	f.clock.Advance(time.Hour)
 	f.token(session)
 
-	rec.mu.Lock()
-	defer rec.mu.Unlock()
-	sums := rec.sums
-	want := map[string]int64{
-		"smartrefresh.refreshes/success":         1,
-		"smartrefresh.refreshes/reauth_required": 1,
-		"smartrefresh.reauths/invalid_grant":     1,
+	want := []string{"start 1", "refreshed 1", "end 1", "start 2", "failed 2", "end 2", "reauth 0"}
+	if got := obs.snapshot(); !slices.Equal(got, want) {
+		t.Fatalf("Observer was told %q, want %q", got, want)
 	}
-	for k, v := range want {
-		if sums[k] != v {
-			t.Errorf("%s = %d, want %d (all: %v)", k, sums[k], v, sums)
+	if got := obs.refreshes[0]; !got.Rotated || got.Shared != 30 {
+		t.Errorf("Refreshed %+v, want Rotated and Shared 30", got)
+	}
+	if got := obs.failures[0]; got.Class != core.ErrReauthRequired || got.Shared != 1 {
+		t.Errorf("RefreshFailed %+v, want class ErrReauthRequired, Shared 1", got)
+	}
+	if !errors.Is(obs.reauths[0].Reason, core.ErrReauthRequired) {
+		t.Errorf("Reauth %+v, want an invalid_grant reason", obs.reauths[0])
+	}
+	if !slices.Equal(transport.calls, []int{1, 2}) {
+		t.Errorf("token requests ran in the contexts of calls %v, want [1 2]", transport.calls)
+	}
+	// The app's own hooks are called as well, with the same facts.
+	if len(h.refreshes) != 1 || !reflect.DeepEqual(h.refreshes[0], obs.refreshes[0]) || len(h.failures) != 1 || len(h.reauths) != 1 {
+		t.Errorf("hooks heard %d refreshes, %d failures, %d re-auths; want 1, 1, 1", len(h.refreshes), len(h.failures), len(h.reauths))
+	}
+	all := fmt.Sprintf("%+v %+v %+v", obs.refreshes, obs.failures, obs.reauths)
+	for _, secret := range []string{saved.AccessToken, saved.RefreshToken, "smart-secret"} {
+		if strings.Contains(all, secret) {
+			t.Errorf("the Observer was told a secret: %s", all)
 		}
 	}
-	if w := sums["smartrefresh.refresh.waiters"]; w != 29 {
-		t.Errorf("waiters = %d, want 29 (all but the caller that started the refresh)", w)
+}
+
+// TestObserverResend: a refresh token resent after a lost answer is told
+// to the Observer, inside its token call.
+func TestObserverResend(t *testing.T) {
+	obs := &observerLog{}
+	f := newFixture(t, smarttest.Options{ReuseGraceWindow: 30 * time.Second}, func(cfg *core.Config) {
+		cfg.Observer = obs
+	})
+	f.sleepOnClock()
+	session, _ := f.login()
+	f.srv.SetTokenHook(lostOnce())
+	f.clock.Advance(time.Hour)
+	if _, err := f.token(session); err != nil {
+		t.Fatal(err)
 	}
-	if n := rec.counts["smartrefresh.refresh.duration"]; n != 2 {
-		t.Errorf("duration histogram count = %d, want 2", n)
+	want := []string{"start 1", "resend 1", "refreshed 1", "end 1"}
+	if got := obs.snapshot(); !slices.Equal(got, want) {
+		t.Fatalf("Observer was told %q, want %q", got, want)
 	}
-	ended := rec.spans
-	if len(ended) != 2 || ended[0].name != "smartrefresh.refresh" {
-		t.Fatalf("spans: %d", len(ended))
+	if !obs.refreshes[0].Resent {
+		t.Errorf("Refreshed %+v, want Resent", obs.refreshes[0])
 	}
-	for _, s := range ended {
-		for _, a := range s.attrs {
-			for _, secret := range []string{saved.AccessToken, saved.RefreshToken, "smart-secret"} {
-				if strings.Contains(a.Value.Emit(), secret) {
-					t.Errorf("span attribute %s leaks a secret", a.Key)
-				}
-			}
-		}
+}
+
+// TestObserverReauthWithoutToken: a session without a refresh token is a
+// re-auth and no token call.
+func TestObserverReauthWithoutToken(t *testing.T) {
+	obs := &observerLog{}
+	f := newFixture(t, smarttest.Options{NoRefreshToken: true}, func(cfg *core.Config) { cfg.Observer = obs })
+	session, _ := f.login()
+	f.clock.Advance(time.Hour)
+	if _, err := f.token(session); !errors.Is(err, core.ErrNoRefreshToken) {
+		t.Fatal(err)
+	}
+	if got := obs.snapshot(); !slices.Equal(got, []string{"reauth 0"}) || !errors.Is(obs.reauths[0].Reason, core.ErrNoRefreshToken) {
+		t.Fatalf("Observer was told %q %+v, want one re-auth for ErrNoRefreshToken", got, obs.reauths)
 	}
 }
 
@@ -177,4 +295,94 @@ func TestClass(t *testing.T) {
 			t.Errorf("Class(%v) = %v, want %v", tt.err, got, tt.want)
 		}
 	}
+}
+
+// TestObserverReplicasStorm: three replicas sharing a Coordinator, each
+// with its own Observer, under a storm of 150 requests: one token call in
+// all, and on every replica each started call ended exactly once, after
+// its start.
+func TestObserverReplicasStorm(t *testing.T) {
+	coord := newMemCoordinator()
+	obs := []*observerLog{{}, {}, {}}
+	rep := &replicas{fixture: newFixture(t, smarttest.Options{}, func(c *core.Config) {
+		c.Coordinator, c.Observer = coord, obs[0]
+	})}
+	rep.sms, rep.rs = []*scs.SessionManager{rep.sm}, []*core.Refresher{rep.r}
+	for _, o := range obs[1:] {
+		sm := scs.New()
+		sm.IdleTimeout, sm.Store = rep.sm.IdleTimeout, rep.sm.Store
+		so := rep.srv.Options()
+		r, err := core.New(core.Config{TokenURL: rep.srv.TokenURL, ClientID: so.ClientID, ClientSecret: so.ClientSecret,
+			AuthMethod: so.AuthMethod, Sessions: sm, Now: rep.clock.Now, Coordinator: coord, Observer: o})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rep.sms, rep.rs = append(rep.sms, sm), append(rep.rs, r)
+	}
+	session, _ := rep.login()
+	rep.srv.SetTokenHook(slowTokens)
+	rep.clock.Advance(time.Hour)
+	var wg sync.WaitGroup
+	for i := range 150 {
+		wg.Go(func() {
+			if _, err := rep.token(i%3, session); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	refreshed := 0
+	for i, o := range obs {
+		events := o.snapshot()
+		for n := 1; n <= o.calls; n++ {
+			start, end := slices.Index(events, fmt.Sprint("start ", n)), slices.Index(events, fmt.Sprint("end ", n))
+			ends := 0
+			for _, e := range events {
+				if e == fmt.Sprint("end ", n) {
+					ends++
+				}
+			}
+			if start < 0 || end < start || ends != 1 {
+				t.Errorf("replica %d, call %d: %q", i, n, events)
+			}
+		}
+		refreshed += len(o.refreshes)
+		if len(o.failures) != 0 {
+			t.Errorf("replica %d: failures %+v", i, o.failures)
+		}
+	}
+	if refreshed != 1 || rep.srv.RefreshCalls() != 1 {
+		t.Errorf("%d refreshes told, %d token calls; want 1 and 1", refreshed, rep.srv.RefreshCalls())
+	}
+	rep.checkNoReuse()
+}
+
+// cancellingObserver returns a cancelled context from StartRefresh.
+type cancellingObserver struct{ observerLog }
+
+func (o *cancellingObserver) StartRefresh(ctx context.Context) (context.Context, func()) {
+	ctx, end := o.observerLog.StartRefresh(ctx)
+	ctx, cancel := context.WithCancel(ctx)
+	cancel()
+	return ctx, end
+}
+
+// TestObserverCannotCancel: an Observer whose context is cancelled does
+// not cut the token call short; the call still runs in its context.
+func TestObserverCannotCancel(t *testing.T) {
+	obs := &cancellingObserver{}
+	transport := &callTransport{}
+	f := newFixture(t, smarttest.Options{}, func(cfg *core.Config) {
+		cfg.Observer = obs
+		cfg.HTTPClient = &http.Client{Transport: transport}
+	})
+	session, _ := f.login()
+	f.clock.Advance(time.Hour)
+	if _, err := f.token(session); err != nil {
+		t.Fatalf("refresh with a cancelling Observer: %v", err)
+	}
+	if got := obs.snapshot(); !slices.Equal(got, []string{"start 1", "refreshed 1", "end 1"}) || !slices.Equal(transport.calls, []int{1}) {
+		t.Errorf("Observer was told %q, token requests in calls %v", got, transport.calls)
+	}
+	f.checkNoReuse()
 }

@@ -99,8 +99,8 @@ type ProxyConfig struct {
 //	                                             Content-Type, Content-Encoding, Prefer,
 //	                                             If-Match, If-None-Match, If-None-Exist,
 //	                                             If-Modified-Since, If-Unmodified-Since,
-//	                                             Range, If-Range, X-Request-Id,
-//	                                             X-Correlation-Id; plus Authorization
+//	                                             X-Request-Id, X-Correlation-Id (not
+//	                                             Range: see below); plus Authorization
 //	                                             with the session's token, and
 //	                                             X-Forwarded-For/-Host/-Proto when
 //	                                             ForwardedHeaders (the proxy's values)
@@ -111,12 +111,12 @@ type ProxyConfig struct {
 //	                 the upstream answers        comes back to the browser
 //	1xx              Early Hints and others      nothing (not forwarded)
 //	headers          any                         only Content-Type, Content-Length,
-//	                                             Content-Language, Content-Range,
-//	                                             Accept-Ranges, ETag, Last-Modified,
+//	                                             Content-Language, ETag, Last-Modified,
 //	                                             Location and Content-Location (under
 //	                                             the prefix, see below), Retry-After,
 //	                                             X-Request-Id, X-Correlation-Id,
-//	                                             X-Progress; none holding the token
+//	                                             X-Progress; none holding the token,
+//	                                             also encoded (see below)
 //	                 (always set)                Cache-Control: no-store,
 //	                                             X-Content-Type-Options: nosniff,
 //	                                             Content-Security-Policy: sandbox;
@@ -127,8 +127,9 @@ type ProxyConfig struct {
 //	content type     JSON, text/plain            as it is, inline
 //	                 anything else, or none      as an attachment (Content-Disposition),
 //	                                             none as application/octet-stream
-//	body             any                         the token's value masked with "*"; in
-//	                                             a JSON Bundle, link URLs rewritten
+//	body             any                         the token masked with "*", also
+//	                                             encoded (see below); in a JSON
+//	                                             Bundle, link URLs rewritten
 //	trailers         any                         none
 //	Content-Encoding other than identity         502 (the body could not be checked)
 //	no answer        within Timeout              504
@@ -158,6 +159,24 @@ type ProxyConfig struct {
 // only when the result stays under the prefix by the path rule above;
 // otherwise it is left pointing at the upstream, absolute. Nothing else in
 // a body changes, byte for byte.
+//
+// The token is masked wherever it comes back: in a body each of its bytes
+// is replaced with "*" (the length stays, and so does Content-Length), and
+// a header value holding it is dropped. Masked is the token as it is and
+// as encoders write it: each character as itself, as %XX or (ASCII) \u00XX
+// with hex digits in either case, or with its JSON short escape (\/, \",
+// \\, \b, \f, \n, \r, \t), a space also as "+", any mix of these along the
+// token; and, for a token of 8 bytes or more, its base64, standard or URL
+// alphabet, padded or not, at each of the three alignments it can have in
+// a longer text (so "Bearer <token>" and "user:<token>" encoded too), less
+// the character at either end that also holds bits of the bytes around it
+// (one at most), its characters written in the same ways. Not masked: the
+// token encoded any other way (twice over, hex, HTML character references,
+// base64 with line breaks, compressed). Range is not forwarded, so every
+// answer is whole and the token cannot be read from it in pieces. A
+// hostile upstream holds the token anyway and can always write it some way
+// no mask knows; the mask keeps an upstream that echoes it, a debug page
+// or a careless encoder, from handing it to the page.
 //
 // The proxy logs to Config.Logger. The error is a *ConfigError when cfg is
 // unusable.

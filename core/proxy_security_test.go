@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log"
 	"net/http"
@@ -635,5 +636,42 @@ func TestProxyBatchHonoursMethods(t *testing.T) {
 		if resp.StatusCode == http.StatusMethodNotAllowed {
 			t.Errorf("Methods %v: POST /fhir/Patient: 405", tc.methods)
 		}
+	}
+}
+
+// TestProxyTokenCannotBeReadInPieces: the mask sees one answer at a time,
+// so a page holding the session cookie must not get an echoing answer a
+// few bytes at a time (Range), where no piece holds the whole token.
+func TestProxyTokenCannotBeReadInPieces(t *testing.T) {
+	a := newProxyApp(t, smarttest.Options{}, core.ProxyConfig{})
+	var token string
+	a.srv.SetFHIRHook(func(w http.ResponseWriter, r *http.Request, next http.Handler) {
+		token = strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
+		w.Header().Set("Content-Type", "application/fhir+json")
+		body := `{"resourceType":"OperationOutcome","issue":[{"diagnostics":"token ` + token + `"}]}`
+		// ServeContent honours Range, as a server's Binary does.
+		http.ServeContent(w, r, "", time.Time{}, strings.NewReader(body))
+	})
+	var pieces strings.Builder
+	for from := 0; from < 400; from += 8 {
+		resp := a.do("GET", "/fhir/Binary/1", nil, "Range", fmt.Sprintf("bytes=%d-%d", from, from+7))
+		body := readAll(t, resp)
+		if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Range") != "" || resp.Header.Get("Accept-Ranges") != "" {
+			t.Errorf("Range bytes=%d-%d: status %d, Content-Range %q, Accept-Ranges %q; want the whole answer, 200",
+				from, from+7, resp.StatusCode, resp.Header.Get("Content-Range"), resp.Header.Get("Accept-Ranges"))
+		}
+		if strings.Contains(body, token) {
+			t.Fatal("the token came back whole")
+		}
+		if resp.StatusCode != http.StatusPartialContent {
+			break
+		}
+		pieces.WriteString(body)
+	}
+	if token == "" {
+		t.Fatal("no token reached the upstream")
+	}
+	if strings.Contains(pieces.String(), token) {
+		t.Error("the page rebuilt the token from Range answers")
 	}
 }

@@ -13,11 +13,13 @@ import (
 // proxyRequestHeaders are the only headers of the browser's request that
 // reach the upstream (the transport adds Authorization, Content-Length
 // and Accept-Encoding): what a FHIR request needs, nothing that forwards,
-// reroutes, overrides the method or re-identifies the client.
+// reroutes, overrides the method or re-identifies the client. Not Range
+// or If-Range: the token mask sees one answer at a time, and a page could
+// read an echoed token a few bytes per answer.
 var proxyRequestHeaders = []string{
 	"Accept", "Accept-Language", "Content-Type", "Content-Encoding", "Prefer",
 	"If-Match", "If-None-Match", "If-None-Exist", "If-Modified-Since", "If-Unmodified-Since",
-	"Range", "If-Range", "X-Request-Id", "X-Correlation-Id",
+	"X-Request-Id", "X-Correlation-Id",
 }
 
 // proxyResponseHeaders are the only headers of the upstream's answer that
@@ -25,7 +27,7 @@ var proxyRequestHeaders = []string{
 // app's origin (cookies, caching, HSTS, CORS, Clear-Site-Data, Alt-Svc,
 // authentication prompts, links, refreshes).
 var proxyResponseHeaders = []string{
-	"Content-Type", "Content-Length", "Content-Language", "Content-Range", "Accept-Ranges",
+	"Content-Type", "Content-Length", "Content-Language",
 	"Etag", "Last-Modified", "Location", "Content-Location", "Retry-After",
 	"X-Request-Id", "X-Correlation-Id", "X-Progress",
 }
@@ -61,8 +63,7 @@ func (p *proxy) rewrite(pr *httputil.ProxyRequest) {
 }
 
 // withoutLaunchParam returns the query q without the LaunchParam pairs
-// that RequestLaunch reads (url.ParseQuery's: split at "&", the key
-// percent-decoded, no ";" in the pair), every other byte as it was. The
+// that RequestLaunch reads (launchPair), every other byte as it was. The
 // launch named, the proxy has used it; forwarded, a FHIR server that
 // refuses unknown search parameters would fail the search, and the id
 // would be in its logs and Bundle links.
@@ -73,15 +74,9 @@ func withoutLaunchParam(q string) string {
 	pairs := strings.Split(q, "&")
 	kept := pairs[:0]
 	for _, p := range pairs {
-		// Only the pairs url.ParseQuery reads, as RequestLaunch does: one
-		// whose value does not unescape names no launch and stays.
-		k, v, _ := strings.Cut(p, "=")
-		if key, err := url.QueryUnescape(k); err == nil && key == LaunchParam && !strings.Contains(p, ";") {
-			if _, err := url.QueryUnescape(v); err == nil {
-				continue
-			}
+		if _, ok := launchPair(p); !ok {
+			kept = append(kept, p)
 		}
-		kept = append(kept, p)
 	}
 	return strings.Join(kept, "&")
 }
@@ -105,17 +100,22 @@ func (p *proxy) modifyResponse(resp *http.Response) error {
 	if ce := resp.Header.Get("Content-Encoding"); ce != "" && !strings.EqualFold(ce, "identity") {
 		return errEncodedAnswer
 	}
-	token := bearerToken(resp.Request)
+	var forms *tokenForms // the token's, as an echo would write it
+	if token := bearerToken(resp.Request); token != "" {
+		forms = newTokenForms(token)
+	}
 	in := resp.Header
 	h := make(http.Header, len(proxyResponseHeaders)+2)
 	for _, k := range proxyResponseHeaders {
 		for _, v := range in[k] {
-			if token != "" && strings.Contains(v, token) {
+			if forms != nil && forms.in(v) {
 				continue
 			}
 			switch k {
 			case "Location", "Content-Location":
-				v = p.rewriteLocation(v, resp.Request.URL)
+				if v = p.rewriteLocation(v, resp.Request.URL); forms != nil && forms.in(v) {
+					continue // the token, once rewriting decoded it
+				}
 			}
 			h[k] = append(h[k], v)
 		}
@@ -134,8 +134,8 @@ func (p *proxy) modifyResponse(resp *http.Response) error {
 			h.Del("Content-Length")
 		}
 	}
-	if token != "" {
-		body = newTokenMask(body, token, resp.ContentLength) // same length: Content-Length holds
+	if forms != nil {
+		body = newTokenMask(body, forms, resp.ContentLength) // same length: Content-Length holds
 	}
 	resp.Body = &noTrailers{ReadCloser: body, resp: resp}
 	return nil

@@ -35,8 +35,7 @@ type Refresher struct {
 	cfg     Config
 	flights singleflight.Group // keyed by refresh-token fingerprint
 	sharing sync.Map           // flight key → *atomic.Int64 callers (observe.go)
-	obs     *observer
-	slots   *slots // Config.MaxConcurrentRefreshes; nil: no cap
+	slots   *slots             // Config.MaxConcurrentRefreshes; nil: no cap
 	ledger  *ledger
 	// endpoints is HTTPClient without redirects, for the token and
 	// revocation endpoints: a redirect would re-post the refresh token and
@@ -93,9 +92,6 @@ func New(cfg Config) (*Refresher, error) {
 	endpoints.Timeout = 0
 	r.endpoints = &endpoints
 	var err error
-	if r.obs, err = newObserver(cfg.MeterProvider, cfg.TracerProvider); err != nil {
-		return nil, err
-	}
 	r.slots = newSlots(cfg.MaxConcurrentRefreshes, cfg.RefreshQueueTimeout)
 	if r.sealer, err = newSealer(cfg.EncryptionKeys, cfg.DecryptionKeys, cfg.SessionKey); err != nil {
 		return nil, err
@@ -453,14 +449,14 @@ func (r *Refresher) redeem(ctx context.Context, s slot, fp fingerprint, cur *rec
 			return next, err
 		}
 	}
-	spanCtx, span := r.startRefresh(context.WithoutCancel(ctx))
+	call := r.startRefresh(context.WithoutCancel(ctx))
 	// Queue for one of the MaxConcurrentRefreshes slots, for at most
 	// RefreshQueueTimeout; a refresh that finds none fails as transient
 	// (503 with Retry-After) without sending anything.
 	queued := time.Now()
-	release, err := r.slots.acquire(spanCtx)
+	release, err := r.slots.acquire(call.ctx)
 	if err != nil {
-		r.refreshFailed(ctx, span, RefreshErrorInfo{Err: err, Class: class(err),
+		r.refreshFailed(ctx, call, RefreshErrorInfo{Err: err, Class: class(err),
 			Duration: time.Since(queued), Shared: int(shared.Load())})
 		return nil, err
 	}
@@ -475,11 +471,11 @@ func (r *Refresher) redeem(ctx context.Context, s slot, fp fingerprint, cur *rec
 	if r.cfg.Coordinator != nil {
 		releaseClaim, deadline, next, err := r.claimSend(lockCtx, cur, fp)
 		if err != nil {
-			r.refreshFailed(ctx, span, RefreshErrorInfo{Err: err, Class: class(err), Shared: int(shared.Load())})
+			r.refreshFailed(ctx, call, RefreshErrorInfo{Err: err, Class: class(err), Shared: int(shared.Load())})
 			return nil, err
 		}
 		if next != nil {
-			span.End()
+			call.end()
 			return next, nil
 		}
 		held := unlock
@@ -491,7 +487,7 @@ func (r *Refresher) redeem(ctx context.Context, s slot, fp fingerprint, cur *rec
 		}
 		callDeadline = deadline
 	}
-	callCtx, cancel := context.WithDeadline(spanCtx, callDeadline)
+	callCtx, cancel := context.WithDeadline(call.ctx, callDeadline)
 	defer cancel()
 	start := r.cfg.Now()
 	tok, err := r.requestTokenWithRetry(callCtx, cur.Token.RefreshToken)
@@ -507,7 +503,7 @@ func (r *Refresher) redeem(ctx context.Context, s slot, fp fingerprint, cur *rec
 	elapsed := r.cfg.Now().Sub(start)
 	keepClaim = errors.Is(err, ErrOutcomeUnknown)
 	if err != nil {
-		r.refreshFailed(ctx, span, RefreshErrorInfo{Err: err, Class: class(err),
+		r.refreshFailed(ctx, call, RefreshErrorInfo{Err: err, Class: class(err),
 			OutcomeUnknown: errors.Is(err, ErrOutcomeUnknown), Duration: elapsed, Shared: int(shared.Load()), Resent: resent})
 		if backsOff(err) {
 			// Its callers get the backoff as their Retry-After hint.
@@ -543,7 +539,7 @@ func (r *Refresher) redeem(ctx context.Context, s slot, fp fingerprint, cur *rec
 	// Persist at once in the starting caller's session, whatever becomes of
 	// that caller's request.
 	r.persist(ctx, s, next)
-	r.refreshed(ctx, span, RefreshInfo{
+	r.refreshed(ctx, call, RefreshInfo{
 		Rotated:  rotated,
 		Duration: elapsed, Expiry: next.Token.Expiry, Shared: int(shared.Load()),
 		ContextMismatch: mismatch, Resent: resent,
@@ -575,7 +571,7 @@ func (r *Refresher) resendLost(ctx context.Context, cur *record, fp fingerprint,
 	}
 	r.cfg.Logger.WarnContext(ctx, "smartrefresh: the answer to a refresh was lost; resending the refresh token once",
 		"after", d, "error", err)
-	r.obs.resends.Add(ctx, 1)
+	r.resent(ctx)
 	return true
 }
 

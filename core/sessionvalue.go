@@ -76,14 +76,14 @@ func (r *Refresher) sessionValue(rec *record) (string, error) {
 func (r *Refresher) decodeSessionRecord(v any) (*record, error) {
 	switch v := v.(type) {
 	case string:
-		if rec := r.values.get(v); rec != nil {
-			return rec, nil
+		if e := r.values.get(v); e != nil && e.rec != nil {
+			return e.rec, nil
 		}
 		rec, err := r.decodeText(v)
 		if err != nil {
 			return nil, err
 		}
-		r.values.add(v, rec)
+		r.values.add(&valueEntry{value: v, rec: rec})
 		return rec, nil
 	case *record: // stored by versions before the text forms, without encryption
 		if r.sealer.canSeal() || v == nil || v.Token.AccessToken == "" {
@@ -193,28 +193,15 @@ func (c *valueCache) slot(value string) *atomic.Pointer[valueEntry] {
 	return &c.slots[h%valueCacheSize]
 }
 
-// get returns the record decoded from value, or nil.
-func (c *valueCache) get(value string) *record {
+// get returns what value was remembered to decode to, or nil.
+func (c *valueCache) get(value string) *valueEntry {
 	if e := c.slot(value).Load(); e != nil && e.value == value {
-		return e.rec
+		return e
 	}
 	return nil
 }
 
-// add remembers that value decodes to rec.
-func (c *valueCache) add(value string, rec *record) {
-	c.slot(value).Store(&valueEntry{value: value, rec: rec})
-}
-
-// getSet returns the launch index decoded from value, or nil.
-func (c *valueCache) getSet(value string) *launchSet {
-	if e := c.slot(value).Load(); e != nil && e.value == value {
-		return e.set
-	}
-	return nil
-}
-
-// addSet remembers that value decodes to set.
-func (c *valueCache) addSet(value string, set *launchSet) {
-	c.slot(value).Store(&valueEntry{value: value, set: set})
+// add remembers that e.value decodes to e.rec or e.set.
+func (c *valueCache) add(e *valueEntry) {
+	c.slot(e.value).Store(e)
 }

@@ -28,11 +28,11 @@ func TestValueCacheNeverWrong(t *testing.T) {
 			for j := range 200 {
 				i := (g*7919 + j*31) % n
 				if j%3 == 0 {
-					c.add(values[i], recs[i])
+					c.add(&valueEntry{value: values[i], rec: recs[i]})
 				}
 				// A copy, as a fresh session load holds.
-				if rec := c.get(strings.Clone(values[i])); rec != nil && rec != recs[i] {
-					t.Errorf("value %d answered the record of %s", i, rec.Token.AccessToken)
+				if e := c.get(strings.Clone(values[i])); e != nil && e.rec != recs[i] {
+					t.Errorf("value %d answered the record of %s", i, e.rec.Token.AccessToken)
 					return
 				}
 			}
@@ -41,8 +41,8 @@ func TestValueCacheNeverWrong(t *testing.T) {
 	wg.Wait()
 	hits := 0
 	for i := range values {
-		c.add(values[i], recs[i])
-		if c.get(values[i]) == recs[i] {
+		c.add(&valueEntry{value: values[i], rec: recs[i]})
+		if e := c.get(values[i]); e != nil && e.rec == recs[i] {
 			hits++
 		}
 	}

@@ -10,6 +10,8 @@ require github.com/smartrefresh/smartrefresh/ginadapter v0.0.0-00010101000000-00
 
 require github.com/smartrefresh/smartrefresh/core/rediscoord v0.0.0-00010101000000-000000000000
 
+require github.com/smartrefresh/smartrefresh/smartotel v0.0.0-00010101000000-000000000000
+
 require (
 	github.com/alexedwards/scs/pgxstore v0.0.0-20240316134038-7e11d57e8885
 	github.com/alexedwards/scs/redisstore v0.0.0-20251002162104-209de6e426de
@@ -98,3 +100,5 @@ replace github.com/smartrefresh/smartrefresh/ginadapter => ../ginadapter
 replace github.com/smartrefresh/smartrefresh/core/rediscoord => ../core/rediscoord
 
 replace github.com/smartrefresh/smartrefresh/core/pgcoord => ../core/pgcoord
+
+replace github.com/smartrefresh/smartrefresh/smartotel => ../smartotel

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"runtime"
 	"time"
 
 	"github.com/alexedwards/scs/goredisstore"
@@ -23,8 +24,14 @@ import (
 // Every replica of the app runs the same code: one Redis pool serves both
 // the session store and the Coordinator.
 func ExampleNew() {
+	n := 10 * runtime.GOMAXPROCS(0) // go-redis's default pool size
 	pool := &redis.Pool{
-		MaxIdle:     10,
+		// Bounded: when every connection is busy (many grants due at
+		// once), a caller waits for one rather than dial its own and
+		// close it after.
+		MaxIdle:     n,
+		MaxActive:   n,
+		Wait:        true,
 		IdleTimeout: 4 * time.Minute,
 		DialContext: func(ctx context.Context) (redis.Conn, error) {
 			return redis.DialContext(ctx, "tcp", os.Getenv("REDIS_ADDR"),

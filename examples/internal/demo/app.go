@@ -18,6 +18,7 @@ import (
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 
 	"github.com/smartrefresh/smartrefresh/core"
+	"github.com/smartrefresh/smartrefresh/smartotel"
 )
 
 // Options are the parts of an App that tests control.
@@ -157,9 +158,11 @@ func New(cfg Config, opts Options) (*App, error) {
 		if meters, metrics, err = newMetrics("smartrefresh-demo"); err != nil {
 			return nil, fmt.Errorf("demo: metrics: %w", err)
 		}
-		// Set only here: a nil *MeterProvider in the interface field would
-		// not read as "no provider".
-		rcfg.MeterProvider = meters
+		// The metrics only: smartotel's spans go to the global
+		// TracerProvider, which the demo leaves a no-op.
+		if rcfg.Observer, err = smartotel.New(smartotel.Config{MeterProvider: meters}); err != nil {
+			return nil, fmt.Errorf("demo: metrics: %w", err)
+		}
 	}
 	if rcfg.AuthMethod == core.PrivateKeyJWT {
 		rcfg.PrivateKey, rcfg.KeyID = cfg.PrivateKey, cfg.KeyID

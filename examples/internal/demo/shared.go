@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"time"
 
 	"github.com/alexedwards/scs/pgxstore"
@@ -51,8 +52,11 @@ func OpenShared(ctx context.Context, cfg Config) (*Shared, error) {
 	defer cancel()
 	switch {
 	case cfg.RedisAddr != "":
+		n := 10 * runtime.GOMAXPROCS(0) // bounded as go-redis's pool (rediscoord.New)
 		pool := &redis.Pool{
-			MaxIdle:     16,
+			MaxIdle:     n,
+			MaxActive:   n,
+			Wait:        true,
 			IdleTimeout: 4 * time.Minute,
 			DialContext: func(ctx context.Context) (redis.Conn, error) {
 				return redis.DialContext(ctx, "tcp", cfg.RedisAddr,
