@@ -7,6 +7,8 @@ import (
 	"errors"
 	"io"
 	"math/bits"
+	"slices"
+	"sync"
 )
 
 // rewriteBundleLinks returns body with the URLs of a FHIR JSON Bundle's
@@ -21,21 +23,43 @@ import (
 // values of those three places, up to maxLinkBytes, longer ones pass
 // unchanged) and short keys are held.
 func rewriteBundleLinks(body io.ReadCloser, rewrite func(string) string) io.ReadCloser {
-	out, _ := sniffAndRewrite(body, rewrite)
+	out, _ := sniffAndRewrite(body, rewrite, nil)
 	return out
 }
 
+// appendLinkFunc is a fast path of a rewrite function, on a link's raw
+// JSON text (without its quotes): it appends to out the link rewrite
+// would give, as a JSON string written as appendJSONString writes it, or
+// the link as it is, and reports true; or it reports false, having
+// appended nothing, and rewrite judges the link.
+type appendLinkFunc func(out, raw []byte) ([]byte, bool)
+
 // sniffAndRewrite is rewriteBundleLinks, and tells whether the body is
-// rewritten (its length may change) or passed through.
-func sniffAndRewrite(body io.ReadCloser, rewrite func(string) string) (io.ReadCloser, bool) {
+// rewritten (its length may change) or passed through. appendLink, if not
+// nil, is tried on each link before rewrite.
+func sniffAndRewrite(body io.ReadCloser, rewrite func(string) string, appendLink appendLinkFunc) (io.ReadCloser, bool) {
 	src := &sniffedBody{body: body}
 	var isBundle bool
 	src.head, isBundle = sniffBundle(body, src.buf[:0])
 	if !isBundle {
 		return src, false
 	}
-	return &bundleRewriter{src: src, rewrite: rewrite, in: make([]byte, 32<<10)}, true
+	bufs := rewriteBuffers.Get().(*rewriteBuffer)
+	return &bundleRewriter{src: src, rewrite: rewrite, appendLink: appendLink, bufs: bufs, in: bufs.in[:], out: bufs.out[:0]}, true
 }
+
+// rewriteBuffer is a bundleRewriter's input buffer and its output
+// buffer as it grew (to what a read asks for: ReverseProxy asks for 256
+// KiB), kept in rewriteBuffers between answers.
+type rewriteBuffer struct {
+	in  [32 << 10]byte
+	out []byte
+}
+
+var rewriteBuffers = sync.Pool{New: func() any { return new(rewriteBuffer) }}
+
+// maxPooledOut bounds the output buffer kept for the next answer.
+const maxPooledOut = 1 << 20
 
 // sniffLimit bounds how much of a body is read to tell whether it is a
 // Bundle.
@@ -152,19 +176,21 @@ var skipStops = [256]bool{'"': true, '{': true, '}': true, '[': true, ']': true}
 // bundleRewriter is the streaming JSON scanner of rewriteBundleLinks. It
 // copies its input to out, holding back only the strings it may rewrite.
 type bundleRewriter struct {
-	src     io.ReadCloser
-	rewrite func(string) string
-	in      []byte
-	out     []byte // output of the last input read; out[off:] not yet returned
-	off     int
-	err     error // the error to return once out is drained
+	src        io.ReadCloser
+	rewrite    func(string) string
+	appendLink appendLinkFunc // may be nil
+	bufs       *rewriteBuffer // in and out, until Close
+	in         []byte
+	out        []byte // output of the last input read; out[off:] not yet returned (nil: none)
+	off        int
+	err        error // the error to return once out is drained
 
 	st     int
 	esc    bool   // in a string, after a backslash
 	isKey  bool   // the string being read is a key
 	seen   bool   // a value has begun
 	kinds  []byte // '{' or '[' of each open container
-	keys   [keyDepth]string
+	keys   [keyDepth]jsonKey
 	held   []byte // a held string's raw text, without quotes
 	target bool   // the held string is a value to rewrite
 	// skipFrom is the depth of the container being skipped (stSkip): one
@@ -177,12 +203,18 @@ func (b *bundleRewriter) Read(p []byte) (int, error) {
 		if b.err != nil {
 			return 0, b.err
 		}
-		b.out, b.off = b.out[:0], 0
+		// A p with room for more than a read is written straight into;
+		// only what does not fit goes to a buffer of its own.
+		direct := len(p) >= 2*len(b.in)
+		b.out, b.off = b.bufs.out[:0], 0
+		if direct {
+			b.out = p[:0:len(p)]
+		}
 		n, err := b.src.Read(b.in)
 		for {
 			if n > 0 {
 				if perr := b.scan(b.in[:n]); perr != nil {
-					b.out, b.err = b.out[:0], perr
+					b.out, b.err = nil, perr
 					break
 				}
 			}
@@ -194,6 +226,9 @@ func (b *bundleRewriter) Read(p []byte) (int, error) {
 				break
 			}
 			n, err = b.src.Read(b.in)
+		}
+		if !direct && b.out != nil {
+			b.bufs.out = b.out // as it grew
 		}
 		if b.err != nil {
 			continue
@@ -207,13 +242,32 @@ func (b *bundleRewriter) Read(p []byte) (int, error) {
 		case err != nil:
 			b.err = err // the body could not be read: not the server's JSON
 		}
+		if direct && len(b.out) <= len(p) {
+			// Still p (an append beyond it would have made it longer).
+			n := len(b.out)
+			b.out = nil
+			if n > 0 {
+				return n, nil
+			}
+		}
 	}
 	n := copy(p, b.out[b.off:])
 	b.off += n
 	return n, nil
 }
 
-func (b *bundleRewriter) Close() error { return b.src.Close() }
+// Close closes the body and gives the buffers back: reads after it fail.
+func (b *bundleRewriter) Close() error {
+	if b.bufs != nil {
+		if cap(b.bufs.out) > maxPooledOut {
+			b.bufs.out = nil
+		}
+		rewriteBuffers.Put(b.bufs)
+		b.bufs, b.in, b.out, b.off = nil, nil, nil, 0
+		b.err = io.ErrClosedPipe
+	}
+	return b.src.Close()
+}
 
 // complete reports whether the input so far is one whole JSON value (or
 // nothing).
@@ -234,7 +288,7 @@ func (b *bundleRewriter) scan(chunk []byte) error {
 				continue
 			}
 			i += j + 1
-			b.endString("")
+			b.endString(keyOther)
 			continue
 		case stHeld:
 			esc := b.esc
@@ -254,7 +308,7 @@ func (b *bundleRewriter) scan(chunk []byte) error {
 				b.held = b.held[:0]
 				b.st, start, b.esc = stString, i, esc
 				if b.isKey && len(b.kinds) <= keyDepth {
-					b.keys[len(b.kinds)-1] = ""
+					b.keys[len(b.kinds)-1] = keyOther
 				}
 				continue
 			}
@@ -321,6 +375,13 @@ func (b *bundleRewriter) scan(chunk []byte) error {
 			case c == '"':
 				b.isKey, b.esc = true, false
 				if len(b.kinds) <= keyDepth {
+					// A key whole in chunk is read where it is.
+					if j := stringEnd(chunk[i+1:min(len(chunk), i+2+maxKeyBytes)], &b.esc); j >= 0 {
+						b.endString(linkKey(chunk[i+1 : i+1+j]))
+						i += j + 2
+						continue
+					}
+					b.esc = false
 					b.out = append(b.out, chunk[start:i]...)
 					b.st, b.held, b.target = stHeld, b.held[:0], false
 					i++
@@ -341,6 +402,15 @@ func (b *bundleRewriter) scan(chunk []byte) error {
 				b.isKey, b.esc = false, false
 				if b.atLink() {
 					b.out = append(b.out, chunk[start:i]...)
+					// A link whole in chunk is rewritten from where it is.
+					if j := stringEnd(chunk[i+1:min(len(chunk), i+2+maxLinkBytes)], &b.esc); j >= 0 {
+						b.writeLink(chunk[i+1 : i+1+j])
+						b.afterValue()
+						i += j + 2
+						start = i
+						continue
+					}
+					b.esc = false
 					b.st, b.held, b.target = stHeld, b.held[:0], true
 					i++
 					start = i
@@ -356,7 +426,7 @@ func (b *bundleRewriter) scan(chunk []byte) error {
 					b.st, b.skipFrom = stSkip, len(b.kinds)
 					break
 				}
-				b.keys[len(b.kinds)-1] = ""
+				b.keys[len(b.kinds)-1] = keyOther
 				b.st = stValueOrEnd
 				if c == '{' {
 					b.st = stKeyOrEnd
@@ -377,40 +447,77 @@ func (b *bundleRewriter) scan(chunk []byte) error {
 }
 
 // skip runs stSkip over chunk from i and returns where it stopped: at the
-// end of chunk, or after the skipped container's end. It reads eight bytes
-// at a time: while there is no backslash, the quotes seen so far tell which
-// of a word's brackets are outside strings, and only those are followed,
-// one by one. A word with a backslash, and the last bytes of chunk, go a
-// byte at a time.
+// end of chunk, or after the skipped container's end. It reads sixteen
+// bytes at a time, as two words: while there is no backslash, the quotes
+// seen so far tell which of the brackets are outside strings, and only
+// those are followed, without a branch on which bracket it is. Sixteen
+// bytes with a backslash, and the last bytes of chunk, go a byte at a time.
 func (b *bundleRewriter) skip(chunk []byte, i int) (int, error) {
 	for i < len(chunk) {
 		inStr := false // chunk[i] is inside a string, after its opening quote
-		for ; i+8 <= len(chunk); i += 8 {
-			w := binary.LittleEndian.Uint64(chunk[i:])
-			if zeroBytes(w^backslashes) != 0 {
+		// kinds[:d] is b.kinds, with room for sixteen brackets above.
+		kinds, d := b.kinds[:cap(b.kinds)], len(b.kinds)
+		for ; i+16 <= len(chunk); i += 16 {
+			w0 := binary.LittleEndian.Uint64(chunk[i:])
+			w1 := binary.LittleEndian.Uint64(chunk[i+8:])
+			if hasZeroByte(w0^backslashes) || hasZeroByte(w1^backslashes) {
 				break
 			}
 			// in: the bytes after an odd number of quotes (of this word,
 			// and the string it began in).
-			in := zeroBytes(w ^ quotes)
-			in ^= in << 8
-			in ^= in << 16
-			in ^= in << 32
+			in0, in1 := zeroBytes(w0^quotes), zeroBytes(w1^quotes)
+			in0 ^= in0 << 8
+			in1 ^= in1 << 8
+			in0 ^= in0 << 16
+			in1 ^= in1 << 16
+			in0 ^= in0 << 32
+			in1 ^= in1 << 32
 			if inStr {
-				in = ^in
+				in0 = ^in0
 			}
-			for stops := brackets(w) &^ in; stops != 0; stops &= stops - 1 {
-				k := i + bits.TrailingZeros64(stops)>>3
-				done, err := b.skipBracket(chunk[k])
-				if err != nil {
-					return k, err
+			if in0>>63 != 0 {
+				in1 = ^in1
+			}
+			inStr = in1>>63 != 0
+			s0, s1 := brackets(w0)&^in0, brackets(w1)&^in1
+			if s0|s1 == 0 {
+				continue
+			}
+			if len(kinds)-d < 16 {
+				kinds = slices.Grow(kinds[:d], 64)
+				kinds = kinds[:cap(kinds)]
+			}
+			for h := range 2 {
+				stops := s0
+				if h == 1 {
+					stops = s1
 				}
-				if done {
-					return k + 1, nil
+				for ; stops != 0; stops &= stops - 1 {
+					k := i + 8*h + bits.TrailingZeros64(stops)>>3
+					c := chunk[k]
+					if (c>>1^c>>2)&1 == 0 {
+						continue // not a bracket (see brackets)
+					}
+					// An opening bracket is pushed; a closing one must
+					// match the top, which it pops. ('{'+2 == '}', '['+2
+					// == ']'.)
+					open := int(c>>1) & 1
+					mismatch := (1 - open) * int(kinds[d-1]+2^c)
+					kinds[d] = c
+					d += 2*open - 1
+					if mismatch != 0 || d > maxJSONDepth {
+						b.kinds = kinds[:max(d, 0)]
+						return k, errNotJSON
+					}
+					if d < b.skipFrom {
+						b.kinds = kinds[:d]
+						b.afterValue()
+						return k + 1, nil
+					}
 				}
 			}
-			inStr = in>>63 != 0
 		}
+		b.kinds = kinds[:d]
 		if inStr {
 			b.esc = false
 			j := stringEnd(chunk[i:], &b.esc)
@@ -479,6 +586,12 @@ const (
 	quotes      = 0x0101010101010101 * '"'
 	backslashes = 0x0101010101010101 * '\\'
 )
+
+// hasZeroByte reports whether one of the eight bytes of w is zero.
+func hasZeroByte(w uint64) bool {
+	const lo, hi = 0x0101010101010101, 0x8080808080808080
+	return (w-lo)&^w&hi != 0
+}
 
 // zeroBytes returns the high bit of each byte of w that is zero, exactly
 // (no false positives after a zero byte, unlike the classic has-zero test).
@@ -561,7 +674,7 @@ func stringEndSlow(s []byte, from int, esc *bool) int {
 func (b *bundleRewriter) top() byte { return b.kinds[len(b.kinds)-1] }
 
 // endString follows the end of a string passed through.
-func (b *bundleRewriter) endString(key string) {
+func (b *bundleRewriter) endString(key jsonKey) {
 	if b.isKey {
 		if d := len(b.kinds); d <= keyDepth {
 			b.keys[d-1] = key
@@ -581,6 +694,18 @@ func (b *bundleRewriter) endHeld() {
 		b.endString(linkKey(raw))
 		return
 	}
+	b.writeLink(raw)
+	b.afterValue()
+}
+
+// writeLink writes out a link, whose raw text is raw, rewritten.
+func (b *bundleRewriter) writeLink(raw []byte) {
+	if b.appendLink != nil {
+		if out, ok := b.appendLink(b.out, raw); ok {
+			b.out = out
+			return
+		}
+	}
 	s, ok := string(raw), true
 	if bytes.IndexByte(raw, '\\') >= 0 {
 		ok = json.Unmarshal(append(append([]byte{'"'}, raw...), '"'), &s) == nil
@@ -588,12 +713,10 @@ func (b *bundleRewriter) endHeld() {
 	if ok {
 		if ns := b.rewrite(s); ns != s {
 			b.out = appendJSONString(b.out, ns)
-			b.afterValue()
 			return
 		}
 	}
 	b.out = append(append(append(b.out, '"'), raw...), '"')
-	b.afterValue()
 }
 
 // afterValue follows the end of a value.
@@ -614,11 +737,11 @@ func (b *bundleRewriter) mayHoldLink() bool {
 	case 1:
 		return true
 	case 2:
-		return k[0] == '{' && k[1] == '[' && (b.keys[0] == "link" || b.keys[0] == "entry")
+		return k[0] == '{' && k[1] == '[' && (b.keys[0] == keyLink || b.keys[0] == keyEntry)
 	case 3:
 		return k[0] == '{' && k[1] == '[' && k[2] == '{'
 	case 4:
-		return k[0] == '{' && k[1] == '[' && k[2] == '{' && k[3] == '{' && b.keys[0] == "entry" && b.keys[2] == "response"
+		return k[0] == '{' && k[1] == '[' && k[2] == '{' && k[3] == '{' && b.keys[0] == keyEntry && b.keys[2] == keyResponse
 	}
 	return false
 }
@@ -631,19 +754,17 @@ func (b *bundleRewriter) atLink() bool {
 		return false
 	}
 	if len(k) == 3 {
-		return b.keys[0] == "link" && b.keys[2] == "url" || b.keys[0] == "entry" && b.keys[2] == "fullUrl"
+		return b.keys[0] == keyLink && b.keys[2] == keyURL || b.keys[0] == keyEntry && b.keys[2] == keyFullURL
 	}
-	return k[3] == '{' && b.keys[0] == "entry" && b.keys[2] == "response" && b.keys[3] == "location"
+	return k[3] == '{' && b.keys[0] == keyEntry && b.keys[2] == keyResponse && b.keys[3] == keyLocation
 }
 
 // appendJSONString appends s to out as a JSON string, escaped as
 // encoding/json escapes it.
 func appendJSONString(out []byte, s string) []byte {
-	for i := range len(s) {
-		if jsonEscaped[s[i]] {
-			enc, _ := json.Marshal(s) // a string always encodes
-			return append(out, enc...)
-		}
+	if !jsonPlain(s) {
+		enc, _ := json.Marshal(s) // a string always encodes
+		return append(out, enc...)
 	}
 	out = append(out, '"')
 	out = append(out, s...)
@@ -660,23 +781,49 @@ var jsonEscaped = func() (t [256]bool) {
 	return
 }()
 
-// linkKeys are the keys on the way to a link.
-var linkKeys = []string{"link", "entry", "url", "fullUrl", "response", "location"}
+// jsonKey is a key on the way to a link, or keyOther.
+type jsonKey uint8
 
-// linkKey returns the key whose raw JSON text is raw if it is one of
-// linkKeys, and "" otherwise, without allocating for a plain key.
-func linkKey(raw []byte) string {
-	if bytes.IndexByte(raw, '\\') >= 0 {
-		var s string
-		if json.Unmarshal(append(append([]byte{'"'}, raw...), '"'), &s) != nil {
-			return ""
-		}
-		raw = []byte(s)
+const (
+	keyOther jsonKey = iota
+	keyLink
+	keyEntry
+	keyURL
+	keyFullURL
+	keyResponse
+	keyLocation
+)
+
+// linkKey returns the key whose raw JSON text is raw if it is one on the
+// way to a link ("link", "entry", "url", "fullUrl", "response",
+// "location"), and keyOther otherwise, without allocating for a plain key.
+func linkKey(raw []byte) jsonKey {
+	if k := plainLinkKey(raw); k != keyOther || bytes.IndexByte(raw, '\\') < 0 {
+		return k
 	}
-	for _, k := range linkKeys {
-		if string(raw) == k {
-			return k
-		}
+	var s string
+	if json.Unmarshal(append(append([]byte{'"'}, raw...), '"'), &s) != nil {
+		return keyOther
 	}
-	return ""
+	return plainLinkKey([]byte(s))
+}
+
+// plainLinkKey is linkKey of a key's value (its raw text if it has no
+// escape).
+func plainLinkKey(raw []byte) jsonKey {
+	switch string(raw) {
+	case "link":
+		return keyLink
+	case "entry":
+		return keyEntry
+	case "url":
+		return keyURL
+	case "fullUrl":
+		return keyFullURL
+	case "response":
+		return keyResponse
+	case "location":
+		return keyLocation
+	}
+	return keyOther
 }

@@ -34,3 +34,16 @@ func TestTransformBundleReadError(t *testing.T) {
 type errReader struct{ err error }
 
 func (r errReader) Read([]byte) (int, error) { return 0, r.err }
+
+// TestLinkKey: a key is read as JSON reads it, escapes decoded once.
+func TestLinkKey(t *testing.T) {
+	for raw, want := range map[string]jsonKey{
+		`url`: keyURL, `fullUrl`: keyFullURL, `response`: keyResponse, `location`: keyLocation, `link`: keyLink, `entry`: keyEntry,
+		`\u0075rl`: keyURL, `full\u0055rl`: keyFullURL,
+		`\\u0075rl`: keyOther, `\\url`: keyOther, `url\`: keyOther, `Url`: keyOther, `resource`: keyOther, ``: keyOther,
+	} {
+		if got := linkKey([]byte(raw)); got != want {
+			t.Errorf("linkKey(%s) = %d, want %d", raw, got, want)
+		}
+	}
+}

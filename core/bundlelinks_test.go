@@ -94,10 +94,21 @@ func FuzzRewriteBundleLinks(f *testing.F) {
 		`{"link":[{"url":"a"}],"entry":[{"fullUrl":"b"}],"resourceType":"Bundle","n":1e400}`,
 		`{"resourceType":"Bundle","entry":[{"resource":{"resourceType":"Bundle","link":[{"url":"a"}]}}]}`,
 		`[]`, `"x"`, `{`, ``,
+		`{"resourceType":"Bundle","entry":[{"fullUrl":"https://x/R4/a/../../b"},{"fullUrl":"https://x/R4/P\u0061tient/1"},{"fullUrl":"https://x/R4/P?a&b"},{"response":{"location":"https://x/R4/Patient/1/_history/2"}}]}`,
 	} {
 		f.Add([]byte(s))
 	}
+	// The proxy's rewrite, with its fast path and without, and with the
+	// input in whole and in random reads (links and keys cut or not).
+	p := &proxy{from: "https://x/R4", to: "/fhir/"}
 	f.Fuzz(func(t *testing.T, in []byte) {
+		slow, slowErr := rewriteAll(t, string(in), p.rewriteBodyURL)
+		cut := &randomReads{s: string(in), rng: rand.New(rand.NewPCG(uint64(len(in)), 18))}
+		body, _ := sniffAndRewrite(io.NopCloser(cut), p.rewriteBodyURL, p.appendBodyURL)
+		fast, fastErr := io.ReadAll(body)
+		if fastErr != slowErr || slowErr == nil && string(fast) != slow { // a malformed body's output depends on the reads
+			t.Fatalf("%q: with the fast path %q, %v; without %q, %v", in, fast, fastErr, slow, slowErr)
+		}
 		same, err := rewriteAll(t, string(in), func(s string) string { return s })
 		if !json.Valid(in) {
 			return
@@ -188,7 +199,7 @@ func TestRewriteBundleLinksMemory(t *testing.T) {
 	}
 }
 
-// TestRewriteBundleLinksSkipsResources: what the rewriter skips eight
+// TestRewriteBundleLinksSkipsResources: what the rewriter skips sixteen
 // bytes at a time (each entry's resource) it follows exactly, whatever
 // its strings hold (brackets, quotes and backslashes, escaped, at any
 // offset) and wherever the reads cut it: only the entries' fullUrls
@@ -294,4 +305,51 @@ func (r *randomReads) Read(p []byte) (int, error) {
 	n := copy(p[:min(len(p), 1+r.rng.IntN(100))], r.s)
 	r.s = r.s[n:]
 	return n, nil
+}
+
+// TestRewriteBundleLinksReadSizes: however large the reads the rewriter is
+// asked for (small ones go through its own buffer, large ones are written
+// straight into), the output is the same, whether the links shrink (the
+// proxy's rewrite) or grow past what a read holds.
+func TestRewriteBundleLinksReadSizes(t *testing.T) {
+	p := &proxy{from: "https://x/R4", to: "/fhir/"}
+	bundle := searchset(p.from, 1<<20)
+	grow := func(s string) string { return s + "#" + strings.Repeat("g", 200) }
+	links := bytes.Count(bundle, []byte(`"fullUrl"`)) + 2 // and self and next
+	for name, rw := range map[string]struct {
+		rewrite    func(string) string
+		appendLink appendLinkFunc
+		mark       string // in each rewritten link
+	}{
+		"proxy": {p.rewriteBodyURL, p.appendBodyURL, `"/fhir/Observation`},
+		"grow":  {grow, nil, "#ggg"},
+	} {
+		var want []byte
+		for _, size := range []int{7, 4 << 10, 64 << 10, 64<<10 + 1, 256 << 10, 4 << 20} {
+			body, _ := sniffAndRewrite(io.NopCloser(bytes.NewReader(bundle)), rw.rewrite, rw.appendLink)
+			var got []byte
+			buf := make([]byte, size)
+			for {
+				n, err := body.Read(buf)
+				got = append(got, buf[:n]...)
+				if err == io.EOF {
+					break
+				}
+				if err != nil {
+					t.Fatalf("%s, reads of %d: %v", name, size, err)
+				}
+			}
+			body.Close()
+			if want == nil {
+				want = got
+				if n := bytes.Count(want, []byte(rw.mark)); !json.Valid(want) || n != links {
+					t.Fatalf("%s: %d links of %d rewritten", name, n, links)
+				}
+				continue
+			}
+			if !bytes.Equal(got, want) {
+				t.Errorf("%s: reads of %d gave another output than reads of 7", name, size)
+			}
+		}
+	}
 }

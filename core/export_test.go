@@ -33,3 +33,9 @@ func Class(err error) error    { return class(err) }
 func SetFlightHooks(r *Refresher, joined, redeeming func()) {
 	r.joined, r.redeeming = joined, redeeming
 }
+
+// Searchset exposes searchset, the large Bundle of the benchmarks.
+var Searchset = searchset
+
+// ProcessCPU exposes processCPU, the CPU time the benchmarks report.
+var ProcessCPU = processCPU

@@ -212,6 +212,10 @@ type proxy struct {
 	// a batch or transaction entry could carry.
 	batch bool
 	rp    *httputil.ReverseProxy
+	// bodyURL and appendURL are rewriteBodyURL and appendBodyURL, made
+	// once, not for every answer.
+	bodyURL   func(string) string
+	appendURL appendLinkFunc
 }
 
 func (p *proxy) init() error {
@@ -264,6 +268,7 @@ func (p *proxy) init() error {
 	p.base = u.EscapedPath()
 	p.from = strings.TrimSuffix(c.Upstream, "/")
 	p.to = c.Prefix
+	p.bodyURL, p.appendURL = p.rewriteBodyURL, p.appendBodyURL
 	return nil
 }
 

@@ -1,14 +1,11 @@
 package core_test
 
 import (
-	"bytes"
-	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
-	"syscall"
 	"testing"
 	"time"
 
@@ -95,21 +92,6 @@ func BenchmarkFHIRProxy(b *testing.B) {
 	}
 }
 
-// searchset returns a FHIR searchset Bundle of at least size bytes, with
-// a fullUrl and a link per entry, and its next link, under base.
-func searchset(base string, size int) []byte {
-	var buf bytes.Buffer
-	buf.WriteString(`{"resourceType":"Bundle","type":"searchset","total":100000,"link":[{"relation":"self","url":"` + base + `/Observation?_count=100000"},{"relation":"next","url":"` + base + `/Observation?_count=100000&page=2"}],"entry":[`)
-	for i := 0; buf.Len() < size; i++ {
-		if i > 0 {
-			buf.WriteByte(',')
-		}
-		fmt.Fprintf(&buf, `{"fullUrl":"%s/Observation/%d","resource":{"resourceType":"Observation","id":"%d","status":"final","code":{"coding":[{"system":"http://loinc.org","code":"8867-4","display":"Heart rate"}]},"subject":{"reference":"Patient/123"},"effectiveDateTime":"2026-12-02T10:00:00Z","valueQuantity":{"value":%d,"unit":"beats/minute","system":"http://unitsofmeasure.org","code":"/min"}},"search":{"mode":"match"}}`, base, i, i, 60+i%40)
-	}
-	buf.WriteString(`]}`)
-	return buf.Bytes()
-}
-
 // BenchmarkProxyBundle compares, in one run, a large searchset Bundle
 // (12 MiB, 25,000 fullUrls) through the FHIR proxy with its links
 // rewritten (variant=rewrite, application/fhir+json) against the same
@@ -129,7 +111,7 @@ func BenchmarkProxyBundle(b *testing.B) {
 		w.Write(bundle)
 	}))
 	defer upstream.Close()
-	bundle = searchset(upstream.URL+"/fhir", 12<<20)
+	bundle = core.Searchset(upstream.URL+"/fhir", 12<<20)
 	transport := http.DefaultTransport.(*http.Transport).Clone()
 	transport.DisableCompression = true // as a plain proxy would, for both variants
 
@@ -167,8 +149,8 @@ func BenchmarkProxyBundle(b *testing.B) {
 		b.Run("variant="+v.name, func(b *testing.B) {
 			b.SetBytes(int64(len(bundle)))
 			b.ReportAllocs()
-			cpu := processCPU()
-			defer func() { b.ReportMetric(float64(processCPU()-cpu)/float64(b.N), "cpu-ns/op") }()
+			cpu := core.ProcessCPU()
+			defer func() { b.ReportMetric(float64(core.ProcessCPU()-cpu)/float64(b.N), "cpu-ns/op") }()
 			for b.Loop() {
 				req, _ := http.NewRequest("GET", app.URL+"/fhir/Observation?type="+url.QueryEscape(v.contentType), nil)
 				req.Header.Set("X-CSRF", "1")
@@ -185,13 +167,4 @@ func BenchmarkProxyBundle(b *testing.B) {
 			}
 		})
 	}
-}
-
-// processCPU returns the CPU time the process (the benchmark, the app and
-// the upstream, all in it) has used, in nanoseconds: on a shared machine it
-// moves far less than the wall clock.
-func processCPU() int64 {
-	var ru syscall.Rusage
-	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return ru.Utime.Nano() + ru.Stime.Nano()
 }

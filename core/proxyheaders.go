@@ -129,7 +129,7 @@ func (p *proxy) modifyResponse(resp *http.Response) error {
 	body := resp.Body
 	if isJSON(h.Get("Content-Type")) && resp.ContentLength != 0 {
 		var rewritten bool
-		if body, rewritten = sniffAndRewrite(body, p.rewriteBodyURL); rewritten {
+		if body, rewritten = sniffAndRewrite(body, p.bodyURL, p.appendURL); rewritten {
 			resp.ContentLength = -1
 			h.Del("Content-Length")
 		}

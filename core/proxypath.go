@@ -64,21 +64,56 @@ func plainSegment(seg string) bool {
 // plainPath reports, in one pass, whether rest is made of segments of
 // letters, digits and "-_.$" alone, none of them all dots: the paths of
 // nearly every FHIR URL, which need no decoding to be judged.
-func plainPath(rest string) bool {
+func plainPath[S string | []byte](rest S) bool {
+	n, ok := plainPathLen(rest)
+	return ok && n == len(rest)
+}
+
+// plainPathLen returns the length of rest up to its first "?" or "#" (all
+// of it if it has none), and whether that much is a plain path (see
+// plainPath).
+func plainPathLen[S string | []byte](rest S) (int, bool) {
 	dots := true // the segment so far is all dots
 	for i := range len(rest) {
-		switch c := rest[i]; {
-		case c == '/':
+		switch c := rest[i]; pathBytes[c] {
+		case pathLetter:
+			dots = false
+		case pathDot:
+		case pathSlash:
 			if dots && i > 0 && rest[i-1] == '.' {
-				return false
+				return i, false
 			}
 			dots = true
-		case c == '.':
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '-', c == '_', c == '$':
-			dots = false
+		case pathEnd:
+			return i, !dots || i == 0 || rest[i-1] != '.'
 		default:
-			return false
+			return i, false
 		}
 	}
-	return !dots || !strings.HasSuffix(rest, ".")
+	return len(rest), !dots || len(rest) == 0 || rest[len(rest)-1] != '.'
 }
+
+// Classes of bytes in a plain path.
+const (
+	pathOther  = iota
+	pathLetter // a letter, digit, "-", "_" or "$"
+	pathDot
+	pathSlash
+	pathEnd // "?" or "#"
+)
+
+var pathBytes = func() (t [256]uint8) {
+	for c := range 256 {
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '-', c == '_', c == '$':
+			t[c] = pathLetter
+		case c == '.':
+			t[c] = pathDot
+		case c == '/':
+			t[c] = pathSlash
+		case c == '?', c == '#':
+			t[c] = pathEnd
+		}
+	}
+	return
+}()

@@ -1,6 +1,7 @@
 package core
 
 import (
+	"encoding/json"
 	"net/url"
 	"strings"
 	"testing"
@@ -110,9 +111,25 @@ func FuzzRewriteURL(f *testing.F) {
 	} {
 		f.Add(s)
 	}
+	for _, s := range appendBodyURLCases {
+		f.Add(s.raw)
+	}
 	f.Fuzz(func(t *testing.T, s string) {
-		for _, prefix := range []string{"/", "/fhir/"} {
+		for _, prefix := range []string{"/", "/fhir/", "/a&b/"} {
 			p := &proxy{from: "https://fhir.example/R4", to: prefix}
+			if fast, ok := p.appendBodyURL([]byte("x"), []byte(s)); ok {
+				// The fast path took s as the raw text of a JSON string:
+				// it must give what the full check gives for its value.
+				var v string
+				if err := json.Unmarshal([]byte(`"`+s+`"`), &v); err != nil || v != s {
+					t.Fatalf("prefix %s: the fast path took %q, whose JSON text is not its value", prefix, s)
+				}
+				if want := "x" + string(appendJSONString(nil, p.rewriteBodyURL(s))); string(fast) != want {
+					t.Fatalf("prefix %s: %q: the fast path gave %s, the full check %s", prefix, s, fast, want)
+				}
+			} else if string(fast) != "x" {
+				t.Fatalf("prefix %s: %q: the fast path declined, having appended %q", prefix, s, fast)
+			}
 			got := p.rewriteURL(s)
 			if got == s {
 				continue
@@ -123,4 +140,75 @@ func FuzzRewriteURL(f *testing.F) {
 			}
 		}
 	})
+}
+
+// appendBodyURLCases are links as a Bundle's JSON text holds them, and
+// whether appendBodyURL, under https://fhir.example/R4 and /fhir/, takes
+// them (and gives want) or leaves them to rewriteBodyURL.
+var appendBodyURLCases = []struct {
+	raw  string
+	ok   bool
+	want string
+}{
+	{"https://fhir.example/R4/Patient/123", true, "/fhir/Patient/123"},
+	{"https://fhir.example/R4/Observation?_count=10,20:x/y~z", true, "/fhir/Observation?_count=10,20:x/y~z"},
+	{"https://fhir.example/R4/Patient/1/_history/2#frag", true, "/fhir/Patient/1/_history/2#frag"},
+	{"https://fhir.example/R4/$everything", true, "/fhir/$everything"},
+	{"https://fhir.example/R4/", true, "/fhir/"},
+	{"https://fhir.example/R4/a.b/c..d/...e", true, "/fhir/a.b/c..d/...e"},
+	{"https://fhir.example/R4/Patient?q=a/../b", true, "/fhir/Patient?q=a/../b"}, // the query does not move the page
+	{"https://fhir.example/R4", false, ""},
+	{"https://fhir.example/R4?x=1", false, ""},
+	{"https://fhir.example/R4#f", false, ""},
+	{"https://fhir.example/R4x/Patient", false, ""},
+	{"https://fhir.example/R/Patient", false, ""},
+	{"https://fhir.example/R4//evil.example/x", false, ""},
+	{"https://fhir.example/R4/../../logout", false, ""},
+	{"https://fhir.example/R4/Patient/..", false, ""},
+	{"https://fhir.example/R4/./x", false, ""},
+	{"https://fhir.example/R4/.", false, ""},
+	{"https://fhir.example/R4/..;/x", false, ""},
+	{"https://fhir.example/R4/%2e%2e/x", false, ""},
+	{"https://fhir.example/R4/Patient%2F1", false, ""},
+	{`https://fhir.example/R4/\\evil.example`, false, ""},
+	{`https://fhir.example/R4/Patient\u002f1`, false, ""},
+	{`https://fhir.example/R4\u002fPatient`, false, ""},
+	{"https://fhir.example/R4/Pat ient", false, ""},
+	{"https://fhir.example/R4/Patient?name=A&b", false, ""}, // JSON writes "&" escaped
+	{"https://fhir.example/R4/Patient?name=<b>", false, ""}, // and "<"
+	{"https://fhir.example/R4/Patient?name=\u00e9", false, ""},
+	{"https://fhir.example/R4/Patient?name=é", false, ""},
+	{"https://fhir.example/R4/Patient\t", false, ""},
+	{"Patient/123", false, ""},
+	{"", false, ""},
+}
+
+// TestAppendBodyURL: the fast path takes the common links, gives for them
+// what the full check gives, and leaves every other one to it.
+func TestAppendBodyURL(t *testing.T) {
+	p := &proxy{from: "https://fhir.example/R4", to: "/fhir/"}
+	for _, c := range appendBodyURLCases {
+		out, ok := p.appendBodyURL([]byte("x"), []byte(c.raw))
+		if ok != c.ok {
+			t.Errorf("%q: took it %v, want %v", c.raw, ok, c.ok)
+			continue
+		}
+		if !ok {
+			if string(out) != "x" {
+				t.Errorf("%q: declined, having appended %q", c.raw, out)
+			}
+			continue
+		}
+		if want := `x"` + c.want + `"`; string(out) != want {
+			t.Errorf("%q: gave %s, want %s", c.raw, out, want)
+		}
+		if full := p.rewriteBodyURL(c.raw); full != c.want {
+			t.Errorf("%q: the full check gives %q, want %q", c.raw, full, c.want)
+		}
+	}
+	// A prefix JSON escapes is left to the full check.
+	p.to = "/a&b/"
+	if _, ok := p.appendBodyURL(nil, []byte("https://fhir.example/R4/Patient")); ok {
+		t.Error("took a link for a prefix JSON escapes")
+	}
 }

@@ -53,3 +53,37 @@ func (p *proxy) rewriteBodyURL(v string) string {
 	}
 	return p.rewriteURL(p.from + "/" + v)
 }
+
+// appendBodyURL is rewriteBodyURL's fast path (an appendLinkFunc), for
+// the links of nearly every Bundle: the upstream base, "/", a plain path
+// (see plainPath) not starting with "/", and a query or fragment that
+// JSON writes as it is, all without an escape in the JSON text. Such a
+// link is rewritten as rewriteURL would, without a string of its own and
+// without decoding; any other link goes to rewriteBodyURL.
+func (p *proxy) appendBodyURL(out, raw []byte) ([]byte, bool) {
+	n := len(p.from)
+	if len(raw) <= n || raw[n] != '/' || string(raw[:n]) != p.from ||
+		strings.IndexByte(p.from, '\\') >= 0 || !jsonPlain(p.to) {
+		return out, false
+	}
+	rest := raw[n+1:] // the path, and the query or fragment from end
+	end, plain := plainPathLen(rest)
+	if !plain || len(rest) > 0 && rest[0] == '/' || !jsonPlain(rest[end:]) {
+		return out, false
+	}
+	out = append(out, '"')
+	out = append(out, p.to...)
+	out = append(out, rest...)
+	return append(out, '"'), true
+}
+
+// jsonPlain reports whether JSON text writes s as it is: s has none of
+// the bytes appendJSONString escapes.
+func jsonPlain[S string | []byte](s S) bool {
+	for i := range len(s) {
+		if jsonEscaped[s[i]] {
+			return false
+		}
+	}
+	return true
+}
