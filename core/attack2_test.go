@@ -1,10 +1,13 @@
 package core_test
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"io"
+	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -119,6 +122,76 @@ func TestAttackObserverPanic(t *testing.T) {
 			}
 			if n := sent.most(); n != 1 {
 				t.Errorf("a refresh token was sent %d times", n)
+			}
+		})
+	}
+}
+
+// rawUpstream is a FHIR server that answers every request with the bytes
+// answer returns for the request's Authorization header, as they are.
+func rawUpstream(t *testing.T, answer func(auth string) string) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				req, err := http.ReadRequest(bufio.NewReader(c))
+				if err != nil {
+					return
+				}
+				io.WriteString(c, answer(req.Header.Get("Authorization")))
+			}()
+		}
+	}()
+	return "http://" + ln.Addr().String() + "/fhir"
+}
+
+// TestAttackMalformedUpstreamAnswerLogsNoToken: a careless upstream that
+// echoes the request's Authorization header into an answer the transport
+// cannot parse (a header line without a colon, a bad status line, a bad
+// Content-Length) gets a 502, and neither the browser nor the log sees
+// the token: net/http quotes the bad line in its error.
+func TestAttackMalformedUpstreamAnswerLogsNoToken(t *testing.T) {
+	for name, answer := range map[string]func(string) string{
+		"header line": func(auth string) string { return "HTTP/1.1 200 OK\r\nX-Echo " + auth + "\r\n\r\n" },
+		"status line": func(auth string) string { return "HTTP/1.1 2" + auth + "\r\n\r\n" },
+		"status code": func(auth string) string { return "HTTP/1.1 " + auth + "\r\n\r\n" },
+		"length":      func(auth string) string { return "HTTP/1.1 200 OK\r\nContent-Length: " + auth + "\r\n\r\n" },
+		"chunked": func(auth string) string {
+			return "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n" + auth + "\r\n"
+		},
+		"header value": func(auth string) string { return "HTTP/1.1 200 OK\r\nX-Echo: " + auth + "\x00\r\n\r\n" },
+	} {
+		t.Run(name, func(t *testing.T) {
+			var seen atomic.Value
+			up := rawUpstream(t, func(auth string) string {
+				seen.Store(strings.TrimPrefix(auth, "Bearer "))
+				return answer(auth)
+			})
+			a := newProxyApp(t, smarttest.Options{}, core.ProxyConfig{Upstream: up})
+			resp := a.do("GET", "/fhir/Patient/1", nil)
+			b, _ := io.ReadAll(resp.Body) // the proxy may cut a broken answer
+			resp.Body.Close()
+			body := string(b)
+			a.app.Close() // waits for the handler and its log lines
+			tok, _ := seen.Load().(string)
+			if len(tok) < 8 {
+				t.Fatal("no token reached the upstream")
+			}
+			if strings.Contains(body, tok) {
+				t.Errorf("the token reached the browser: %d", resp.StatusCode)
+			}
+			if logs := a.logs.String(); strings.Contains(logs, tok) || strings.Contains(logs, tok[:len(tok)/2]) {
+				t.Errorf("the token was logged:\n%s", strings.ReplaceAll(logs, tok, "<TOKEN>"))
 			}
 		})
 	}
