@@ -178,21 +178,60 @@ func TestAttackMalformedUpstreamAnswerLogsNoToken(t *testing.T) {
 				return answer(auth)
 			})
 			a := newProxyApp(t, smarttest.Options{}, core.ProxyConfig{Upstream: up})
-			resp := a.do("GET", "/fhir/Patient/1", nil)
-			b, _ := io.ReadAll(resp.Body) // the proxy may cut a broken answer
-			resp.Body.Close()
-			body := string(b)
+			req, _ := http.NewRequest("GET", a.app.URL+"/fhir/Patient/1", nil)
+			req.Header.Set("X-CSRF", "1")
+			var body string
+			if resp, err := a.browser.Do(req); err == nil { // the proxy may cut a broken answer
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				body = string(b)
+			}
 			a.app.Close() // waits for the handler and its log lines
 			tok, _ := seen.Load().(string)
 			if len(tok) < 8 {
 				t.Fatal("no token reached the upstream")
 			}
 			if strings.Contains(body, tok) {
-				t.Errorf("the token reached the browser: %d", resp.StatusCode)
+				t.Error("the token reached the browser")
 			}
 			if logs := a.logs.String(); strings.Contains(logs, tok) || strings.Contains(logs, tok[:len(tok)/2]) {
 				t.Errorf("the token was logged:\n%s", strings.ReplaceAll(logs, tok, "<TOKEN>"))
 			}
 		})
+	}
+}
+
+// TestAttackMalformedTokenAnswerLogsNoRefreshToken: a token endpoint
+// that echoes the request's form (the refresh token) into an answer the
+// transport cannot parse has the refresh fail as transient, and the log
+// and the hooks' error do not hold the refresh token.
+func TestAttackMalformedTokenAnswerLogsNoRefreshToken(t *testing.T) {
+	var failures []core.RefreshErrorInfo
+	f := newFixture(t, smarttest.Options{}, func(c *core.Config) {
+		c.OnRefreshError = func(i core.RefreshErrorInfo) { failures = append(failures, i) }
+	})
+	session, tok := f.login()
+	f.srv.SetTokenHook(func(w http.ResponseWriter, r *http.Request, next http.Handler) {
+		r.ParseForm()
+		c, _, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer c.Close()
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nX-Echo "+r.PostForm.Encode()+" "+r.PostForm.Get("refresh_token")+"\r\n\r\n")
+	})
+	f.clock.Advance(time.Hour)
+	if _, err := f.token(session); !errors.Is(err, core.ErrTransient) {
+		t.Fatalf("err = %v, want ErrTransient", err)
+	}
+	rt := tok.RefreshToken
+	if strings.Contains(f.logs.String(), rt) {
+		t.Errorf("the refresh token was logged:\n%s", strings.ReplaceAll(f.logs.String(), rt, "<RT>"))
+	}
+	for _, i := range failures {
+		if strings.Contains(i.Err.Error(), rt) {
+			t.Errorf("OnRefreshError's error holds the refresh token")
+		}
 	}
 }

@@ -427,10 +427,13 @@ func indexByte(s string, c byte) int {
 }
 
 // in reports whether s holds a form of the token.
-func (f *tokenForms) in(s string) bool {
+func (f *tokenForms) in(s string) bool { return f.mask(s) != s }
+
+// mask returns s with every form of the token replaced by as many "*".
+func (f *tokenForms) mask(s string) string {
 	m := &tokenMask{forms: f}
 	m.act, m.next = m.arr[0][:0], m.arr[1][:0]
 	w := []byte(s)
 	m.scan(w, 0)
-	return string(w) != s
+	return string(w)
 }
