@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log"
 	"net"
 	"net/http"
 	"strings"
@@ -234,4 +235,65 @@ func TestAttackMalformedTokenAnswerLogsNoRefreshToken(t *testing.T) {
 			t.Errorf("OnRefreshError's error holds the refresh token")
 		}
 	}
+}
+
+// TestAttackPaddedUpstreamAnswerLogsNoToken: an upstream answer with
+// more bytes than its Content-Length says (or a body after a 204 or 304),
+// the surplus echoing the token, reaches neither the browser nor a log:
+// net/http's transport logs the bytes it finds on an idle connection to
+// the process's default logger.
+func TestAttackPaddedUpstreamAnswerLogsNoToken(t *testing.T) {
+	for name, answer := range map[string]func(string) string{
+		"content-length": func(auth string) string {
+			return "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}" + `{"echo":"` + auth + `"}`
+		},
+		"204": func(auth string) string { return "HTTP/1.1 204 No Content\r\n\r\n" + `{"echo":"` + auth + `"}` },
+		"304": func(auth string) string { return "HTTP/1.1 304 Not Modified\r\n\r\n" + `{"echo":"` + auth + `"}` },
+	} {
+		t.Run(name, func(t *testing.T) {
+			var std lockedBuffer
+			saved := log.Writer()
+			log.SetOutput(&std)
+			defer log.SetOutput(saved)
+			var seen atomic.Value
+			up := rawUpstream(t, func(auth string) string {
+				seen.Store(strings.TrimPrefix(auth, "Bearer "))
+				return answer(auth)
+			})
+			a := newProxyApp(t, smarttest.Options{}, core.ProxyConfig{Upstream: up})
+			resp := a.do("GET", "/fhir/Patient/1", nil)
+			body := readAll(t, resp)
+			tok, _ := seen.Load().(string)
+			if len(tok) < 8 {
+				t.Fatal("no token reached the upstream")
+			}
+			if strings.Contains(body, tok) {
+				t.Error("the token reached the browser")
+			}
+			time.Sleep(100 * time.Millisecond) // the transport's read loop logs on its own
+			a.app.Close()
+			for what, logs := range map[string]string{"the default logger": std.String(), "Config.Logger": a.logs.String()} {
+				if strings.Contains(logs, tok[:len(tok)/2]) {
+					t.Errorf("the token was logged to %s:\n%s", what, strings.ReplaceAll(logs, tok, "<TOKEN>"))
+				}
+			}
+		})
+	}
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
