@@ -297,3 +297,49 @@ func (l *lockedBuffer) String() string {
 	defer l.mu.Unlock()
 	return l.b.String()
 }
+
+// reentrant is an Observer that asks the Refresher for the session's
+// token from within its methods, as app code behind an Observer might.
+type reentrant struct {
+	r    *core.Refresher
+	errs chan error
+}
+
+func (o *reentrant) StartRefresh(ctx context.Context) (context.Context, func()) {
+	_, err := o.r.Token(ctx)
+	o.errs <- err
+	return ctx, nil
+}
+func (o *reentrant) Refreshed(ctx context.Context, _ core.RefreshInfo)    {}
+func (o *reentrant) RefreshFailed(context.Context, core.RefreshErrorInfo) {}
+func (o *reentrant) Reauth(context.Context, core.ReauthInfo)              {}
+func (o *reentrant) Resend(context.Context)                               {}
+
+// TestAttackObserverCallsBackIntoRefresher: an Observer that asks for the
+// token of the session being refreshed, from StartRefresh, gets an error
+// at once instead of joining the very flight it holds up, which would
+// never end and would wedge every later refresh of the grant.
+func TestAttackObserverCallsBackIntoRefresher(t *testing.T) {
+	obs := &reentrant{errs: make(chan error, 4)}
+	f := newFixture(t, smarttest.Options{}, func(c *core.Config) { c.Observer = obs })
+	obs.r = f.r
+	session, _ := f.login()
+	f.clock.Advance(time.Hour)
+	done := make(chan error, 1)
+	go func() {
+		ctx := f.request(session)
+		_, err := f.r.Token(ctx)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("the refresh failed: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a refresh whose Observer asks for the token never ends")
+	}
+	if err := <-obs.errs; err == nil {
+		t.Error("the Observer's own Token call, inside the refresh, got a token")
+	}
+}
