@@ -312,6 +312,9 @@ func (r *Refresher) refreshAt(rec *record) time.Time {
 // The token call runs on a context detached from any caller, so a caller
 // whose request is cancelled stops waiting without cancelling it.
 func (r *Refresher) refresh(ctx context.Context, s slot, cur *record) (*record, error) {
+	if ctx.Value(observingKey{}) != nil {
+		return nil, errObserverRefresh
+	}
 	own := cur
 	for range maxChain {
 		if rv := r.ledger.isRevokedRecord(cur, r.cfg.Now()); rv != nil {
