@@ -8,6 +8,7 @@ import (
 	"log"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -341,5 +342,48 @@ func TestAttackObserverCallsBackIntoRefresher(t *testing.T) {
 	}
 	if err := <-obs.errs; err == nil {
 		t.Error("the Observer's own Token call, inside the refresh, got a token")
+	}
+}
+
+// TestAttackCutAnswerKeepsTheTokensStart: an upstream answer cut short
+// (the connection drops inside a chunked body, or before its
+// Content-Length) right after most of an echoed token does not hand the
+// page that token's start: the mask held those bytes back, as a form may
+// have been under way, and an answer that breaks off gets none of them.
+func TestAttackCutAnswerKeepsTheTokensStart(t *testing.T) {
+	for name, answer := range map[string]func(tok string) string{
+		"chunked": func(tok string) string {
+			part := `{"resourceType":"OperationOutcome","issue":[{"diagnostics":"` + tok[:len(tok)-1]
+			return "HTTP/1.1 200 OK\r\nContent-Type: application/fhir+json\r\nTransfer-Encoding: chunked\r\n\r\n" +
+				strconv.FormatInt(int64(len(part)), 16) + "\r\n" + part + "\r\n"
+		},
+		"content-length": func(tok string) string {
+			part := `{"resourceType":"OperationOutcome","issue":[{"diagnostics":"` + tok[:len(tok)-1]
+			return "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 100000\r\n\r\n" + part
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			var seen atomic.Value
+			up := rawUpstream(t, func(auth string) string {
+				tok := strings.TrimPrefix(auth, "Bearer ")
+				seen.Store(tok)
+				return answer(tok)
+			})
+			a := newProxyApp(t, smarttest.Options{}, core.ProxyConfig{Upstream: up})
+			req, _ := http.NewRequest("GET", a.app.URL+"/fhir/Patient/1", nil)
+			req.Header.Set("X-CSRF", "1")
+			var body []byte
+			if resp, err := a.browser.Do(req); err == nil {
+				body, _ = io.ReadAll(resp.Body) // what the page's stream reader saw before the cut
+				resp.Body.Close()
+			}
+			tok, _ := seen.Load().(string)
+			if len(tok) < 8 {
+				t.Fatal("no token reached the upstream")
+			}
+			if strings.Contains(string(body), tok[:len(tok)/2]) {
+				t.Errorf("the page got the token's start from an answer cut after it (%d bytes)", len(body))
+			}
+		})
 	}
 }
