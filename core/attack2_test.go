@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/alexedwards/scs/v2"
 	"github.com/smartrefresh/smartrefresh/core"
 	"github.com/smartrefresh/smartrefresh/core/smarttest"
 )
@@ -388,5 +389,46 @@ func TestAttackCutAnswerKeepsTheTokensStart(t *testing.T) {
 				t.Errorf("the page got the token's start from an answer cut after it (%d bytes)", len(body))
 			}
 		})
+	}
+}
+
+// TestAttackObserverPanicInResendKeepsTheClaim: the answer to a refresh
+// was lost (the server may have rotated), and the Observer panics when
+// told of the resend. The Coordinator claim on the refresh token stays
+// until its outcome is known or the claim expires, as after any unknown
+// outcome: another replica does not send the same refresh token meanwhile.
+func TestAttackObserverPanicInResendKeepsTheClaim(t *testing.T) {
+	coord := newMemCoordinator()
+	obs := &panicky{panicIn: "Resend"}
+	f := newFixture(t, smarttest.Options{}, func(c *core.Config) {
+		c.Coordinator, c.Observer, c.ResendAfter = coord, obs, 10*time.Millisecond
+	})
+	// The other replica waits for the claim for a second at most.
+	sm := scs.New()
+	sm.Store = f.sm.Store
+	o := f.srv.Options()
+	other, err := core.New(core.Config{TokenURL: f.srv.TokenURL, ClientID: o.ClientID, ClientSecret: o.ClientSecret,
+		AuthMethod: o.AuthMethod, Sessions: sm, Now: f.clock.Now, Coordinator: coord, RefreshTimeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep := &replicas{fixture: f, sms: []*scs.SessionManager{f.sm, sm}, rs: []*core.Refresher{f.r, other}}
+	session, _ := f.login()
+	f.srv.SetTokenHook(lostOnce())
+	f.clock.Advance(time.Hour)
+	func() {
+		defer func() {
+			if recover() == nil {
+				t.Error("the Observer's panic did not reach the caller")
+			}
+		}()
+		rep.token(0, session)
+	}()
+	if !obs.done.Load() {
+		t.Fatal("no resend was told of")
+	}
+	rep.token(1, session) // the other replica, while the claim holds
+	if n := f.srv.Reuses(); n != 0 {
+		t.Errorf("the server saw %d reused refresh tokens: the claim was let go of at the panic", n)
 	}
 }
