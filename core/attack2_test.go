@@ -4,10 +4,12 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log"
 	"net"
 	"net/http"
+	"net/http/cookiejar"
 	"strconv"
 	"strings"
 	"sync"
@@ -431,4 +433,98 @@ func TestAttackObserverPanicInResendKeepsTheClaim(t *testing.T) {
 	if n := f.srv.Reuses(); n != 0 {
 		t.Errorf("the server saw %d reused refresh tokens: the claim was let go of at the panic", n)
 	}
+}
+
+// TestAttackPooledBuffersKeepAnswersApart: many sessions' answers at once
+// through the proxy, of every size around the pooled buffers' (the mask's
+// 32 KiB, the rewriter's), Bundles and not, each echoing its own token,
+// some abandoned half read: every answer the page reads is its own, whole
+// (its token masked), with no byte of another answer or another session's
+// token, though their buffers go back to the pools and on to the next.
+func TestAttackPooledBuffersKeepAnswersApart(t *testing.T) {
+	a := newProxyApp(t, smarttest.Options{}, core.ProxyConfig{})
+	sizes := []int{1, 511, 512, 4 << 10, 32<<10 - 7, 32 << 10, 32<<10 + 9, 100 << 10, 300 << 10}
+	var mu sync.Mutex
+	tokens := map[string]bool{}
+	// The upstream's answer to /Observation?n=ID&size=S&bundle=B: S bytes
+	// of ID's marker, with the token at both ends.
+	a.srv.SetFHIRHook(func(w http.ResponseWriter, r *http.Request, next http.Handler) {
+		tok := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
+		mu.Lock()
+		tokens[tok] = true
+		mu.Unlock()
+		q := r.URL.Query()
+		size, _ := strconv.Atoi(q.Get("size"))
+		w.Header().Set("Content-Type", "application/fhir+json")
+		io.WriteString(w, answerOf(q.Get("n"), size, q.Get("bundle") == "1", tok))
+	})
+	browsers := make([]*http.Client, 6)
+	for i := range browsers {
+		jar, _ := cookiejar.New(nil)
+		browsers[i] = &http.Client{Jar: jar}
+		resp, err := browsers[i].Get(a.app.URL + "/login")
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("login: %v %v", resp, err)
+		}
+		resp.Body.Close()
+	}
+	var wg sync.WaitGroup
+	var bad atomic.Int64
+	for b, browser := range browsers {
+		for k := range 3 * len(sizes) {
+			wg.Go(func() {
+				id := fmt.Sprintf("m%02d%03d", b, k)
+				size, bundle := sizes[k%len(sizes)], k%2
+				req, _ := http.NewRequest("GET", fmt.Sprintf("%s/fhir/Observation?n=%s&size=%d&bundle=%d", a.app.URL, id, size, bundle), nil)
+				req.Header.Set("X-CSRF", "1")
+				resp, err := browser.Do(req)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				defer resp.Body.Close()
+				if k%5 == 4 { // the page stops reading halfway
+					io.CopyN(io.Discard, resp.Body, int64(size/2))
+					return
+				}
+				body, err := io.ReadAll(resp.Body)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				text := string(body)
+				foreign := strings.NewReplacer(id, "", "*", "").Replace(text)
+				if strings.Contains(foreign, "m0") || strings.Contains(foreign, "m1") {
+					bad.Add(1)
+					t.Errorf("answer %s holds another answer's bytes", id)
+				}
+				mu.Lock()
+				for tok := range tokens {
+					if strings.Contains(text, tok) {
+						bad.Add(1)
+						t.Errorf("answer %s holds a token", id)
+					}
+				}
+				mu.Unlock()
+				if want := strings.Count(answerOf(id, size, bundle == 1, ""), id); strings.Count(text, id) != want {
+					t.Errorf("answer %s has %d of its markers, want %d", id, strings.Count(text, id), want)
+				}
+			})
+		}
+	}
+	wg.Wait()
+	if len(tokens) != len(browsers) {
+		t.Errorf("%d tokens reached the upstream, want one per session (%d)", len(tokens), len(browsers))
+	}
+}
+
+// answerOf is the upstream's answer for id: size bytes (about) of its
+// marker, as a Bundle or an OperationOutcome, with tok at both ends.
+func answerOf(id string, size int, bundle bool, tok string) string {
+	fill := strings.Repeat(id+" ", size/(len(id)+1)+1)
+	if bundle {
+		return `{"resourceType":"Bundle","type":"searchset","link":[{"relation":"self","url":"x?t=` + tok + `"}],` +
+			`"entry":[{"resource":{"resourceType":"Basic","text":{"div":"` + fill + `"}}}],"id":"` + tok + `"}`
+	}
+	return `{"resourceType":"OperationOutcome","issue":[{"diagnostics":"` + tok + " " + fill + tok + `"}]}`
 }
