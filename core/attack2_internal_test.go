@@ -58,3 +58,55 @@ func BenchmarkTokenMaskHostile(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkRewriteBundleLinksHostile: the Bundle rewriter's cost on
+// bodies built for its skip's worst case (nesting just under
+// maxJSONDepth, over and over; escapes everywhere; a key-heavy entry)
+// against a typical Bundle; and a nesting past maxJSONDepth ends it.
+func BenchmarkRewriteBundleLinksHostile(b *testing.B) {
+	const head = `{"resourceType":"Bundle","type":"searchset","entry":[`
+	fill := func(unit string) []byte {
+		body := []byte(head)
+		for len(body) < 4<<20 {
+			body = append(body, unit...)
+			body = append(body, ',')
+		}
+		return append(body[:len(body)-1], "]}"...)
+	}
+	deep := strings.Repeat("[", maxJSONDepth-8) + strings.Repeat("]", maxJSONDepth-8)
+	for _, v := range []struct {
+		name string
+		body []byte
+	}{
+		{"typical", fill(`{"fullUrl":"https://fhir.example/r4/Observation/1","resource":{"resourceType":"Observation","id":"1","status":"final","subject":{"reference":"Patient/123"},"valueQuantity":{"value":72}}}`)},
+		{"nested", fill(`{"resource":{"x":` + deep + `}}`)},
+		{"nested-entry", fill(`{"fullUrl":` + deep[:3000] + deep[len(deep)-3000:] + `}`)},
+		{"escapes", fill(`{"resource":{"x":"` + strings.Repeat(`\"\\`, 4000) + `"}}`)},
+		{"keys", fill(`{"response":{` + strings.Repeat(`"locatio":1,`, 4000) + `"location":"https://fhir.example/r4/x"}}`)},
+	} {
+		b.Run(v.name, func(b *testing.B) {
+			b.SetBytes(int64(len(v.body)))
+			for b.Loop() {
+				r := rewriteBundleLinks(io.NopCloser(bytes.NewReader(v.body)), func(s string) string { return s })
+				io.Copy(io.Discard, r)
+				r.Close()
+			}
+		})
+	}
+}
+
+// TestAttackBundleNestingPastTheBound: a Bundle nested deeper than
+// maxJSONDepth (4 MiB of "[") ends in an error, having held no more than
+// the bound's nesting, instead of growing with the body.
+func TestAttackBundleNestingPastTheBound(t *testing.T) {
+	for _, open := range []string{"[", `{"a":`} {
+		body := `{"resourceType":"Bundle","entry":` + strings.Repeat(open, (4<<20)/len(open))
+		r := rewriteBundleLinks(io.NopCloser(strings.NewReader(body)), func(s string) string { return s })
+		n, err := io.Copy(io.Discard, r)
+		rw := r.(*bundleRewriter)
+		if err == nil || len(rw.kinds) > maxJSONDepth+1 { // +1: the Bundle itself
+			t.Errorf("%q nested 4 MiB deep: %d bytes out, err %v, %d containers held", open, n, err, len(rw.kinds))
+		}
+		r.Close()
+	}
+}
