@@ -528,3 +528,49 @@ func answerOf(id string, size int, bundle bool, tok string) string {
 	}
 	return `{"resourceType":"OperationOutcome","issue":[{"diagnostics":"` + tok + " " + fill + tok + `"}]}`
 }
+
+// TestAttackMaskByteByByte: an upstream that streams its answer one byte
+// per write, flushed (each a read of its own at the proxy, chunked, so
+// the mask holds a form's start across hundreds of reads), with the
+// token in every form the mask knows, in an OperationOutcome and in a
+// Bundle (through the link rewriter): the page gets none of them, and an
+// answer the rewriter does not touch keeps its length.
+func TestAttackMaskByteByByte(t *testing.T) {
+	a := newProxyApp(t, smarttest.Options{}, core.ProxyConfig{})
+	var tok atomic.Value
+	a.srv.SetFHIRHook(func(w http.ResponseWriter, r *http.Request, next http.Handler) {
+		token := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
+		tok.Store(token)
+		forms := tokenForms(token)
+		i, _ := strconv.Atoi(r.URL.Query().Get("form"))
+		body := `{"resourceType":"OperationOutcome","issue":[{"diagnostics":"` + forms[i].text + `"}]}`
+		if r.URL.Query().Get("bundle") == "1" {
+			body = `{"resourceType":"Bundle","link":[{"relation":"self","url":"` + forms[i].text + `"}],"entry":[{"fullUrl":"x","resource":{"resourceType":"Basic","id":"` + forms[i].text + `"}}]}`
+		}
+		w.Header().Set("Content-Type", "application/fhir+json")
+		rc := http.NewResponseController(w)
+		for j := range len(body) {
+			io.WriteString(w, body[j:j+1])
+			rc.Flush()
+		}
+	})
+	resp := a.do("GET", "/fhir/Basic?form=0", nil)
+	readAll(t, resp)
+	token, _ := tok.Load().(string)
+	if token == "" {
+		t.Fatal("no token reached the upstream")
+	}
+	for i, form := range tokenForms(token) {
+		for _, bundle := range []string{"0", "1"} {
+			resp := a.do("GET", fmt.Sprintf("/fhir/Basic?form=%d&bundle=%s", i, bundle), nil)
+			body := readAll(t, resp)
+			inner := form.text[1 : len(form.text)-1]
+			if strings.Contains(body, inner) || strings.Contains(body, token) {
+				t.Errorf("%s, Bundle %s: the page got the token", form.name, bundle)
+			}
+			if bundle == "0" && len(body) != len(`{"resourceType":"OperationOutcome","issue":[{"diagnostics":""}]}`)+len(form.text) {
+				t.Errorf("%s: %d bytes, not the upstream's", form.name, len(body))
+			}
+		}
+	}
+}
