@@ -574,3 +574,53 @@ func TestAttackMaskByteByByte(t *testing.T) {
 		}
 	}
 }
+
+// blocking is an Observer whose StartRefresh waits until release is
+// closed.
+type blocking struct{ release chan struct{} }
+
+func (o *blocking) StartRefresh(ctx context.Context) (context.Context, func()) {
+	<-o.release
+	d, cancel := context.WithTimeout(ctx, time.Nanosecond) // a deadline, long past when the call is made
+	return d, cancel
+}
+func (o *blocking) Refreshed(context.Context, core.RefreshInfo)          {}
+func (o *blocking) RefreshFailed(context.Context, core.RefreshErrorInfo) {}
+func (o *blocking) Reauth(context.Context, core.ReauthInfo)              {}
+func (o *blocking) Resend(context.Context)                               {}
+
+// TestAttackObserverBlocks: an Observer that blocks in StartRefresh holds
+// up the refresh (as documented: keep it fast), but no caller waits past
+// its own context, and once it returns, with a context whose deadline has
+// passed, the call is made anyway (its deadline is ignored) and the grant
+// goes on, its refresh token sent once.
+func TestAttackObserverBlocks(t *testing.T) {
+	obs := &blocking{release: make(chan struct{})}
+	f := newFixture(t, smarttest.Options{}, func(c *core.Config) { c.Observer = obs })
+	var sent sentRefreshTokens
+	var invalid atomic.Bool
+	f.srv.SetTokenHook(sent.hook(&invalid))
+	session, _ := f.login()
+	f.clock.Advance(time.Hour)
+	ctx, cancel := context.WithTimeout(f.request(session), 200*time.Millisecond)
+	defer cancel()
+	if _, err := f.r.Token(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("a caller of a held-up refresh: %v, want its own deadline", err)
+	}
+	close(obs.release)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		tok, err := f.token(session)
+		if err == nil && tok.AccessToken != "" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after the Observer returned: %v", err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := sent.most(); n != 1 {
+		t.Errorf("a refresh token was sent %d times", n)
+	}
+	f.checkNoReuse()
+}
