@@ -13,8 +13,10 @@ import (
 // github.com/smartrefresh/smartrefresh/smartotel is one, for OpenTelemetry,
 // and an app may write its own. It is told facts, never a token or secret.
 // Its methods run on the refresh's goroutine, concurrently for different
-// grants: keep them fast and safe for concurrent use. Config's OnRefresh,
-// OnRefreshError and OnReauth are called as well, after it.
+// grants: keep them fast and safe for concurrent use. A panic in one
+// panics in each request that waits for that token call, as a handler's
+// own would. Config's OnRefresh, OnRefreshError and OnReauth are called
+// as well, after it.
 type Observer interface {
 	// StartRefresh is called when a token call is about to be made, before
 	// it queues for a Config.MaxConcurrentRefreshes slot, with the context
