@@ -3,6 +3,7 @@ package core
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync/atomic"
 	"time"
 )
@@ -12,8 +13,10 @@ import (
 // github.com/smartrefresh/smartrefresh/smartotel is one, for OpenTelemetry,
 // and an app may write its own. It is told facts, never a token or secret.
 // Its methods run on the refresh's goroutine, concurrently for different
-// grants: keep them fast and safe for concurrent use. Config's OnRefresh,
-// OnRefreshError and OnReauth are called as well, after it.
+// grants: keep them fast and safe for concurrent use. A panic in one
+// panics in each request that waits for that token call, as a handler's
+// own would. Config's OnRefresh, OnRefreshError and OnReauth are called
+// as well, after it.
 type Observer interface {
 	// StartRefresh is called when a token call is about to be made, before
 	// it queues for a Config.MaxConcurrentRefreshes slot, with the context
@@ -22,7 +25,10 @@ type Observer interface {
 	// RefreshFailed is then given that context; end is called once when
 	// the call is over, after them, or alone when nothing was sent
 	// because another replica redeemed the refresh token meanwhile. The
-	// returned context's cancellation and deadline are ignored.
+	// returned context's cancellation and deadline are ignored. A Token
+	// call made with one of these contexts that would need a refresh
+	// fails with ErrMisconfigured: the refresh it would wait for is the
+	// one the Observer holds up.
 	StartRefresh(ctx context.Context) (_ context.Context, end func())
 	// Refreshed is called after each token call that succeeded.
 	Refreshed(ctx context.Context, info RefreshInfo)
@@ -111,6 +117,10 @@ func (r *Refresher) startRefresh(ctx context.Context) observed {
 	if r.cfg.Observer == nil {
 		return observed{ctx: ctx, end: func() {}}
 	}
+	// The Observer's contexts say that a refresh is under way: a Token
+	// call made with one (see errObserverRefresh) fails at once instead
+	// of joining the flight that waits for it.
+	ctx = context.WithValue(ctx, observingKey{}, struct{}{})
 	octx, end := r.cfg.Observer.StartRefresh(ctx)
 	if octx == nil {
 		octx = ctx
@@ -123,6 +133,14 @@ func (r *Refresher) startRefresh(ctx context.Context) observed {
 	// outcome unknown.
 	return observed{ctx: context.WithoutCancel(octx), end: end}
 }
+
+// observingKey marks the contexts an Observer is given for a token call.
+type observingKey struct{}
+
+// errObserverRefresh: an Observer asked, with the context of a token call
+// it was told of, for a token that needs a refresh: the one under way,
+// which cannot end before the Observer returns.
+var errObserverRefresh = fmt.Errorf("%w: an Observer asked for a refresh during the token call it observes", ErrMisconfigured)
 
 // refreshed reports a successful token call to the Observer, log and hook.
 func (r *Refresher) refreshed(ctx context.Context, call observed, info RefreshInfo) {

@@ -13,7 +13,9 @@ import (
 // The length stays the same. It reads the body once, byte by byte through
 // a matcher whose state carries over from one read to the next, and holds
 // back only the bytes a form may still be under way in (at most the
-// longest form), so an answer streams as it comes.
+// longest form), so an answer streams as it comes. Those bytes go out at
+// the body's end (io.EOF), and nowhere when it breaks off (any other
+// error): a page streaming a cut answer must not get a token's start.
 type tokenMask struct {
 	src   io.ReadCloser
 	forms *tokenForms
@@ -64,6 +66,11 @@ func (m *tokenMask) Read(p []byte) (int, error) {
 		n := held + k
 		hold := m.scan(p[:n], held)
 		if err != nil {
+			if err != io.EOF {
+				// A broken answer: its end is not the body's, and the
+				// bytes a form may have been under way in go nowhere.
+				n -= hold
+			}
 			hold = 0 // no form can end after the body's end
 			m.act = m.act[:0]
 		}
@@ -76,11 +83,12 @@ func (m *tokenMask) Read(p []byte) (int, error) {
 	}
 	for m.ready == 0 {
 		if m.err != nil {
-			if m.n > 0 { // the held-back tail: no form can end there now
+			if m.n > 0 && m.err == io.EOF { // the held-back tail: no form can end there now
 				m.ready = m.n
 				m.act = m.act[:0]
 				break
 			}
+			m.n = 0 // of a broken answer, it goes nowhere
 			return 0, m.err
 		}
 		k, err := m.src.Read(m.buf[m.n:])
@@ -427,10 +435,13 @@ func indexByte(s string, c byte) int {
 }
 
 // in reports whether s holds a form of the token.
-func (f *tokenForms) in(s string) bool {
+func (f *tokenForms) in(s string) bool { return f.mask(s) != s }
+
+// mask returns s with every form of the token replaced by as many "*".
+func (f *tokenForms) mask(s string) string {
 	m := &tokenMask{forms: f}
 	m.act, m.next = m.arr[0][:0], m.arr[1][:0]
 	w := []byte(s)
 	m.scan(w, 0)
-	return string(w) != s
+	return string(w)
 }

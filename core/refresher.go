@@ -312,6 +312,9 @@ func (r *Refresher) refreshAt(rec *record) time.Time {
 // The token call runs on a context detached from any caller, so a caller
 // whose request is cancelled stops waiting without cancelling it.
 func (r *Refresher) refresh(ctx context.Context, s slot, cur *record) (*record, error) {
+	if ctx.Value(observingKey{}) != nil {
+		return nil, errObserverRefresh
+	}
 	own := cur
 	for range maxChain {
 		if rv := r.ledger.isRevokedRecord(cur, r.cfg.Now()); rv != nil {
@@ -353,8 +356,17 @@ func (r *Refresher) refresh(ctx context.Context, s slot, cur *record) (*record, 
 		}
 		key := string(fp[:])
 		shared := r.joinFlight(key)
-		ch := r.flights.DoChan(key, func() (any, error) {
+		ch := r.flights.DoChan(key, func() (_ any, err error) {
 			defer r.leaveFlight(key, shared)
+			// A panic of the app's code (an Observer, a hook) ends the
+			// flight with its value, for its callers to panic with in
+			// their own requests: singleflight would panic in a goroutine
+			// of its own, which no one can recover, ending the process.
+			defer func() {
+				if v := recover(); v != nil {
+					err = &flightPanic{value: v}
+				}
+			}()
 			if r.redeeming != nil {
 				r.redeeming()
 			}
@@ -370,6 +382,9 @@ func (r *Refresher) refresh(ctx context.Context, s slot, cur *record) (*record, 
 		case <-ctx.Done():
 			r.leaveFlight(key, shared)
 			return nil, context.Cause(ctx)
+		}
+		if fp, ok := res.Err.(*flightPanic); ok {
+			panic(fp.value)
 		}
 		if res.Err != nil {
 			if errors.Is(res.Err, ErrReauthRequired) {
@@ -489,6 +504,9 @@ func (r *Refresher) redeem(ctx context.Context, s slot, fp fingerprint, cur *rec
 	}
 	callCtx, cancel := context.WithDeadline(call.ctx, callDeadline)
 	defer cancel()
+	// The claim is kept until the outcome is known: should anything panic
+	// (an Observer's Resend) after the refresh token was sent, it stays.
+	keepClaim = true
 	start := r.cfg.Now()
 	tok, err := r.requestTokenWithRetry(callCtx, cur.Token.RefreshToken)
 	resent := false
@@ -503,18 +521,26 @@ func (r *Refresher) redeem(ctx context.Context, s slot, fp fingerprint, cur *rec
 	elapsed := r.cfg.Now().Sub(start)
 	keepClaim = errors.Is(err, ErrOutcomeUnknown)
 	if err != nil {
-		r.refreshFailed(ctx, call, RefreshErrorInfo{Err: err, Class: class(err),
-			OutcomeUnknown: errors.Is(err, ErrOutcomeUnknown), Duration: elapsed, Shared: int(shared.Load()), Resent: resent})
-		if backsOff(err) {
-			// Its callers get the backoff as their Retry-After hint.
-			err = &backingOff{err: err, retryAfter: r.backoff.failed(fp, r.cfg.Now(), err)}
-		}
+		// What the failure means is recorded before the Observer and
+		// hooks hear of it: one that panics must not keep a stale copy
+		// from knowing the grant is over.
+		info := RefreshErrorInfo{Err: err, Class: class(err),
+			OutcomeUnknown: errors.Is(err, ErrOutcomeUnknown), Duration: elapsed, Shared: int(shared.Load()), Resent: resent}
+		var rv *revocation
 		if errors.Is(err, ErrReauthRequired) {
 			// The grant is over. No copy of its tokens may be used
 			// again: a stale copy of the session, even the one of this
 			// request (remove leaves an unmodified copy as it is), must
 			// not send the refresh token a second time.
-			r.reauthOnce(ctx, r.ledger.revoke(r.cfg.Now(), r.retainUntil(ctx), err, cur))
+			rv = r.ledger.revoke(r.cfg.Now(), r.retainUntil(ctx), err, cur)
+		}
+		if backsOff(err) {
+			// Its callers get the backoff as their Retry-After hint.
+			err = &backingOff{err: err, retryAfter: r.backoff.failed(fp, r.cfg.Now(), err)}
+		}
+		r.refreshFailed(ctx, call, info)
+		if rv != nil {
+			r.reauthOnce(ctx, rv)
 		}
 		return nil, err
 	}
@@ -636,4 +662,12 @@ func (r *Refresher) Info(ctx context.Context) (SessionInfo, error) {
 		RefreshAt:       r.refreshAt(rec),
 		Launch:          s.id,
 	}, nil
+}
+
+// flightPanic is a panic in a flight (of the app's code: an Observer, a
+// hook), which each of its callers panics with again.
+type flightPanic struct{ value any }
+
+func (p *flightPanic) Error() string {
+	return fmt.Sprint("smartrefresh: panic in a refresh: ", p.value)
 }

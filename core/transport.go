@@ -84,7 +84,7 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	resp, err := t.base.RoundTrip(t.authorize(req, tok))
 	if err != nil {
-		return resp, err
+		return resp, withoutToken(err, tok.AccessToken)
 	}
 	if resp.StatusCode != http.StatusUnauthorized {
 		t.r.accepted(tok.AccessToken)
@@ -119,6 +119,7 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	resp, err = t.base.RoundTrip(retry)
 	switch {
 	case err != nil:
+		err = withoutToken(err, next.AccessToken)
 	case resp.StatusCode != http.StatusUnauthorized:
 		t.r.accepted(next.AccessToken)
 	default:
@@ -160,3 +161,26 @@ func closeBody(req *http.Request) {
 		req.Body.Close()
 	}
 }
+
+// withoutToken returns err, the error of a round trip that carried the
+// access token, with every form of the token (tokenForms) in its text
+// masked: net/http quotes an answer's malformed lines in its errors
+// ("malformed MIME header line: ..."), and a careless server may have
+// echoed the request's Authorization header there, on its way to a log.
+func withoutToken(err error, token string) error {
+	msg := err.Error()
+	if masked := newTokenForms(token).mask(msg); masked != msg {
+		return &maskedError{err: err, msg: masked}
+	}
+	return err
+}
+
+// maskedError is an error whose text held the token. It is what err is
+// (errors.Is), but does not unwrap to it, whose text still holds it.
+type maskedError struct {
+	err error
+	msg string
+}
+
+func (e *maskedError) Error() string        { return e.msg }
+func (e *maskedError) Is(target error) bool { return errors.Is(e.err, target) }
