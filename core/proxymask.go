@@ -412,7 +412,7 @@ func maskAlts(c byte) []maskAlt {
 		}
 		return m
 	}
-	alts := []maskAlt{{s: string(c)}, {s: string([]byte{'%', hi, lo}), fold: fold(1)}}
+	alts := []maskAlt{{s: string([]byte{c})}, {s: string([]byte{'%', hi, lo}), fold: fold(1)}}
 	if c < 0x80 {
 		alts = append(alts, maskAlt{s: string([]byte{'\\', 'u', '0', '0', hi, lo}), fold: fold(4)})
 	}

@@ -190,7 +190,7 @@ func tokenFormEnds(body []byte, token string) iter.Seq2[int, int] {
 		}
 	}
 	ways := func(c byte) []string {
-		w := []string{string(c)}
+		w := []string{string([]byte{c})} // the byte, not the UTF-8 of rune c
 		for _, h := range caseVariants(fmt.Sprintf("%02x", c)) {
 			w = append(w, "%"+h)
 			if c < 0x80 {
