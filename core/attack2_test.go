@@ -257,9 +257,9 @@ func TestAttackPaddedUpstreamAnswerLogsNoToken(t *testing.T) {
 		"304": func(auth string) string { return "HTTP/1.1 304 Not Modified\r\n\r\n" + `{"echo":"` + auth + `"}` },
 	} {
 		t.Run(name, func(t *testing.T) {
-			var std lockedBuffer
+			std := &lockedWriter{w: &strings.Builder{}}
 			saved := log.Writer()
-			log.SetOutput(&std)
+			log.SetOutput(std)
 			defer log.SetOutput(saved)
 			var seen atomic.Value
 			up := rawUpstream(t, func(auth string) string {
@@ -286,23 +286,6 @@ func TestAttackPaddedUpstreamAnswerLogsNoToken(t *testing.T) {
 			}
 		})
 	}
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // reentrant is an Observer that asks the Refresher for the session's

@@ -68,6 +68,7 @@ func newFixture(t *testing.T, opts smarttest.Options, edit ...func(*core.Config)
 	return f
 }
 
+// lockedWriter is w for writers on several goroutines (a logger's).
 type lockedWriter struct {
 	mu sync.Mutex
 	w  io.Writer
@@ -77,6 +78,14 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.w.Write(p)
+}
+
+// String returns what was written, when w is a fmt.Stringer (a
+// strings.Builder, a bytes.Buffer), read while no write is under way.
+func (l *lockedWriter) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.(fmt.Stringer).String()
 }
 
 // login saves a fresh grant in a new session, as an app's callback would,
