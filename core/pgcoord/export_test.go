@@ -1,6 +1,7 @@
 package pgcoord
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -169,3 +171,22 @@ func (s *Server) Up(t testing.TB) { s.run(t, "up") }
 
 // MigrationTimeouts are the settings of the tables' creation.
 const MigrationTimeouts = migrationTimeouts
+
+// LogBuffer is a bytes.Buffer for a logger written from several
+// goroutines, read while no write is under way.
+type LogBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *LogBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *LogBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}

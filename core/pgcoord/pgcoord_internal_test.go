@@ -15,23 +15,6 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func testCoordinator(t *testing.T, prefix string, opts ...Option) *Coordinator {
 	t.Helper()
 	return New(NewTestPool(t), append([]Option{WithPrefix(prefix), WithRetryInterval(5 * time.Millisecond),
@@ -266,7 +249,7 @@ func TestDatabaseDownErrorsHoldNoValue(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer pool.Close()
-	logs := &syncBuffer{}
+	logs := &LogBuffer{}
 	c := New(pool, WithUnavailableWait(300*time.Millisecond), WithLogger(slog.New(slog.NewTextHandler(logs, nil))))
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

@@ -22,23 +22,6 @@ import (
 	"github.com/smartrefresh/smartrefresh/core/smarttest"
 )
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // roleURL creates a login role without any privilege of its own (no
 // CREATE on the schema: PostgreSQL 15's default), dropped when t ends, and
 // returns the test database's URL as that role.
@@ -124,7 +107,7 @@ func TestMissingTablesOrPrivilegesAreMisconfigured(t *testing.T) {
 		{"there, not granted", []pgcoord.Option{pgcoord.WithTablePrefix(granted)}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			logs := &syncBuffer{}
+			logs := &pgcoord.LogBuffer{}
 			c := pgcoord.New(pgcoord.NewTestPool(t, u), append(tc.opts, pgcoord.WithLogger(slog.New(slog.NewTextHandler(logs, nil))))...)
 			cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 			defer cancel()

@@ -35,7 +35,7 @@ func admin(t *testing.T, rs *redisServer) redis.Conn {
 
 // aclBackend is lostBackend as the Redis user name, password "pw", every
 // other Coordinator on go-redis; logs go to logs as well as to t.
-func aclBackend(rs *redisServer, name string, logs *lockedBuffer) coordtest.Backend {
+func aclBackend(rs *redisServer, name string, logs *rediscoord.LogBuffer) coordtest.Backend {
 	n := 0
 	return coordtest.Backend{
 		New: func(t *testing.T, lease time.Duration) core.Coordinator {
@@ -68,7 +68,7 @@ func TestACLUserWithTheDocumentedCommands(t *testing.T) {
 	if _, err := conn.Do("ACL", args...); err != nil {
 		t.Fatal(err)
 	}
-	logs := &lockedBuffer{}
+	logs := &rediscoord.LogBuffer{}
 	coordtest.RunLockLost(t, aclBackend(rs, "coord", logs), time.Second, func(t *testing.T) {
 		keys, err := redis.Strings(conn.Do("KEYS", "smartrefresh:lock:*"))
 		if err != nil || len(keys) != 1 {
@@ -97,7 +97,7 @@ func TestACLUserWithoutPEXPIRE(t *testing.T) {
 	if _, err := conn.Do("ACL", args...); err != nil {
 		t.Fatal(err)
 	}
-	logs := &lockedBuffer{}
+	logs := &rediscoord.LogBuffer{}
 	b := aclBackend(rs, "nopexpire", logs)
 	const lease = 300 * time.Millisecond
 	clock := smarttest.NewClock(time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC))
@@ -171,7 +171,7 @@ func TestEvictionPolicyWarnedAtFirstUse(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, goRedis := range []bool{false, true} {
-			logs := &lockedBuffer{}
+			logs := &rediscoord.LogBuffer{}
 			logger := slog.New(slog.NewTextHandler(logs, nil))
 			var c *rediscoord.Coordinator
 			if goRedis {

@@ -1,11 +1,13 @@
 package rediscoord
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"errors"
 	"os"
 	"regexp"
+	"sync"
 	"testing"
 	"time"
 
@@ -118,3 +120,22 @@ func deletePrefix(pool *redis.Pool, prefix string) error {
 // EvictionChecked reports whether c has logged what it found of Redis's
 // eviction policy.
 func EvictionChecked(c *Coordinator) bool { return c.checked.Load() }
+
+// LogBuffer is a bytes.Buffer for a logger written from several
+// goroutines, read while no write is under way.
+type LogBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *LogBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *LogBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}

@@ -1,7 +1,6 @@
 package rediscoord
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
@@ -13,25 +12,6 @@ import (
 
 	"github.com/gomodule/redigo/redis"
 )
-
-// syncBuffer is a bytes.Buffer for a logger written from several
-// goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // testCoordinator returns a Coordinator on its own pool of the test Redis,
 // under prefix.
@@ -185,7 +165,7 @@ func TestLockOfCrashedHolderIsFreedAfterLease(t *testing.T) {
 func TestUnlockNeverDeletesAnotherHoldersLock(t *testing.T) {
 	pool := NewTestPool(t)
 	prefix := KeyPrefix(t, pool)
-	logs := &syncBuffer{}
+	logs := &LogBuffer{}
 	logger := slog.New(slog.NewTextHandler(logs, nil))
 	a := testCoordinator(t, prefix, WithLease(100*time.Millisecond), WithLogger(logger))
 	b := testCoordinator(t, prefix, WithLease(time.Second), WithRetryInterval(5*time.Millisecond))
@@ -217,7 +197,7 @@ func TestUnlockNeverDeletesAnotherHoldersLock(t *testing.T) {
 
 	// a's renewal finds its lock taken: it stops, reports it without the
 	// lock's values, and a's unlock leaves the new holder's lock.
-	logs2 := &syncBuffer{}
+	logs2 := &LogBuffer{}
 	a2 := testCoordinator(t, prefix, WithLease(150*time.Millisecond), WithLogger(slog.New(slog.NewTextHandler(logs2, nil))))
 	unlockA, err := a2.Lock(context.Background(), "k2")
 	if err != nil {
@@ -335,7 +315,7 @@ func TestLoadStore(t *testing.T) {
 
 func TestRedisDownErrorsHoldNoValue(t *testing.T) {
 	// Nothing listens on port 1.
-	logs := &syncBuffer{}
+	logs := &LogBuffer{}
 	c := New(newPool("127.0.0.1:1"), WithRetryInterval(time.Millisecond), WithLogger(slog.New(slog.NewTextHandler(logs, nil))))
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()

@@ -25,23 +25,6 @@ import (
 // balancer would. The mock authorization server is strict: a refresh
 // token presented twice revokes the grant.
 
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // cluster is the shared part: the mock server, the clock, the Redis key
 // prefix of this test, and the settings every replica gets.
 type cluster struct {
@@ -49,7 +32,7 @@ type cluster struct {
 	clock  *smarttest.Clock // token expiry; Redis leases and session lifetimes run on real time
 	srv    *smarttest.Server
 	prefix string
-	logs   *lockedBuffer
+	logs   *rediscoord.LogBuffer
 	// coordinated replicas get a Coordinator with these options.
 	coordinated bool
 	coordOpts   []rediscoord.Option
@@ -69,7 +52,7 @@ func newClusterIn(t *testing.T, m serverMode, coordinated bool, coordOpts ...red
 		t:           t,
 		clock:       smarttest.NewClock(time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)),
 		prefix:      rediscoord.KeyPrefix(t, pool),
-		logs:        &lockedBuffer{},
+		logs:        &rediscoord.LogBuffer{},
 		coordinated: coordinated,
 		coordOpts:   coordOpts,
 	}

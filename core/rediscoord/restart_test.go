@@ -175,7 +175,7 @@ func redisRestartDuringTokenCall(t *testing.T, checked bool, downFor time.Durati
 	clock := smarttest.NewClock(time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC))
 	srv := smarttest.NewServer(smarttest.Options{Now: clock.Now, AccessTokenTTL: time.Hour, Logf: t.Logf})
 	t.Cleanup(srv.Close)
-	logs := &lockedBuffer{}
+	logs := &rediscoord.LogBuffer{}
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("refresher logs:\n%s", logs)
@@ -314,7 +314,7 @@ func TestLockAcrossRedisRestart(t *testing.T) {
 	pool := restartPool(rs.addr, false)
 	t.Cleanup(func() { pool.Close() })
 	const lease = 600 * time.Millisecond
-	logs := &lockedBuffer{}
+	logs := &rediscoord.LogBuffer{}
 	a := rediscoord.New(pool, rediscoord.WithLease(lease), rediscoord.WithLogger(slog.New(slog.NewTextHandler(logs, nil))))
 	warm(t, pool, 8)
 	value := func(key string) (string, bool) {
